@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
         "least 1 - epsilon. Also TransformerLens's previous_token_head scores (mul, abs) and, "
         "when queries and keys are in the dump, the share of the logit at that offset carried "
         "by the highest quarter of frequencies. Prints a table; -o writes the same as HDF5.");
-    std::string input, from = "pattern", scale = "sqrt", format = "tsv", layers = "all", plot;
+    std::string input, from = "pattern", scale = "auto", format = "tsv", layers = "all", plot;
     PositionalOptions options;
     DumpCliOptions dump_options;
     auto& app = tool.app();
@@ -41,7 +41,10 @@ int main(int argc, char** argv) {
     app.add_flag("--exclude-current-token", options.exclude_current_token,
                  "TransformerLens scores only: ignore the diagonal");
     app.add_option("--scale", scale,
-                   "qk: sqrt = logits / sqrt(d_head) as models do; none = the paper's convention")
+                   "qk: logits = scale * q.k; auto = the dump's attn_scale attribute (rope-dump "
+                   "and construct-key write it), else sqrt; sqrt = 1/sqrt(d_head) as models "
+                   "do; none = 1, the paper's convention")
+        ->check(CLI::IsMember({"auto", "sqrt", "none"}))
         ->capture_default_str();
     app.add_option("--format", format, "Table on stdout: tsv or json")->capture_default_str();
     app.add_option("--layers", layers, "Layers to read: all, 3, 0-3,7, -1 (last)")
@@ -60,19 +63,17 @@ int main(int argc, char** argv) {
         if (input.empty()) throw usage_error("DUMP is required (see --help)");
         if (from != "pattern" && from != "qk")
             throw usage_error("--from: expected pattern or qk, got '" + from + "'");
-        if (scale != "sqrt" && scale != "none")
-            throw usage_error("--scale: expected sqrt or none, got '" + scale + "'");
         if (format != "tsv" && format != "json")
             throw usage_error("--format: expected tsv or json, got '" + format + "'");
         if (!(options.epsilon > 0 && options.epsilon < 1))
             throw usage_error("--epsilon must be in (0, 1)");
         options.from = from == "qk" ? HeadSource::qk : HeadSource::pattern;
-        options.scale_sqrt = scale == "sqrt";
         if (!tool.output().empty()) check_output_path(tool.output(), tool.force(), {input});
         const H5Input in = H5Input::open(input);
         const DumpReader dump = dump_options.open(in, options.from == HeadSource::pattern
                                                           ? std::optional<Hook>(Hook::pattern)
                                                           : std::nullopt);
+        options.logit_scale = logit_scale_choice(scale, dump.attributes());
         if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
             tool.note("{}", note);
         }

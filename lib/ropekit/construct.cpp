@@ -304,10 +304,10 @@ void write_head_dump(H5Output& out, ConstructedHead& h, const Schedule& s, doubl
     attrs.rope_layout = s.layout;
     attrs.bos = 0;
     attrs.model = "construct-key";
+    attrs.attn_scale = h.result.attn_scale;
     write_dump_attributes(out, attrs);
     const HeadResult& r = h.result;
     out.set_attr("/", "scale", std::string(options.model_scale ? "sqrt" : "none"));
-    out.set_attr("/", "attn_scale", r.attn_scale);
     out.set_attr("/", "head_kind", options.head.kind);
     out.set_attr("/", "head_offset", options.head.offset);
     out.set_attr("/", "epsilon", options.epsilon);

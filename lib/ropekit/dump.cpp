@@ -1,6 +1,7 @@
 #include "ropekit/dump.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -96,6 +97,12 @@ DumpAttributes read_dump_attributes(const H5Input& in) {
     }
     a.model = in.attr_string("/", "model");
     a.p = in.attr_double("/", "p");
+    if (auto scale = in.attr_double("/", "attn_scale")) {
+        if (!(*scale > 0) || !std::isfinite(*scale)) {
+            throw data_error(in.name(), "/@attn_scale", "expected a positive finite number");
+        }
+        a.attn_scale = *scale;
+    }
     return a;
 }
 
@@ -106,6 +113,7 @@ void write_dump_attributes(H5Output& out, const DumpAttributes& a) {
     if (a.bos) out.set_attr("/", "bos", static_cast<std::int64_t>(*a.bos));
     if (a.model) out.set_attr("/", "model", *a.model);
     if (a.p) out.set_attr("/", "p", *a.p);
+    if (a.attn_scale) out.set_attr("/", "attn_scale", *a.attn_scale);
 }
 
 }  // namespace ropekit

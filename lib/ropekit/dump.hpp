@@ -38,7 +38,8 @@ struct DumpAttributes {
     std::optional<std::size_t> rotary_dim;
     std::optional<int> bos;  // 1: position 0 of every sequence is a BOS token
     std::optional<std::string> model;
-    std::optional<double> p;  // p-RoPE fraction the dump was made with
+    std::optional<double> p;           // p-RoPE fraction the dump was made with
+    std::optional<double> attn_scale;  // logits = attn_scale * q.k (models: 1/sqrt(head_dim))
 };
 
 DumpAttributes read_dump_attributes(const H5Input& in);

@@ -76,6 +76,7 @@ void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest&
     attributes.bos = bos ? 1 : 0;
     attributes.model = model.name();
     attributes.p = request.p;
+    attributes.attn_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
     write_dump_attributes(out, attributes);
     out.set_attr("/", "rope_reverse", static_cast<std::int64_t>(request.reverse ? 1 : 0));
     out.set_attr("/", "rope_inv_freq", request.schedule.inv_freq);

@@ -129,6 +129,14 @@ SequenceStats sequence_stats(const float* a, std::size_t T, const PositionalOpti
     return s;
 }
 
+std::optional<double> logit_scale_choice(const std::string& choice,
+                                         const DumpAttributes& attributes) {
+    if (choice == "auto") return attributes.attn_scale;
+    if (choice == "sqrt") return std::nullopt;
+    if (choice == "none") return 1.0;
+    throw usage_error("--scale: expected auto, sqrt or none, got '" + choice + "'");
+}
+
 PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
                                       const std::function<void(const std::string&)>& progress) {
     const std::string& file = dump.input().name();
@@ -201,8 +209,9 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
         std::vector<Tensor<float>> pictures(H);
         std::vector<double> dim_logit(D);
         Tensor<float> q, k, pattern({T, T});
-        const float scale =
-            options.scale_sqrt ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))) : 1.0f;
+        const float scale = static_cast<float>(
+            options.logit_scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
+        if (!from_pattern) r.logit_scale = scale;
         for (std::size_t b = 0; b < B; ++b) {
             if (vectors.available) {
                 dump.read_vectors(layer, vectors.q, b, q);
@@ -372,7 +381,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "source", r.source);
     out.set_attr("/", "epsilon", o.epsilon);
     out.set_attr("/", "max_offset", static_cast<std::int64_t>(o.max_offset));
-    out.set_attr("/", "scale", std::string(o.scale_sqrt ? "sqrt" : "none"));
+    if (o.from == HeadSource::qk) out.set_attr("/", "attn_scale", r.logit_scale);
     out.set_attr("/", "exclude_bos", static_cast<std::int64_t>(o.exclude_bos));
     out.set_attr("/", "exclude_current_token", static_cast<std::int64_t>(o.exclude_current_token));
     out.set_attr("/", "sequences", static_cast<std::int64_t>(r.sequences));

@@ -9,6 +9,7 @@
 // the logit at the head's offset.
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,10 @@ struct PositionalOptions {
     std::size_t max_offset = 8;  // offsets 0 .. max_offset are searched
     bool exclude_bos = false;    // ignore key 0 (renormalise over keys >= 1); TL's exclude_bos
     bool exclude_current_token = false;  // TL scores only: ignore the diagonal
-    bool scale_sqrt = true;              // qk: logits scaled by 1/sqrt(d_head) as models do
-    std::vector<std::size_t> layers;     // indices into the dump's layers; empty = all
-    std::size_t picture_tokens = 48;     // top-left corner of sequence 0 kept for the figures
+    // qk: logits = logit_scale * q.k; unset = 1/sqrt(d_head), as models do.
+    std::optional<double> logit_scale;
+    std::vector<std::size_t> layers;  // indices into the dump's layers; empty = all
+    std::size_t picture_tokens = 48;  // top-left corner of sequence 0 kept for the figures
 };
 
 // What one sequence's [T, T] pattern of one head says.
@@ -66,10 +68,16 @@ struct PositionalHeads {
     std::vector<std::size_t> layers;  // dump layer numbers
     std::size_t heads = 0, frequencies = 0, sequences = 0, tokens = 0;
     bool attributed = false;  // frequency shares computed
+    double logit_scale = 0;   // qk: the multiplier of q.k that was used
     std::string source;       // what the patterns came from, for the record
     PositionalOptions options;
     std::vector<HeadResult> results;  // layer-major
 };
+
+// --scale: "auto" = the dump's attn_scale attribute when it has one, else 1/sqrt(d_head) (unset);
+// "sqrt" = 1/sqrt(d_head) (unset); "none" = 1, the paper's convention.
+std::optional<double> logit_scale_choice(const std::string& choice,
+                                         const DumpAttributes& attributes);
 
 PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
                                       const std::function<void(const std::string&)>& progress = {});

@@ -202,6 +202,24 @@ class ConstructKey(TempDirTest):
                     self.assertTrue(rows[0]["positional"])
                     self.assertGreaterEqual(rows[0]["min_mass"], 0.99)
 
+    def test_find_positional_heads_reads_the_heads_logit_scale(self):
+        # A head built for unscaled logits (--scale none) records attn_scale = 1; find-positional-
+        # heads uses it without being told, and only misses the head when forced to 1/sqrt(d).
+        if not os.path.exists(tool_path("find-positional-heads")):
+            self.skipTest("find-positional-heads is not built")
+        path = self.path("head.h5")
+        run("construct-key", "--query-ones", "--head", "previous", "--head-dim", 64, "--tokens",
+            200, "--epsilon", 0.01, "--scale", "none", "-o", path, "-q", check=0)
+        for flags, positional in [([], True), (["--scale", "none"], True),
+                                  (["--scale", "sqrt"], False)]:
+            with self.subTest(flags=flags):
+                r = run("find-positional-heads", path, "--from", "qk", "--epsilon", 0.01,
+                        "--format", "json", "-q", *flags, check=0)
+                rows = json.loads(r.stdout)
+                self.assertEqual(rows[0]["positional"], positional, rows[0])
+                if positional:
+                    self.assertEqual(rows[0]["offset"], 1)
+
     def test_errors(self):
         self.assertOneLineError(run("construct-key", "--offset", 2, "-o", self.path("x.h5")), 2,
                                 "--query")

@@ -165,6 +165,25 @@ class FindPositionalHeads(TempDirTest):
         none = parse_tsv(run("find-positional-heads", path, "--from", "qk", "--scale", "none", "-q", check=0).stdout)
         self.assertRowsMatch(none, self.numpy_heads(stored, 2, 4, from_qk=True, scale=1.0))
 
+    def test_scale_defaults_to_the_dumps_attn_scale(self):
+        layers = planted_dump(np.random.default_rng(2))
+        path, stored = self.write(layers, extra_attrs={"attn_scale": 1.0})
+        unscaled = self.numpy_heads(stored, 2, 4, from_qk=True, scale=1.0)
+        by_sqrt = self.numpy_heads(stored, 2, 4, from_qk=True, scale=1 / 4)
+        self.assertNotAlmostEqual(unscaled[2]["mass"], by_sqrt[2]["mass"], delta=1e-3)  # it matters
+        got = parse_tsv(run("find-positional-heads", path, "--from", "qk", "-q", check=0).stdout)
+        self.assertRowsMatch(got, unscaled)
+        forced = parse_tsv(run("find-positional-heads", path, "--from", "qk", "--scale", "sqrt", "-q",
+                               check=0).stdout)
+        self.assertRowsMatch(forced, by_sqrt)
+        out = self.path("heads.h5")
+        run("find-positional-heads", path, "--from", "qk", "-o", out, "-q", check=0)
+        with h5py.File(out) as f:
+            self.assertEqual(f.attrs["attn_scale"], 1.0)
+        with h5py.File(path, "r+") as f:
+            f.attrs["attn_scale"] = -1.0
+        self.assertOneLineError(run("find-positional-heads", path, "--from", "qk"), 1, "attn_scale")
+
     def test_pre_rope_only_is_rotated_with_the_schedule(self):
         layers = planted_dump(np.random.default_rng(3))
         pre = [{k: v for k, v in L.items() if k in ("hook_q", "hook_k")} for L in layers]

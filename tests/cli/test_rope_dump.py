@@ -227,6 +227,7 @@ class RopeDump(TempDirTest):
         self.assertEqual(f.attrs["model"], "tiny")
         self.assertEqual(f.attrs["p"], 1.0)
         self.assertEqual((f.attrs["n_heads"], f.attrs["n_kv_heads"], f.attrs["d_head"]), (4, 2, 8))
+        self.assertAlmostEqual(f.attrs["attn_scale"], 1 / np.sqrt(8), places=12)
         self.assertIn("rope-dump", f.attrs["history"])
 
     def test_separate_classifier(self):
