@@ -10,21 +10,13 @@
 
 #include "ropekit/error.hpp"
 #include "ropekit/gguf.hpp"
+#include "test_support.hpp"
 
 using namespace ropekit;
+using namespace ropekit::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "ropekit-gguf-XXXXXX").string();
-        path = ::mkdtemp(t.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // Assembles GGUF bytes field by field, independently of write_gguf.
 struct Bytes {
@@ -76,13 +68,7 @@ std::string save(const TempDir& dir, const std::string& bytes) {
 }
 
 std::string open_error(const std::string& path) {
-    try {
-        GgufFile::open(path);
-    } catch (const Error& e) {
-        CHECK(e.code() == ExitCode::data);
-        return e.what();
-    }
-    return "no error";
+    return error_of([&] { GgufFile::open(path); });
 }
 
 }  // namespace

@@ -12,40 +12,13 @@
 
 #include "ropekit/error.hpp"
 #include "ropekit/h5io.hpp"
+#include "test_support.hpp"
 
 using namespace ropekit;
+using namespace ropekit::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "ropekit-unit-XXXXXX").string();
-        path = ::mkdtemp(tmpl.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-    std::size_t entries() const {
-        return static_cast<std::size_t>(
-            std::distance(fs::directory_iterator(path), fs::directory_iterator()));
-    }
-};
-
-// Runs f, expects an Error with `code` whose message contains every fragment.
-template <class F>
-void expect_error(F&& f, ExitCode code, std::initializer_list<const char*> fragments) {
-    try {
-        f();
-        FAIL("no error thrown");
-    } catch (const Error& e) {
-        CHECK(e.code() == code);
-        for (const char* fragment : fragments) {
-            INFO(e.what());
-            CHECK(std::string(e.what()).find(fragment) != std::string::npos);
-        }
-    }
-}
 
 Tensor<float> ramp(Shape shape) {
     Tensor<float> t(std::move(shape));
@@ -110,7 +83,7 @@ TEST_CASE("bad HDF5 inputs are one-line data errors naming the file") {
     TempDir dir;
     expect_error([&] { H5Input::open(dir.file("missing.h5")); }, ExitCode::data,
                  {"missing.h5: cannot open: No such file"});
-    expect_error([&] { H5Input::open(dir.path.string()); }, ExitCode::data, {"is a directory"});
+    expect_error([&] { H5Input::open(dir.path().string()); }, ExitCode::data, {"is a directory"});
     std::ofstream(dir.file("empty.h5")).close();
     expect_error([&] { H5Input::open(dir.file("empty.h5")); }, ExitCode::data,
                  {"empty.h5: empty input, expected an HDF5 file"});

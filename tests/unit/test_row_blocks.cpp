@@ -1,26 +1,20 @@
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
-#include <filesystem>
-
 #include "ropekit/error.hpp"
 #include "ropekit/h5io.hpp"
 #include "ropekit/row_blocks.hpp"
+#include "test_support.hpp"
 
 using namespace ropekit;
-namespace fs = std::filesystem;
 
 namespace {
 
 // A [3, 5, 2, 4] float dataset whose element at flat index i holds i: row r (leading axes
 // flattened) is 4r .. 4r + 3.
 struct CountingFile {
-    std::string dir, path;
+    test::TempDir dir;
+    std::string path = dir.file("rows.h5");
     CountingFile() {
-        std::string tmpl = (fs::temp_directory_path() / "ropekit-rows-XXXXXX").string();
-        dir = ::mkdtemp(tmpl.data());
-        path = dir + "/rows.h5";
         Tensor<float> t({3, 5, 2, 4});
         for (std::size_t i = 0; i < t.size(); ++i) t.data[i] = static_cast<float>(i);
         auto out = H5Output::create(path, {});
@@ -30,7 +24,6 @@ struct CountingFile {
         out.write("v", one);
         out.commit("test", "test");
     }
-    ~CountingFile() { fs::remove_all(dir); }
 };
 
 void check_rows(const float* rows, std::size_t first, std::size_t count) {

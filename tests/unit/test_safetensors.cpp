@@ -10,21 +10,13 @@
 
 #include "ropekit/error.hpp"
 #include "ropekit/safetensors.hpp"
+#include "test_support.hpp"
 
 using namespace ropekit;
+using namespace ropekit::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string t = (fs::temp_directory_path() / "ropekit-st-XXXXXX").string();
-        path = ::mkdtemp(t.data());
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 // A safetensors file assembled by hand: 8-byte LE length, header text as given, data bytes.
 std::string write_raw(const TempDir& dir, const std::string& header, const std::string& data,
@@ -42,13 +34,7 @@ std::string bytes_of(const void* p, std::size_t n) {
 }
 
 std::string open_error(const std::string& path) {
-    try {
-        SafetensorsFile::open(path);
-    } catch (const Error& e) {
-        CHECK(e.code() == ExitCode::data);
-        return e.what();
-    }
-    return "no error";
+    return error_of([&] { SafetensorsFile::open(path); });
 }
 
 }  // namespace
@@ -108,7 +94,7 @@ TEST_CASE("safetensors writer: header padded with spaces to 8, format pt, contig
     } catch (const Error& e) {
         CHECK(e.code() == ExitCode::usage);
     }
-    CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
+    CHECK(dir.entries() == 1);
 }
 
 TEST_CASE("safetensors writer streams: pieces of any size, and the byte count is checked") {

@@ -1,6 +1,6 @@
 #pragma once
 // Test helpers: tiny random Llama checkpoints in llama2.c's file format, a naive
-// double-precision reference forward pass, and a self-removing temporary directory.
+// double-precision reference forward pass.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -10,9 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace tiny_llama {
 
 namespace fs = std::filesystem;
+using ropekit::test::TempDir;
 
 struct TinyShape {
     int dim = 16, hidden = 24, layers = 2, heads = 4, kv_heads = 2, vocab = 11, seq_len = 8;
@@ -148,16 +151,5 @@ inline std::vector<std::vector<double>> reference_logits(const TinyCheckpoint& c
     }
     return out;
 }
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path =
-            fs::temp_directory_path() / ("ropekit-llama-" + std::to_string(std::random_device{}()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 }  // namespace tiny_llama
