@@ -1,9 +1,6 @@
 // libFuzzer harness: the GGUF reader (lib/ropekit/gguf.hpp) on arbitrary bytes. The bytes go
 // into a memfd so GgufFile::open maps them exactly as it maps a model file; every metadata value
 // and every tensor it accepts is then touched, to check the validated bounds really hold.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <string>
 
@@ -12,14 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > ropekit::fuzz::kMaxInput) return 0;
-    const int fd = memfd_create("fuzz-gguf", MFD_CLOEXEC);
-    if (fd < 0) std::abort();
-    for (std::size_t done = 0; done < size;) {
-        const ssize_t put = write(fd, data + done, size - done);
-        if (put <= 0) std::abort();
-        done += static_cast<std::size_t>(put);
-    }
-    const std::string path = "/proc/self/fd/" + std::to_string(fd);
+    const ropekit::fuzz::MemoryFile input("fuzz-gguf", data, size);
+    const std::string path = input.path();
     ropekit::fuzz::expect_clean_refusal("fuzz_gguf", [&] {
         const auto file = ropekit::GgufFile::open(path);
         for (const auto& kv : file.metadata()) {
@@ -38,6 +29,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         (void)checksum;
     });
-    close(fd);
     return 0;
 }

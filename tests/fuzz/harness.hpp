@@ -12,6 +12,10 @@
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <string>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ropekit/error.hpp"
 
@@ -36,6 +40,28 @@ void expect_clean_refusal(const char* harness, Body&& body) {
         std::abort();
     }
 }
+
+// The input bytes as a file in memory (memfd), so a reader maps them exactly as it maps a file on
+// disk. path() is /proc/self/fd/N; closed on destruction.
+class MemoryFile {
+  public:
+    MemoryFile(const char* name, const std::uint8_t* data, std::size_t size)
+        : fd_(memfd_create(name, MFD_CLOEXEC)) {
+        if (fd_ < 0) std::abort();
+        for (std::size_t done = 0; done < size;) {
+            const ssize_t put = write(fd_, data + done, size - done);
+            if (put <= 0) std::abort();
+            done += static_cast<std::size_t>(put);
+        }
+    }
+    ~MemoryFile() { close(fd_); }
+    MemoryFile(const MemoryFile&) = delete;
+    MemoryFile& operator=(const MemoryFile&) = delete;
+    std::string path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+  private:
+    int fd_;
+};
 
 }  // namespace ropekit::fuzz
 
