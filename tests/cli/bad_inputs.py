@@ -4,19 +4,7 @@ expected" naming the file, no output file (and no temporary) left behind, and ev
 sha256 unchanged."""
 import os
 
-from ropekit_test import TempDirTest, run, sha256
-
-
-def tree_state(path):
-    """sha256 of a file, or of every file below a directory (by relative path)."""
-    if os.path.isdir(path):
-        state = {}
-        for root, _, files in os.walk(path):
-            for name in files:
-                full = os.path.join(root, name)
-                state[os.path.relpath(full, path)] = sha256(full)
-        return state
-    return sha256(path)
+from ropekit_test import TempDirTest, run, tree_state
 
 
 class BadInputTest(TempDirTest):

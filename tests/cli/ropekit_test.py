@@ -4,6 +4,7 @@ Tests run under Debian's /usr/bin/python3 (ctest sets it up) so that python3-h5p
 python3-numpy serve as an independent second implementation.
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -62,6 +63,28 @@ def pipe(*commands, timeout=600):
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def edit_json(path, change):
+    """Loads a JSON file, lets change(data) modify it in place, writes it back."""
+    with open(path) as f:
+        data = json.load(f)
+    change(data)
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def tree_state(path):
+    """sha256 of a file, or of every file below a directory (by relative path): compare before
+    and after a run to prove an input was not modified."""
+    if os.path.isdir(path):
+        state = {}
+        for root, _, files in os.walk(path):
+            for name in files:
+                full = os.path.join(root, name)
+                state[os.path.relpath(full, path)] = sha256(full)
+        return state
+    return sha256(path)
 
 
 class TempDirTest(unittest.TestCase):

@@ -11,7 +11,7 @@ import numpy as np
 
 import test_prope_convert as pc
 from bad_inputs import BadInputTest
-from ropekit_test import SHARED_DATA
+from ropekit_test import SHARED_DATA, edit_json
 
 
 def safetensors_bytes(header, data=b"", pad=True):
@@ -103,12 +103,8 @@ class Safetensors(BadInputTest):
     def test_index_naming_a_shard_outside_the_directory_exits_1(self):
         src = self.path("model")
         pc.make_hf_dir(src, sharded=True)
-        index = os.path.join(src, "model.safetensors.index.json")
-        with open(index) as f:
-            data = json.load(f)
-        data["weight_map"]["lm_head.weight"] = "../evil.safetensors"
-        with open(index, "w") as f:
-            json.dump(data, f)
+        edit_json(os.path.join(src, "model.safetensors.index.json"),
+                  lambda d: d["weight_map"].update({"lm_head.weight": "../evil.safetensors"}))
         self.expect_refusal("prope-convert", [src, "--p", "0.5", "-o", self.path("out")], 1,
                             "model.safetensors.index.json", "weight_map",
                             "'../evil.safetensors' is not a plain file name", inputs=[src],
@@ -131,11 +127,7 @@ class ConfigJson(BadInputTest):
             with open(path, "w") as f:
                 f.write(text)
         elif edit is not None:
-            with open(path) as f:
-                cfg = json.load(f)
-            edit(cfg)
-            with open(path, "w") as f:
-                json.dump(cfg, f)
+            edit_json(path, edit)
         return src
 
     def refused(self, src, *fragments, tool="prope-convert"):

@@ -10,7 +10,7 @@ import unittest
 import h5py
 import numpy as np
 
-from ropekit_test import SHARED_DATA, TempDirTest, run, sha256
+from ropekit_test import SHARED_DATA, TempDirTest, edit_json, run, sha256, tree_state
 
 # ---------------------------------------------------------------- safetensors, by hand
 ST_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "U8": np.uint8}
@@ -242,16 +242,6 @@ def make_hf_dir(path, *, head_dim=16, heads=2, layers=2, theta=10000.0, v5=False
     return cfg
 
 
-def dir_state(path):
-    """Every file's relative path -> sha256 (to prove an input was not modified)."""
-    state = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            state[os.path.relpath(full, path)] = sha256(full)
-    return state
-
-
 class HuggingFaceDirectories(TempDirTest):
     def convert(self, src, out, *args, code=0):
         r = run("prope-convert", src, "-o", out, *args)
@@ -284,11 +274,11 @@ class HuggingFaceDirectories(TempDirTest):
     def test_single_file_is_hard_linked_and_tokenizer_kept(self):
         src, out = self.path("in"), self.path("out")
         make_hf_dir(src)
-        before = dir_state(src)
+        before = tree_state(src)
         self.convert(src, out, "--p", "0.5")
         for name in ("model.safetensors", "tokenizer.json", "generation_config.json"):
             self.assertEqual(os.stat(os.path.join(src, name)).st_ino, os.stat(os.path.join(out, name)).st_ino)
-        self.assertEqual(dir_state(src), before)
+        self.assertEqual(tree_state(src), before)
         self.assertEqual(sorted(os.listdir(out)), sorted(os.listdir(src)))
         self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
 
@@ -305,9 +295,9 @@ class HuggingFaceDirectories(TempDirTest):
     def test_sharded_with_saved_inv_freq_rewrites_only_those_shards(self):
         src, out = self.path("in"), self.path("out")
         make_hf_dir(src, sharded=True, inv_freq=True, layers=2, head_dim=16, theta=1e4)
-        before = dir_state(src)
+        before = tree_state(src)
         self.convert(src, out, "--p", "0.25")
-        self.assertEqual(dir_state(src), before)
+        self.assertEqual(tree_state(src), before)
         with open(os.path.join(out, "model.safetensors.index.json")) as f:
             weight_map = json.load(f)["weight_map"]
         want = prope(1.0 / 1e4 ** (np.arange(0, 16, 2) / 16), 0.25)
@@ -403,12 +393,12 @@ class LoadsAsPRope(TempDirTest):
 class Refusals(TempDirTest):
     def refuse(self, src, code, *args, fragment=""):
         out = self.path("out")
-        before = dir_state(src) if os.path.isdir(src) else sha256(src)
+        before = tree_state(src) if os.path.isdir(src) else sha256(src)
         r = run("prope-convert", src, "-o", out, *args)
         self.assertOneLineError(r, code, "prope-convert: ", fragment)
         self.assertFalse(os.path.exists(out))
         self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
-        self.assertEqual(dir_state(src) if os.path.isdir(src) else sha256(src), before)
+        self.assertEqual(tree_state(src) if os.path.isdir(src) else sha256(src), before)
 
     def test_yarn_and_dynamic_inputs(self):
         for i, (kind, extra) in enumerate((("yarn", {"original_max_position_embeddings": 1024}), ("dynamic", {}))):
@@ -456,12 +446,8 @@ class Refusals(TempDirTest):
         self.refuse(src, 1, "--p", "0.5", fragment="model.safetensors: header length")
         src2 = self.path("in2")
         make_hf_dir(src2, sharded=True)
-        index = os.path.join(src2, "model.safetensors.index.json")
-        with open(index) as f:
-            data = json.load(f)
-        data["weight_map"]["ghost.weight"] = "model-00001-of-00004.safetensors"
-        with open(index, "w") as f:
-            json.dump(data, f)
+        edit_json(os.path.join(src2, "model.safetensors.index.json"),
+                  lambda d: d["weight_map"].update({"ghost.weight": "model-00001-of-00004.safetensors"}))
         self.refuse(src2, 1, "--p", "0.5", fragment="'ghost.weight'")
         src3 = self.path("in3")
         make_hf_dir(src3)
