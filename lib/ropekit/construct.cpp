@@ -10,6 +10,7 @@
 #include "ropekit/attention.hpp"
 #include "ropekit/dump.hpp"
 #include "ropekit/error.hpp"
+#include "ropekit/index_spec.hpp"
 #include "ropekit/row_blocks.hpp"
 
 namespace ropekit {
@@ -44,11 +45,7 @@ std::vector<std::size_t> parse_chunk_spec(const std::string& spec, std::size_t c
             return out;
         }
     }
-    std::size_t begin = 0;
-    while (begin <= spec.size()) {
-        std::size_t end = spec.find(',', begin);
-        if (end == std::string::npos) end = spec.size();
-        const std::string item = spec.substr(begin, end - begin);
+    for (const std::string& item : split_list(spec)) {
         const std::size_t dash = item.find('-');
         const std::size_t lo = number(item.substr(0, dash));
         const std::size_t hi = dash == std::string::npos ? lo : number(item.substr(dash + 1));
@@ -56,7 +53,6 @@ std::vector<std::size_t> parse_chunk_spec(const std::string& spec, std::size_t c
             throw bad(fmt::format("chunks are numbered 1 (highest frequency) to {}", chunk_count));
         }
         for (std::size_t c = lo; c <= hi; ++c) out.push_back(c - 1);
-        begin = end + 1;
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());

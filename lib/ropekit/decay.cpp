@@ -10,6 +10,7 @@
 
 #include "ropekit/dump.hpp"
 #include "ropekit/error.hpp"
+#include "ropekit/index_spec.hpp"
 #include "ropekit/logit_curve.hpp"
 #include "ropekit/row_blocks.hpp"
 #include "ropekit/svg_plot.hpp"
@@ -372,11 +373,7 @@ std::vector<std::int64_t> parse_offsets(const std::string& spec) {
         return static_cast<std::int64_t>(std::stoll(text));
     };
     std::vector<std::int64_t> out;
-    std::size_t begin = 0;
-    while (begin <= spec.size()) {
-        std::size_t end = spec.find(',', begin);
-        if (end == std::string::npos) end = spec.size();
-        const std::string item = spec.substr(begin, end - begin);
+    for (const std::string& item : split_list(spec)) {
         const std::size_t dash = item.find('-');
         if (dash == std::string::npos) {
             out.push_back(number(item));
@@ -391,7 +388,6 @@ std::vector<std::int64_t> parse_offsets(const std::string& spec) {
             if ((hi - lo) / step > 100'000'000) throw bad("more than 1e8 offsets");
             for (std::int64_t o = lo; o <= hi; o += step) out.push_back(o);
         }
-        begin = end + 1;
     }
     return out;
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/error.hpp"
+#include "ropekit/index_spec.hpp"
 
 namespace ropekit {
 
@@ -35,11 +36,7 @@ std::vector<Hook> parse_hooks(const std::string& list, const std::string& option
     constexpr Hook kAll[] = {Hook::q,     Hook::k,       Hook::rot_q,
                              Hook::rot_k, Hook::pattern, Hook::scores};
     std::vector<Hook> hooks;
-    std::size_t begin = 0;
-    while (begin <= list.size()) {
-        const std::size_t end = std::min(list.find(',', begin), list.size());
-        const std::string word = list.substr(begin, end - begin);
-        begin = end + 1;
+    for (const std::string& word : split_list(list)) {
         bool known = false;
         for (Hook h : kAll) {
             const std::string full = hook_name(h), shortname = full.substr(5);

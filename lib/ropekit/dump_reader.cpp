@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "ropekit/error.hpp"
+#include "ropekit/index_spec.hpp"
 
 namespace ropekit {
 namespace {
@@ -98,14 +99,7 @@ std::size_t VectorAxes::index(const std::string& axis) const {
 
 VectorAxes parse_vector_axes(const std::string& spec) {
     VectorAxes axes;
-    axes.names.clear();
-    std::size_t start = 0;
-    while (start <= spec.size()) {
-        std::size_t comma = spec.find(',', start);
-        if (comma == std::string::npos) comma = spec.size();
-        axes.names.push_back(spec.substr(start, comma - start));
-        start = comma + 1;
-    }
+    axes.names = split_list(spec);
     std::vector<std::string> sorted = axes.names;
     std::sort(sorted.begin(), sorted.end());
     const bool ok = sorted == std::vector<std::string>{"dim", "head", "pos"} ||

@@ -41,6 +41,17 @@ std::size_t parse_index(const std::string& text, std::size_t count, const std::s
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& text, char separator) {
+    std::vector<std::string> items;
+    std::size_t begin = 0;
+    while (true) {
+        const std::size_t end = text.find(separator, begin);
+        items.push_back(text.substr(begin, end == std::string::npos ? end : end - begin));
+        if (end == std::string::npos) return items;
+        begin = end + 1;
+    }
+}
+
 std::vector<std::size_t> parse_index_spec(const std::string& spec, std::size_t count,
                                           const std::string& option) {
     std::vector<std::size_t> out;
@@ -48,10 +59,7 @@ std::vector<std::size_t> parse_index_spec(const std::string& spec, std::size_t c
         for (std::size_t i = 0; i < count; ++i) out.push_back(i);
         return out;
     }
-    std::size_t start = 0;
-    while (start <= spec.size()) {
-        const std::size_t comma = std::min(spec.find(',', start), spec.size());
-        const std::string item = spec.substr(start, comma - start);
+    for (const std::string& item : split_list(spec)) {
         // A range "a-b": the dash that is not a leading minus.
         const std::size_t dash = item.find('-', 1);
         if (dash != std::string::npos && !item.empty() && item[0] != '-') {
@@ -62,7 +70,6 @@ std::vector<std::size_t> parse_index_spec(const std::string& spec, std::size_t c
         } else {
             out.push_back(parse_index(item, count, option, spec));
         }
-        start = comma + 1;
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());

@@ -27,3 +27,12 @@ TEST_CASE("bad index specs are usage errors naming the option") {
         }
     }
 }
+
+TEST_CASE("split_list keeps empty items so callers can name them") {
+    using S = std::vector<std::string>;
+    CHECK(split_list("a") == S{"a"});
+    CHECK(split_list("") == S{""});
+    CHECK(split_list("q,k,,rot_q") == S{"q", "k", "", "rot_q"});
+    CHECK(split_list(",") == S{"", ""});
+    CHECK(split_list("1-4:2;7", ';') == S{"1-4:2", "7"});
+}
