@@ -13,7 +13,7 @@
 
 namespace ropekit {
 
-namespace {
+namespace checks {
 
 std::vector<double> gaussian_vector(std::mt19937_64& rng, std::size_t n) {
     std::normal_distribution<double> normal;
@@ -21,6 +21,19 @@ std::vector<double> gaussian_vector(std::mt19937_64& rng, std::size_t n) {
     for (double& x : v) x = normal(rng);
     return v;
 }
+
+CheckResult at_most(std::string name, std::string what, double worst, double tolerance,
+                    std::string detail) {
+    return {std::move(name), std::move(what),    worst,
+            tolerance,       worst <= tolerance, std::move(detail)};
+}
+
+}  // namespace checks
+
+namespace {
+
+using checks::at_most;
+using checks::gaussian_vector;
 
 // (R^i q)^T (R^j k) = q^T R^(j-i) k, for positions up to 1e6.
 CheckResult rope_relative(const CheckGrid& g) {
@@ -39,14 +52,12 @@ CheckResult rope_relative(const CheckGrid& g) {
         worst = std::max(worst, std::abs(absolute - expected) / static_cast<double>(g.head_dim));
     }
     const double tol = 1e-9;
-    return {"rope-relative",
-            fmt::format("(R^i q)^T (R^j k) = q^T R^(j-i) k, 200 Gaussian pairs, i, j <= 1e6, d={}, "
-                        "theta={:g}; max |difference| / d",
-                        g.head_dim, g.theta),
-            worst,
-            tol,
-            worst <= tol,
-            ""};
+    return at_most(
+        "rope-relative",
+        fmt::format("(R^i q)^T (R^j k) = q^T R^(j-i) k, 200 Gaussian pairs, i, j <= 1e6, d={}, "
+                    "theta={:g}; max |difference| / d",
+                    g.head_dim, g.theta),
+        worst, tol);
 }
 
 // Half-split and interleaved layouts give the same logits once dims are permuted.
@@ -69,14 +80,12 @@ CheckResult layout_equivalence(const CheckGrid& g) {
         worst = std::max(worst, std::abs(a - b));
     }
     const double tol = 1e-12;
-    return {"layout-equivalence",
-            fmt::format("half-split and interleaved logits agree after the dim permutation, 100 "
-                        "pairs, d={}, theta={:g}; max |difference|",
-                        g.head_dim, g.theta),
-            worst,
-            tol,
-            worst <= tol,
-            ""};
+    return at_most(
+        "layout-equivalence",
+        fmt::format("half-split and interleaved logits agree after the dim permutation, 100 "
+                    "pairs, d={}, theta={:g}; max |difference|",
+                    g.head_dim, g.theta),
+        worst, tol);
 }
 
 // p = 0 is NoPE, p = 1 is RoPE, 0 < p < 1 keeps exactly floor(p d/2) of the highest frequencies.

@@ -3,6 +3,11 @@
 //   verify.cpp          rope-relative, layout-equivalence, prope-endpoints (the RoPE machinery)
 //   verify_decay.cpp    prop-3.1, prop-3.2, fig-2a, prop-5.2 (where attention can and cannot peak)
 //   verify_heads.cpp    thm-5.3-diagonal, thm-5.3-previous, thm-6.1, lemma-a.1
+#include <cstddef>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "ropekit/verify.hpp"
 
 namespace ropekit::checks {
@@ -15,6 +20,13 @@ CheckResult thm_5_3_diagonal(const CheckGrid& g);
 CheckResult thm_5_3_previous(const CheckGrid& g);
 CheckResult thm_6_1(const CheckGrid& g);
 CheckResult lemma_a_1(const CheckGrid& g);
+
+// n independent standard normal values.
+std::vector<double> gaussian_vector(std::mt19937_64& rng, std::size_t n);
+
+// A check that passes when the measured worst error is at most the tolerance.
+CheckResult at_most(std::string name, std::string what, double worst, double tolerance,
+                    std::string detail = "");
 
 // Closest approach of n * g to a multiple of 2 pi over 0 < n <= max_n, with the n reaching it.
 // n * g is split exactly (two-product) and 2 pi is a double-double, so the error is ~1e-15 rad.
