@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 
@@ -390,6 +391,10 @@ const std::uint8_t* GgufFile::bytes(const GgufTensorInfo& t) const {
     return impl_->map.data() + impl_->data_start + t.offset;
 }
 
+std::uint64_t GgufFile::file_offset(const GgufTensorInfo& t) const {
+    return impl_->data_start + t.offset;
+}
+
 std::vector<float> GgufFile::read_float(const std::string& name) const {
     const GgufTensorInfo* t = find_tensor(name);
     if (!t) throw data_error(path(), name, "no such tensor");
@@ -418,6 +423,23 @@ std::vector<float> GgufFile::read_float(const std::string& name) const {
     }
     return out;
 }
+
+namespace {
+
+// Read-only descriptors of the files tensors are copied from, opened once each.
+class SourceFiles {
+  public:
+    int fd(const std::string& path) {
+        auto it = files_.find(path);
+        if (it == files_.end()) it = files_.emplace(path, std::make_unique<ReadOnlyFd>(path)).first;
+        return it->second->get();
+    }
+
+  private:
+    std::map<std::string, std::unique_ptr<ReadOnlyFd>> files_;
+};
+
+}  // namespace
 
 void write_gguf(const std::string& path, std::uint32_t version, const std::vector<GgufKV>& metadata,
                 const std::vector<GgufOutputTensor>& tensors, std::uint64_t alignment) {
@@ -478,16 +500,20 @@ void write_gguf(const std::string& path, std::uint32_t version, const std::vecto
     const std::vector<std::uint8_t> zeros(static_cast<std::size_t>(alignment), 0);
     put(f, zeros.data(), static_cast<std::size_t>(align_up(written, alignment) - written), path);
     std::uint64_t data_pos = 0;
+    SourceFiles sources;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const GgufOutputTensor& t = tensors[i];
         put(f, zeros.data(), static_cast<std::size_t>(offsets[i] - data_pos), path);
-        const auto size = static_cast<std::size_t>(tensors[i].byte_size);
-        if (tensors[i].from_mapping) {
-            stream_mapped(tensors[i].data, size,
-                          [&](const unsigned char* p, std::size_t n) { put(f, p, n, path); });
+        const auto size = static_cast<std::size_t>(t.byte_size);
+        auto write = [&](const unsigned char* p, std::size_t n) { put(f, p, n, path); };
+        if (t.from_mapping && !t.source_file.empty()) {
+            copy_region(f, sources.fd(t.source_file), t.source_offset, t.data, size, write);
+        } else if (t.from_mapping) {
+            stream_mapped(t.data, size, write);
         } else {
-            put(f, tensors[i].data, size, path);
+            put(f, t.data, size, path);
         }
-        data_pos = offsets[i] + tensors[i].byte_size;
+        data_pos = offsets[i] + t.byte_size;
     }
     closer.f = nullptr;
     if (std::fclose(f) != 0) throw data_error(path, "", "write failed (disk full?)");

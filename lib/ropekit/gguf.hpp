@@ -85,6 +85,7 @@ class GgufFile {
     const std::vector<GgufTensorInfo>& tensors() const;  // in file order
     const GgufTensorInfo* find_tensor(const std::string& name) const;
     const std::uint8_t* bytes(const GgufTensorInfo& tensor) const;  // zero-copy
+    std::uint64_t file_offset(const GgufTensorInfo& tensor) const;  // of its first byte
     // F32, F16, BF16 and F64 tensors as float (data_error for quantized types).
     std::vector<float> read_float(const std::string& name) const;
 
@@ -102,6 +103,10 @@ struct GgufOutputTensor {
     const std::uint8_t* data = nullptr;  // byte_size bytes, e.g. inside a GgufFile mapping
     std::uint64_t byte_size = 0;
     bool from_mapping = false;  // data lies in a read-only file mapping: stream_mapped() it
+    // With from_mapping: the file and offset `data` maps, so the bytes are copied in the kernel
+    // (copy_region), falling back to the mapping for whatever the kernel does not copy.
+    std::string source_file{};
+    std::uint64_t source_offset = 0;
 };
 
 // Writes a GGUF file to `path` (callers make it atomic: temporary file, then commit_temp).

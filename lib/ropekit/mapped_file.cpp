@@ -64,6 +64,42 @@ void MappedFile::release() {
     size_ = 0;
 }
 
+std::uint64_t kernel_copy(int in_fd, std::uint64_t in_offset, int out_fd, std::uint64_t size) {
+    auto offset = static_cast<off_t>(in_offset);
+    std::uint64_t copied = 0;
+    while (copied < size) {
+        const auto piece =
+            static_cast<std::size_t>(std::min<std::uint64_t>(size - copied, 1u << 30));
+        const ssize_t n = ::copy_file_range(in_fd, &offset, out_fd, nullptr, piece, 0);
+        if (n <= 0) break;  // EXDEV, ENOSYS, EOPNOTSUPP, EINVAL ...: the caller writes the rest
+        copied += static_cast<std::uint64_t>(n);
+    }
+    return copied;
+}
+
+ReadOnlyFd::ReadOnlyFd(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_ < 0) throw data_error(path, "", std::string("cannot open: ") + std::strerror(errno));
+}
+
+ReadOnlyFd::~ReadOnlyFd() {
+    ::close(fd_);
+}
+
+void copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
+                 const unsigned char* mapped, std::size_t size,
+                 const std::function<void(const unsigned char*, std::size_t)>& put,
+                 const std::function<void(std::size_t)>& counted) {
+    std::size_t copied = 0;
+    // The stdio buffer goes out first, so the kernel appends at the true end of the file; if
+    // that fails, the streamed path below reports the error.
+    if (size > 0 && std::fflush(out) == 0) {
+        copied = static_cast<std::size_t>(kernel_copy(source_fd, source_offset, fileno(out), size));
+        if (std::fseek(out, 0, SEEK_END) != 0) copied = 0;
+        if (counted && copied > 0) counted(copied);
+    }
+    stream_mapped(mapped + copied, size - copied, put);
+}
+
 void stream_mapped(const unsigned char* data, std::size_t size,
                    const std::function<void(const unsigned char*, std::size_t)>& sink) {
     constexpr std::size_t kPiece = std::size_t{64} << 20;

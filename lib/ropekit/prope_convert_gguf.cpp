@@ -126,15 +126,20 @@ ConvertReport convert_gguf(const std::string& input, const std::string& output,
     }
     std::vector<GgufOutputTensor> tensors;
     const auto* factor_bytes = reinterpret_cast<const std::uint8_t*>(factors.data());
-    const GgufOutputTensor rope_freqs{
-        kRopeFreqs, {factors.size()}, 0, factor_bytes, 4 * factors.size()};
+    GgufOutputTensor rope_freqs;
+    rope_freqs.name = kRopeFreqs;
+    rope_freqs.dims = {factors.size()};
+    rope_freqs.type = 0;  // F32
+    rope_freqs.data = factor_bytes;
+    rope_freqs.byte_size = 4 * factors.size();
     bool replaced = false;
     for (const GgufTensorInfo& t : in.tensors()) {
         if (t.name == kRopeFreqs) {
             tensors.push_back(rope_freqs);
             replaced = true;
         } else {
-            tensors.push_back({t.name, t.dims, t.type, in.bytes(t), t.byte_size, true});
+            tensors.push_back({t.name, t.dims, t.type, in.bytes(t), t.byte_size, true, in.path(),
+                               in.file_offset(t)});
         }
     }
     if (!replaced) tensors.push_back(rope_freqs);

@@ -102,10 +102,11 @@ void rewrite_shard(const SafetensorsFile& in, const std::string& out_path,
     std::vector<SafetensorsSpec> specs;
     for (const auto& t : in.tensors()) specs.push_back({t.name, t.dtype, t.shape});
     SafetensorsWriter writer(out_path, specs, in.metadata());
+    const ReadOnlyFd source(in.path());
     for (const auto& t : in.tensors()) {
         if (!is_inv_freq(t.name)) {
-            stream_mapped(in.bytes(t), static_cast<std::size_t>(t.byte_size()),
-                          [&](const unsigned char* p, std::size_t n) { writer.append(p, n); });
+            writer.append_copy(source.get(), in.file_offset(t), in.bytes(t),
+                               static_cast<std::size_t>(t.byte_size()));
             continue;
         }
         if (element_count(t.shape) != table.size()) {

@@ -242,6 +242,10 @@ const std::uint8_t* SafetensorsFile::bytes(const SafetensorsTensor& t) const {
     return impl_->map.data() + impl_->data_start() + t.begin;
 }
 
+std::uint64_t SafetensorsFile::file_offset(const SafetensorsTensor& t) const {
+    return impl_->data_start() + t.begin;
+}
+
 namespace {
 
 template <class Out>
@@ -351,6 +355,20 @@ void SafetensorsWriter::append(const void* data, std::size_t size) {
         throw data_error(path_, "", "write failed (disk full?)");
     }
     written_ += size;
+}
+
+void SafetensorsWriter::append_copy(int source_fd, std::uint64_t offset,
+                                    const unsigned char* mapped, std::size_t size) {
+    if (!file_) throw data_error(path_, "", "append after finish");
+    if (written_ + size > expected_) {
+        throw data_error(path_, "",
+                         fmt::format("{} tensor bytes given, the header announced {}",
+                                     written_ + size, expected_));
+    }
+    copy_region(
+        file_, source_fd, offset, mapped, size,
+        [&](const unsigned char* p, std::size_t n) { append(p, n); },
+        [&](std::size_t n) { written_ += n; });
 }
 
 void SafetensorsWriter::finish() {

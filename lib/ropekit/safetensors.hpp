@@ -51,6 +51,7 @@ class SafetensorsFile {
 
     // Zero-copy view of a tensor's bytes (little-endian, not necessarily aligned).
     const std::uint8_t* bytes(const SafetensorsTensor& tensor) const;
+    std::uint64_t file_offset(const SafetensorsTensor& tensor) const;  // of its first byte
 
     // Converts floating (F16, BF16, F32, F64) and integer/bool tensors to float or double.
     // Throws data_error for types without a defined conversion (F8 variants).
@@ -86,6 +87,10 @@ class SafetensorsWriter {
     ~SafetensorsWriter();
 
     void append(const void* data, std::size_t size);
+    // Appends bytes that lie at `offset` of the file open as `source_fd`, which `mapped` (a
+    // read-only file mapping) also shows: copied in the kernel where possible (copy_region).
+    void append_copy(int source_fd, std::uint64_t offset, const unsigned char* mapped,
+                     std::size_t size);
     void finish();
 
   private:

@@ -10,6 +10,7 @@
 
 #include "ropekit/error.hpp"
 #include "ropekit/gguf.hpp"
+#include "ropekit/mapped_file.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;
@@ -120,6 +121,31 @@ TEST_CASE("GGUF writer: a copy re-reads with identical keys and tensor bytes") {
     CHECK(out.read_float("rope_freqs.weight")[2] == 1e30f);
     // Alignment key and writer alignment must agree.
     CHECK_THROWS_AS(write_gguf(dir.file("bad.gguf"), 3, kvs, tensors, 32), Error);
+}
+
+TEST_CASE("GGUF writer: tensor bytes come from the source file in the kernel, else from memory") {
+    TempDir dir;
+    const GgufFile src = GgufFile::open(save(dir, sample().b));
+    const GgufTensorInfo& a = *src.find_tensor("a");
+    // `data` deliberately maps other bytes than the source file holds, to see which path wrote.
+    { std::ofstream(dir.file("other.bin"), std::ios::binary) << std::string(a.byte_size, '\xAB'); }
+    const MappedFile mapped = MappedFile::open(dir.file("other.bin"));
+    const std::vector<std::uint8_t> other(mapped.data(), mapped.data() + a.byte_size);
+    auto written = [&](const std::string& source_file, std::uint64_t source_offset) {
+        GgufOutputTensor t{a.name, a.dims, a.type, mapped.data(), a.byte_size, true};
+        t.source_file = source_file;
+        t.source_offset = source_offset;
+        write_gguf(dir.file("out.gguf"), 3, {}, {t}, 32);
+        const GgufFile out = GgufFile::open(dir.file("out.gguf"));
+        const std::uint8_t* p = out.bytes(*out.find_tensor("a"));
+        return std::vector<std::uint8_t>(p, p + a.byte_size);
+    };
+    const std::uint8_t* file_bytes = src.bytes(a);
+    CHECK(written(src.path(), src.file_offset(a)) ==
+          std::vector<std::uint8_t>(file_bytes, file_bytes + a.byte_size));
+    // A source the kernel cannot copy from (a character device): the bytes in memory are used.
+    CHECK(written("/dev/zero", 0) == other);
+    CHECK(written("", 0) == other);
 }
 
 TEST_CASE("GGUF reader refuses malformed files with one-line errors") {
