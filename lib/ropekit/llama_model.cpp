@@ -169,13 +169,14 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
                             static_cast<blasint>(qdim));
             }
         };
-        openblas_set_num_threads(1);
-        if (batch * H * head_block < (std::size_t{1} << 16)) {
-            attend(0, batch * H);
-        } else {
-            parallel_for(batch * H, attend);
+        {
+            const SingleThreadedBlas blas;
+            if (batch * H * head_block < (std::size_t{1} << 16)) {
+                attend(0, batch * H);
+            } else {
+                parallel_for(batch * H, attend);
+            }
         }
-        openblas_set_num_threads(thread_count());
         if (observed) {
             LayerActivations a;
             a.layer = l;

@@ -9,6 +9,7 @@
 
 #include "ropekit/attention.hpp"
 #include "ropekit/error.hpp"
+#include "ropekit/threads.hpp"
 
 namespace ropekit {
 namespace {
@@ -207,11 +208,62 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
             }
         }
         std::vector<Tensor<float>> pictures(H);
-        std::vector<double> dim_logit(D);
-        Tensor<float> q, k, pattern({T, T});
+        Tensor<float> q, k;
         const float scale = static_cast<float>(
             options.logit_scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
         if (!from_pattern) r.logit_scale = scale;
+        // One head of sequence b; `pattern` [T, T] and `dim_logit` [D] are the caller's scratch.
+        const auto process_head = [&](std::size_t b, std::size_t h, Tensor<float>& pattern,
+                                      std::vector<double>& dim_logit) {
+            const float* qh = vectors.available ? &q.data[h * D] : nullptr;
+            const float* kh = vectors.available ? &k.data[(h / group) * D] : nullptr;
+            if (from_pattern) {
+                dump.read_pattern(layer, Hook::pattern, b, h, pattern);
+                check_rows_sum_to_one(pattern, file, dump.dataset(layer, Hook::pattern), b, h);
+            } else {
+                causal_scores(qh, H * D, kh, KV * D, T, D, scale, pattern.ptr());
+                causal_softmax(pattern.ptr(), T);
+            }
+            const SequenceStats s = sequence_stats(pattern.ptr(), T, options);
+            HeadAccumulator& a = acc[h];
+            for (std::size_t o = 0; o <= K; ++o) {
+                a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
+                a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
+            }
+            a.prev_mul += s.prev_mul;
+            a.prev_abs += s.prev_abs;
+            if (b == 0) {
+                const std::size_t n = std::min(T, options.picture_tokens);
+                pictures[h] = Tensor<float>({n, n});
+                for (std::size_t i = 0; i < n; ++i)
+                    std::copy_n(&pattern.data[i * T], n, &pictures[h].data[i * n]);
+            }
+            if (!r.attributed) return;
+            // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c).
+            // Summed over queries per dimension first (a loop over d that vectorises), then
+            // per chunk (its two dims) and in whole (every dim, unrotated ones included).
+            for (std::size_t o = 0; o <= K; ++o) {
+                std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
+                for (std::size_t i = first_query(o, options.exclude_bos); i < T; ++i) {
+                    const float* qi = qh + i * H * D;
+                    const float* kj = kh + (i - o) * KV * D;
+                    for (std::size_t d = 0; d < D; ++d) dim_logit[d] += double(qi[d]) * kj[d];
+                }
+                for (std::size_t d = 0; d < D; ++d) a.logit[o] += dim_logit[d];
+                for (std::size_t c = 0; c < F; ++c) {
+                    const auto [x, y] = vectors.schedule.chunk_dims(c);
+                    a.chunk_logit[o][c] += dim_logit[x] + dim_logit[y];
+                }
+            }
+        };
+        // Heads of a sequence run in parallel from q and k (each thread with its own [T, T]
+        // block, OpenBLAS single-threaded inside, so results do not depend on --threads); read
+        // from the file, they run in order (the HDF5 library is not thread-safe).
+        const auto process_heads = [&](std::size_t b, std::size_t begin, std::size_t end) {
+            Tensor<float> pattern({T, T});
+            std::vector<double> dim_logit(D);
+            for (std::size_t h = begin; h < end; ++h) process_head(b, h, pattern, dim_logit);
+        };
         for (std::size_t b = 0; b < B; ++b) {
             if (vectors.available) {
                 dump.read_vectors(layer, vectors.q, b, q);
@@ -221,47 +273,12 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
                     rotate_all(k, vectors.schedule);
                 }
             }
-            for (std::size_t h = 0; h < H; ++h) {
-                const float* qh = vectors.available ? &q.data[h * D] : nullptr;
-                const float* kh = vectors.available ? &k.data[(h / group) * D] : nullptr;
-                if (from_pattern) {
-                    dump.read_pattern(layer, Hook::pattern, b, h, pattern);
-                    check_rows_sum_to_one(pattern, file, dump.dataset(layer, Hook::pattern), b, h);
-                } else {
-                    causal_scores(qh, H * D, kh, KV * D, T, D, scale, pattern.ptr());
-                    causal_softmax(pattern.ptr(), T);
-                }
-                const SequenceStats s = sequence_stats(pattern.ptr(), T, options);
-                HeadAccumulator& a = acc[h];
-                for (std::size_t o = 0; o <= K; ++o) {
-                    a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
-                    a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
-                }
-                a.prev_mul += s.prev_mul;
-                a.prev_abs += s.prev_abs;
-                if (b == 0) {
-                    const std::size_t n = std::min(T, options.picture_tokens);
-                    pictures[h] = Tensor<float>({n, n});
-                    for (std::size_t i = 0; i < n; ++i)
-                        std::copy_n(&pattern.data[i * T], n, &pictures[h].data[i * n]);
-                }
-                if (!r.attributed) continue;
-                // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c).
-                // Summed over queries per dimension first (a loop over d that vectorises), then
-                // per chunk (its two dims) and in whole (every dim, unrotated ones included).
-                for (std::size_t o = 0; o <= K; ++o) {
-                    std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
-                    for (std::size_t i = first_query(o, options.exclude_bos); i < T; ++i) {
-                        const float* qi = qh + i * H * D;
-                        const float* kj = kh + (i - o) * KV * D;
-                        for (std::size_t d = 0; d < D; ++d) dim_logit[d] += double(qi[d]) * kj[d];
-                    }
-                    for (std::size_t d = 0; d < D; ++d) a.logit[o] += dim_logit[d];
-                    for (std::size_t c = 0; c < F; ++c) {
-                        const auto [x, y] = vectors.schedule.chunk_dims(c);
-                        a.chunk_logit[o][c] += dim_logit[x] + dim_logit[y];
-                    }
-                }
+            if (from_pattern) {
+                process_heads(b, 0, H);
+            } else {
+                const SingleThreadedBlas blas;
+                parallel_for(
+                    H, [&](std::size_t begin, std::size_t end) { process_heads(b, begin, end); });
             }
         }
         for (std::size_t h = 0; h < H; ++h) {

@@ -24,6 +24,14 @@ int thread_count() {
     return g_threads > 0 ? g_threads : hardware_threads();
 }
 
+SingleThreadedBlas::SingleThreadedBlas() {
+    openblas_set_num_threads(1);
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+    openblas_set_num_threads(thread_count());
+}
+
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body) {
     const std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(thread_count()), n);
     if (workers <= 1) {

@@ -12,4 +12,14 @@ int thread_count();
 // Runs body(begin, end) over [0, n) split into contiguous blocks, one per thread.
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body);
 
+// While alive, OpenBLAS runs single-threaded: for parallel_for bodies that call BLAS themselves
+// (one BLAS thread per task thread, not threads x threads). Restores thread_count() after.
+class SingleThreadedBlas {
+  public:
+    SingleThreadedBlas();
+    ~SingleThreadedBlas();
+    SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+    SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+};
+
 }  // namespace ropekit

@@ -165,6 +165,21 @@ class FindPositionalHeads(TempDirTest):
         none = parse_tsv(run("find-positional-heads", path, "--from", "qk", "--scale", "none", "-q", check=0).stdout)
         self.assertRowsMatch(none, self.numpy_heads(stored, 2, 4, from_qk=True, scale=1.0))
 
+    def test_results_do_not_depend_on_the_thread_count(self):
+        layers = planted_dump(np.random.default_rng(4), batch=3, heads=8, kv_heads=2)
+        path, _ = self.write(layers)
+        outputs = []
+        for threads in (1, 2, 3):
+            out = self.path(f"heads-{threads}.h5")
+            run("find-positional-heads", path, "--from", "qk", "--threads", threads, "-o", out,
+                "-q", check=0)
+            with h5py.File(out) as f:
+                outputs.append({k: f[k][...] for k in f})
+        for other in outputs[1:]:
+            self.assertEqual(outputs[0].keys(), other.keys())
+            for key in outputs[0]:
+                np.testing.assert_array_equal(outputs[0][key], other[key], err_msg=key)
+
     def test_scale_defaults_to_the_dumps_attn_scale(self):
         layers = planted_dump(np.random.default_rng(2))
         path, stored = self.write(layers, extra_attrs={"attn_scale": 1.0})
