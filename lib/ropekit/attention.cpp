@@ -75,7 +75,11 @@ void causal_scores(const float* q, std::size_t q_stride, const float* k, std::si
     }
 }
 
-void causal_softmax(float* scores, std::size_t queries, std::size_t keys) {
+// Compiled twice, for the x86-64 baseline (SSE2, 4 floats per instruction) and for AVX2 (8),
+// picked at load time by the CPU. No FMA in either, so both round identically.
+__attribute__((target_clones("avx2", "default"))) void causal_softmax(float* scores,
+                                                                      std::size_t queries,
+                                                                      std::size_t keys) {
     const std::size_t offset = keys - queries;
     for (std::size_t i = 0; i < queries; ++i) {
         float* row = scores + i * keys;
