@@ -14,6 +14,7 @@
 #include "ropekit/dtype.hpp"
 #include "ropekit/error.hpp"
 #include "ropekit/mapped_file.hpp"
+#include "ropekit/output_path.hpp"
 
 namespace ropekit {
 
@@ -469,7 +470,7 @@ void write_gguf(const std::string& path, std::uint32_t version, const std::vecto
         cursor += t.byte_size;
     }
 
-    std::FILE* f = std::fopen(path.c_str(), "wb");
+    std::FILE* f = open_for_writing(path);
     if (!f) throw data_error(path, "", std::string("cannot write: ") + std::strerror(errno));
     struct Closer {
         std::FILE* f;

@@ -440,7 +440,10 @@ H5Output H5Output::create(const std::string& path, const WriteOptions& options) 
     }
     check_output_path(path, options.force, options.inputs);
     impl->temp = std::make_unique<TempOutput>(make_temp_beside(path));
-    impl->file = H5Fcreate(impl->temp->path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    // The name is reserved; HDF5 creates the file anew (EXCL) rather than truncating the empty
+    // one, because ext4 flushes a truncated file's data when it is closed (open_for_writing).
+    ::unlink(impl->temp->path().c_str());
+    impl->file = H5Fcreate(impl->temp->path().c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get());
     if (impl->file < 0) throw data_error(path, "", "cannot create the output file");
     return H5Output(std::move(impl));
 }

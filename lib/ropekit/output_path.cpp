@@ -1,5 +1,6 @@
 #include "ropekit/output_path.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +79,25 @@ std::string make_temp_beside(const std::string& path) {
     return name;
 }
 
+std::FILE* open_for_writing(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return nullptr;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || (st.st_size > 0 && ::ftruncate(fd, 0) != 0)) {
+        const int err = errno;
+        ::close(fd);
+        errno = err;
+        return nullptr;
+    }
+    std::FILE* f = ::fdopen(fd, "wb");
+    if (!f) {
+        const int err = errno;
+        ::close(fd);
+        errno = err;
+    }
+    return f;
+}
+
 std::string make_temp_dir_beside(const std::string& path) {
     std::string name = temp_template(path);
     if (::mkdtemp(name.data()) == nullptr) {
@@ -120,7 +140,7 @@ void write_text_output(const std::string& path, const std::string& content, bool
     }
     check_output_path(path, force, inputs);
     TempOutput temp(make_temp_beside(path));
-    std::FILE* f = std::fopen(temp.path().c_str(), "wb");
+    std::FILE* f = open_for_writing(temp.path());
     if (!f) throw data_error(path, "", std::string("cannot write: ") + std::strerror(errno));
     const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size();
     if (std::fclose(f) != 0 || !written) {

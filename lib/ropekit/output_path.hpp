@@ -2,6 +2,7 @@
 // Rules every output follows, whatever its format (HDF5, safetensors, GGUF, directories):
 // refuse to overwrite an input (always) or an existing output (without --force), and write to a
 // temporary name beside the target that is renamed into place only when complete.
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,12 @@ void check_output_path(const std::string& path, bool force, const std::vector<st
 // Creates an empty file ".NAME.tmp-XXXXXX" in the target's directory and returns its path.
 // Throws data_error naming the target if the directory is not writable.
 std::string make_temp_beside(const std::string& path);
+
+// Opens `path` to write it from the start, creating it if needed; nullptr with errno on failure.
+// Unlike fopen(path, "wb") it does not truncate a file that is already empty (such as our
+// temporaries): ext4 flushes a truncated file's data when it is closed (auto_da_alloc), which
+// added about 0.5 s per GB to every large output.
+std::FILE* open_for_writing(const std::string& path);
 
 // The same for a directory (for checkpoint directories): ".NAME.tmp-XXXXXX/".
 std::string make_temp_dir_beside(const std::string& path);

@@ -329,7 +329,7 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<SafetensorsSp
     for (const SafetensorsSpec& s : specs) {
         expected_ += checked_bytes(s.shape, safetensors_dtype_size(s.dtype), path_, s.name);
     }
-    file_ = std::fopen(path_.c_str(), "wb");
+    file_ = open_for_writing(path_);
     if (!file_) throw data_error(path_, "", std::string("cannot write: ") + std::strerror(errno));
     const std::uint64_t n = header.size();
     unsigned char length[8];
