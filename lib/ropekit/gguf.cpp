@@ -508,7 +508,8 @@ void write_gguf(const std::string& path, std::uint32_t version, const std::vecto
         const auto size = static_cast<std::size_t>(t.byte_size);
         auto write = [&](const unsigned char* p, std::size_t n) { put(f, p, n, path); };
         if (t.from_mapping && !t.source_file.empty()) {
-            copy_region(f, sources.fd(t.source_file), t.source_offset, t.data, size, write);
+            if (!copy_region(f, sources.fd(t.source_file), t.source_offset, t.data, size, write))
+                throw data_error(path, t.name, "write failed (cannot seek the output)");
         } else if (t.from_mapping) {
             stream_mapped(t.data, size, write);
         } else {

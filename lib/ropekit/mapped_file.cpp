@@ -85,7 +85,7 @@ ReadOnlyFd::~ReadOnlyFd() {
     ::close(fd_);
 }
 
-void copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
+bool copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
                  const unsigned char* mapped, std::size_t size,
                  const std::function<void(const unsigned char*, std::size_t)>& put,
                  const std::function<void(std::size_t)>& counted) {
@@ -94,10 +94,12 @@ void copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
     // that fails, the streamed path below reports the error.
     if (size > 0 && std::fflush(out) == 0) {
         copied = static_cast<std::size_t>(kernel_copy(source_fd, source_offset, fileno(out), size));
-        if (std::fseek(out, 0, SEEK_END) != 0) copied = 0;
+        // stdio must continue after what the kernel wrote.
+        if (std::fseek(out, 0, SEEK_END) != 0) return false;
         if (counted && copied > 0) counted(copied);
     }
     stream_mapped(mapped + copied, size - copied, put);
+    return true;
 }
 
 void stream_mapped(const unsigned char* data, std::size_t size,

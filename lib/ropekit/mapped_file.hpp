@@ -59,10 +59,11 @@ class ReadOnlyFd {
 // Appends `size` bytes to the stdio stream `out`, which is positioned at its end: the bytes at
 // `source_offset` of `source_fd` are copied in the kernel where it can, and whatever it does not
 // copy is streamed from `mapped` (a read-only mapping of the same bytes) through `put`. `counted`
-// is told how many bytes the kernel wrote, for writers that keep count.
-void copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
-                 const unsigned char* mapped, std::size_t size,
-                 const std::function<void(const unsigned char*, std::size_t)>& put,
-                 const std::function<void(std::size_t)>& counted = {});
+// is told how many bytes the kernel wrote, for writers that keep count. False if the stream could
+// not be positioned after the kernel's copy (the output is then unusable).
+[[nodiscard]] bool copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
+                               const unsigned char* mapped, std::size_t size,
+                               const std::function<void(const unsigned char*, std::size_t)>& put,
+                               const std::function<void(std::size_t)>& counted = {});
 
 }  // namespace ropekit

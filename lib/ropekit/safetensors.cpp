@@ -365,10 +365,11 @@ void SafetensorsWriter::append_copy(int source_fd, std::uint64_t offset,
                          fmt::format("{} tensor bytes given, the header announced {}",
                                      written_ + size, expected_));
     }
-    copy_region(
+    const bool positioned = copy_region(
         file_, source_fd, offset, mapped, size,
         [&](const unsigned char* p, std::size_t n) { append(p, n); },
         [&](std::size_t n) { written_ += n; });
+    if (!positioned) throw data_error(path_, "", "write failed (cannot seek the output)");
 }
 
 void SafetensorsWriter::finish() {
