@@ -53,6 +53,11 @@ Tool::Tool(std::string name, const std::string& description)
     app_.get_formatter()->column_width(34);
 }
 
+Tool& Tool::single_threaded(const std::string& why) {
+    app_.get_option("--threads")->description("Accepted, but this tool runs on one thread: " + why);
+    return *this;
+}
+
 Tool& Tool::examples(const std::string& text) {
     app_.footer("\nExamples:\n" + text);
     return *this;

@@ -23,6 +23,9 @@ class Tool {
 
     // Text after "Examples:" in --help; show at least one pipe.
     Tool& examples(const std::string& text);
+    // For tools that do not use threads: --threads is still accepted, and its help says why
+    // it has no effect.
+    Tool& single_threaded(const std::string& why);
     // Adds -o/--output (required unless `required` is false) and --force.
     Tool& with_output(bool required = true);
 

@@ -64,6 +64,17 @@ class FreqNorms(TempDirTest):
     def test_half_f32(self):
         self.check("half", np.float32)
 
+    def test_threads_change_nothing_and_help_says_so(self):
+        path, _ = self.make()
+        outputs = []
+        for threads in (1, 2):
+            r = run("freq-norms", path, "--threads", threads, "-o", self.path(f"t{threads}.h5"), "-q",
+                    check=0)
+            outputs.append(r.stdout)
+        self.assertEqual(outputs[0], outputs[1])
+        help_text = run("freq-norms", "--help", check=0).stdout
+        self.assertIn("runs on one thread", " ".join(help_text.split()))
+
     def test_interleaved_f16(self):
         self.check("interleaved", np.float16)
 
