@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include "ropekit/threads.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -64,6 +66,7 @@ void causal_softmax(float* scores, std::size_t tokens) {
 void causal_scores(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
                    std::size_t queries, std::size_t keys, std::size_t dim, float scale,
                    float* scores) {
+    ensure_blas_address_space();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(queries),
                 static_cast<blasint>(keys), static_cast<blasint>(dim), scale, q,
                 static_cast<blasint>(q_stride), k, static_cast<blasint>(k_stride), 0.0f, scores,

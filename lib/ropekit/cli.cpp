@@ -2,9 +2,19 @@
 
 #include <cblas.h>
 #include <hdf5.h>
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/lsan_interface.h>
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <new>
 
@@ -92,7 +102,37 @@ void Tool::report(const std::string& message) const {
     std::cerr << name_ << ": " << message << '\n';
 }
 
+namespace {
+
+// Under an address-space limit (ulimit -v) OpenBLAS's pool threads, started when the library
+// loads, can be stuck retrying to map their buffers; a normal exit would wait for them forever.
+// Our outputs are committed and our temporaries removed by now, so leave without the library
+// destructors (after LeakSanitizer's check, in sanitizer builds).
+void leave_if_address_space_limited(int code) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    __lsan_do_leak_check();
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+    __lsan_do_leak_check();
+#endif
+    std::_Exit(code);
+}
+
+}  // namespace
+
 int Tool::run(int argc, char** argv, const std::function<void()>& body) {
+    const int code = parse_and_run(argc, argv, body);
+    leave_if_address_space_limited(code);
+    return code;
+}
+
+int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body) {
     for (int i = 0; i < argc; ++i) {
         if (i) command_line_ += ' ';
         command_line_ += shell_quote(i == 0 ? name_ : argv[i]);
@@ -115,6 +155,10 @@ int Tool::run(int argc, char** argv, const std::function<void()>& body) {
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);
+    return run_body(body);
+}
+
+int Tool::run_body(const std::function<void()>& body) {
     try {
         set_thread_count(threads_);
         body();

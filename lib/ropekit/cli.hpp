@@ -49,6 +49,8 @@ class Tool {
   private:
     void print_note(const std::string& line) const;
     void report(const std::string& message) const;
+    int parse_and_run(int argc, char** argv, const std::function<void()>& body);
+    int run_body(const std::function<void()>& body);
 
     std::string name_;
     CLI::App app_;

@@ -95,6 +95,7 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
             }
         }
         if (m.offsets == 0) continue;
+        ensure_blas_address_space();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
                     static_cast<blasint>(m.offsets), static_cast<blasint>(m.width), 1.0f,
                     m.coeffs.data(), static_cast<blasint>(m.width), m.trig.data(),

@@ -19,6 +19,7 @@ namespace {
 // y[rows, out] = x[rows, in] . w[out, in]^T + beta * y
 void project(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out,
              float* y, float beta = 0.0f) {
+    ensure_blas_address_space();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
                 static_cast<blasint>(out), static_cast<blasint>(in), 1.0f, x,
                 static_cast<blasint>(in), w, static_cast<blasint>(in), beta, y,

@@ -1,10 +1,18 @@
 #include "ropekit/threads.hpp"
 
 #include <cblas.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <fstream>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
+
+#include "ropekit/error.hpp"
 
 namespace ropekit {
 
@@ -24,7 +32,33 @@ int thread_count() {
     return g_threads > 0 ? g_threads : hardware_threads();
 }
 
+void ensure_blas_address_space() {
+    static const bool checked = [] {
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return true;
+        std::uint64_t pages = 0;
+        std::ifstream("/proc/self/statm") >> pages;
+        const auto mapped = pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+        // Per thread that may call BLAS: OpenBLAS's 128 MiB work buffer, a 64 MiB glibc malloc
+        // arena and an 8 MiB stack; then a margin. Measured: find-positional-heads on 2
+        // threads hung under 450-500 MB and ran from 550 MB up.
+        constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+        const std::uint64_t need =
+            mapped + static_cast<std::uint64_t>(thread_count()) * 200 * kMiB + 64 * kMiB;
+        if (limit.rlim_cur < need) {
+            throw data_error(
+                "", "",
+                fmt::format("the address-space limit (ulimit -v) of {} MiB is below the {} MiB "
+                            "OpenBLAS needs with {} thread(s); raise it or use fewer --threads",
+                            limit.rlim_cur / kMiB, need / kMiB, thread_count()));
+        }
+        return true;
+    }();
+    (void)checked;
+}
+
 SingleThreadedBlas::SingleThreadedBlas() {
+    ensure_blas_address_space();
     openblas_set_num_threads(1);
 }
 
