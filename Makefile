@@ -39,7 +39,8 @@ bench: build
 	./bench/run $(BUILD) $(BENCH_ARGS)
 
 format:
-	clang-format -i lib/ropekit/*.hpp lib/ropekit/*.cpp tools/*.cpp tests/unit/*.cpp data/*.cpp
+	clang-format -i $$(find lib tools data bench tests/unit tests/fuzz tests/helpers \
+	  -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD) build-sanitize build-fuzz out

@@ -72,8 +72,8 @@ static int sgemm(int m, int n, int k, int threads) {
     double best = 1e30, spent = 0;
     for (int rep = 0; rep < 1000 && (rep < 5 || spent < 0.3); ++rep) {
         const double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a.data(), k,
-                    b.data(), n, 0.0f, c.data(), n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a.data(), k, b.data(),
+                    n, 0.0f, c.data(), n);
         const double t = now() - t0;
         best = std::min(best, t);
         spent += t;

@@ -1,7 +1,7 @@
 // make-demo-dump: writes the synthetic activation dump that `make demo` and the tests analyse.
-#include "ropekit/cli.hpp"
-#include "ropekit/demo_dump.hpp"
-#include "ropekit/error.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/dump/demo_dump.hpp"
 
 using namespace ropekit;
 

@@ -1,9 +1,9 @@
 // construct-key: keys and heads that attend where you choose (Proposition 3.1, Theorem 5.3).
 #include <optional>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/construct.hpp"
-#include "ropekit/error.hpp"
+#include "ropekit/analysis/key_construction.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
 
 using namespace ropekit;
 

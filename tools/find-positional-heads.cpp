@@ -1,12 +1,12 @@
 // find-positional-heads: heads that attend by position alone (paper Definition 5.1, Figure 5).
 #include <iostream>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/dump_options.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/index_spec.hpp"
-#include "ropekit/output_path.hpp"
-#include "ropekit/positional_heads.hpp"
+#include "ropekit/analysis/positional_heads.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/cli/dump_options.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
+#include "ropekit/core/output_path.hpp"
 
 using namespace ropekit;
 

@@ -1,12 +1,12 @@
 // freq-norms: which RoPE frequencies each head uses (paper Section 4, Figures 3 and 4).
 #include <iostream>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/dump_options.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/freq_norms.hpp"
-#include "ropekit/index_spec.hpp"
-#include "ropekit/output_path.hpp"
+#include "ropekit/analysis/freq_norms.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/cli/dump_options.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
+#include "ropekit/core/output_path.hpp"
 
 using namespace ropekit;
 

@@ -2,9 +2,9 @@
 // p-RoPE (paper.md section 4), so that stock loaders run it.
 #include <string>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/prope_convert.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/convert/prope_convert.hpp"
+#include "ropekit/core/error.hpp"
 
 using namespace ropekit;
 

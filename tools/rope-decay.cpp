@@ -1,11 +1,11 @@
 // rope-decay: does RoPE decay attention with distance? (paper Figure 2, Figure 9, Prop. 3.2)
 #include <optional>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/decay.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/logit_curve.hpp"
-#include "ropekit/output_path.hpp"
+#include "ropekit/analysis/decay.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/output_path.hpp"
+#include "ropekit/rope/logit_curve.hpp"
 
 using namespace ropekit;
 

@@ -1,14 +1,14 @@
 // rope-dump: runs a Llama-family checkpoint over token sequences and dumps queries, keys and
 // attention in the TransformerLens layout, with per-token NLL; --p / --theta change RoPE at
-// inference time. All logic lives in lib/ropekit (model_dump, llama_model, generate).
+// inference time. All logic lives in lib/ropekit (model/: model_dump, llama_model, token_sampling).
 #include <iostream>
 #include <optional>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/index_spec.hpp"
-#include "ropekit/load_model.hpp"
-#include "ropekit/model_dump.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
+#include "ropekit/model/load_model.hpp"
+#include "ropekit/model/model_dump.hpp"
 
 using namespace ropekit;
 

@@ -1,8 +1,8 @@
 // rope-plot: any 1-D, 2-D (or sliced 3-D) dataset of an HDF5 output as an SVG figure.
-#include "ropekit/cli.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/output_path.hpp"
-#include "ropekit/plot_dataset.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/output_path.hpp"
+#include "ropekit/plot/plot_dataset.hpp"
 
 using namespace ropekit;
 

@@ -2,9 +2,9 @@
 #include <algorithm>
 #include <iostream>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/verify.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/verify/verify.hpp"
 
 using namespace ropekit;
 

@@ -1,11 +1,11 @@
-// libFuzzer harness: the GGUF reader (lib/ropekit/gguf.hpp) on arbitrary bytes. The bytes go
-// into a memfd so GgufFile::open maps them exactly as it maps a model file; every metadata value
+// libFuzzer harness: the GGUF reader (lib/ropekit/formats/gguf.hpp) on arbitrary bytes. The bytes
+// go into a memfd so GgufFile::open maps them exactly as it maps a model file; every metadata value
 // and every tensor it accepts is then touched, to check the validated bounds really hold.
 #include <cmath>
 #include <string>
 
 #include "harness.hpp"
-#include "ropekit/gguf.hpp"
+#include "ropekit/formats/gguf.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > ropekit::fuzz::kMaxInput) return 0;

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "harness.hpp"
-#include "ropekit/dump_reader.hpp"
-#include "ropekit/h5io.hpp"
+#include "ropekit/dump/dump_reader.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// libFuzzer harness: the config.json rope-schedule parser (lib/ropekit/hf_rope.hpp). Bytes are
+// libFuzzer harness: the config.json rope-schedule parser (lib/ropekit/rope/hf_rope.hpp). Bytes are
 // parsed as JSON the way read_hf_rope_config does; whatever parses is resolved and turned into
 // frequency schedules, at initialisation and at a long sequence length (dynamic, longrope).
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
-#include "ropekit/hf_rope.hpp"
+#include "ropekit/rope/hf_rope.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > ropekit::fuzz::kMaxInput) return 0;

@@ -1,10 +1,11 @@
-// libFuzzer harness: the safetensors reader (lib/ropekit/safetensors.hpp) on arbitrary bytes.
-// The bytes go into a memfd so SafetensorsFile::open maps them exactly as it maps a checkpoint
-// shard; every tensor it accepts is then read, to check the validated offsets really bound it.
+// libFuzzer harness: the safetensors reader (lib/ropekit/formats/safetensors.hpp) on arbitrary
+// bytes. The bytes go into a memfd so SafetensorsFile::open maps them exactly as it maps a
+// checkpoint shard; every tensor it accepts is then read, to check the validated offsets really
+// bound it.
 #include <string>
 
 #include "harness.hpp"
-#include "ropekit/safetensors.hpp"
+#include "ropekit/formats/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > ropekit::fuzz::kMaxInput) return 0;

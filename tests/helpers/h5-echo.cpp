@@ -3,8 +3,8 @@
 // including through "-" pipes.
 #include <CLI/CLI.hpp>
 
-#include "ropekit/cli.hpp"
-#include "ropekit/h5io.hpp"
+#include "ropekit/cli/cli.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 
 using namespace ropekit;
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "ropekit/construct.hpp"
-#include "ropekit/error.hpp"
+#include "ropekit/analysis/key_construction.hpp"
+#include "ropekit/core/error.hpp"
 
 using namespace ropekit;
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "ropekit/decay.hpp"
-#include "ropekit/error.hpp"
+#include "ropekit/analysis/decay.hpp"
+#include "ropekit/core/error.hpp"
 
 using namespace ropekit;
 

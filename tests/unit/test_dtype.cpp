@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "ropekit/dtype.hpp"
+#include "ropekit/core/dtype.hpp"
 
 using namespace ropekit;
 

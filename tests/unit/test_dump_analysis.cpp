@@ -2,9 +2,9 @@
 
 #include <doctest/doctest.h>
 
-#include "ropekit/dump_reader.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/freq_norms.hpp"
+#include "ropekit/analysis/freq_norms.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/dump/dump_reader.hpp"
 
 using namespace ropekit;
 
@@ -70,7 +70,7 @@ TEST_CASE("mean over heads averages each layer's heads") {
 
 #include <cmath>
 
-#include "ropekit/positional_heads.hpp"
+#include "ropekit/analysis/positional_heads.hpp"
 
 TEST_CASE("offset masses and TransformerLens scores of a hand-computed 3x3 pattern") {
     const std::vector<float> a{1.0f, 0, 0, 0.2f, 0.8f, 0, 0.1f, 0.6f, 0.3f};

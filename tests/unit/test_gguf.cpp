@@ -8,9 +8,9 @@
 #include <fstream>
 #include <string>
 
-#include "ropekit/error.hpp"
-#include "ropekit/gguf.hpp"
-#include "ropekit/mapped_file.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/mapped_file.hpp"
+#include "ropekit/formats/gguf.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iterator>
 
-#include "ropekit/error.hpp"
-#include "ropekit/h5io.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

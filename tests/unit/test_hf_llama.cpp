@@ -7,12 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ropekit/dtype.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/hf_llama.hpp"
-#include "ropekit/llama2c.hpp"
-#include "ropekit/load_model.hpp"
-#include "ropekit/safetensors.hpp"
+#include "ropekit/core/dtype.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/formats/safetensors.hpp"
+#include "ropekit/model/hf_llama.hpp"
+#include "ropekit/model/llama2c.hpp"
+#include "ropekit/model/load_model.hpp"
 #include "tiny_llama.hpp"
 
 using namespace ropekit;

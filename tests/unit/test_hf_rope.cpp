@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ropekit/error.hpp"
-#include "ropekit/hf_rope.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/rope/hf_rope.hpp"
 
 using namespace ropekit;
 using Json = nlohmann::ordered_json;

@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "ropekit/error.hpp"
-#include "ropekit/index_spec.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
 
 using namespace ropekit;
 using V = std::vector<std::size_t>;

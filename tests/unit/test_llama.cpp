@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "ropekit/attention.hpp"
-#include "ropekit/error.hpp"
-#include "ropekit/generate.hpp"
-#include "ropekit/llama2c.hpp"
-#include "ropekit/token_nll.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/model/llama2c.hpp"
+#include "ropekit/model/token_nll.hpp"
+#include "ropekit/model/token_sampling.hpp"
+#include "ropekit/rope/attention.hpp"
 #include "tiny_llama.hpp"
 
 using namespace ropekit;

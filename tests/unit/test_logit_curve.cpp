@@ -3,8 +3,8 @@
 #include <cmath>
 #include <random>
 
-#include "ropekit/logit_curve.hpp"
-#include "ropekit/rope.hpp"
+#include "ropekit/rope/logit_curve.hpp"
+#include "ropekit/rope/rope.hpp"
 
 using namespace ropekit;
 

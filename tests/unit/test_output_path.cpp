@@ -6,7 +6,7 @@
 #include <iterator>
 #include <string>
 
-#include "ropekit/output_path.hpp"
+#include "ropekit/core/output_path.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

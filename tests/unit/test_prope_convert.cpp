@@ -9,11 +9,11 @@
 #include <fstream>
 #include <string>
 
-#include "ropekit/error.hpp"
-#include "ropekit/gguf.hpp"
-#include "ropekit/hf_rope.hpp"
-#include "ropekit/prope_convert.hpp"
-#include "ropekit/safetensors.hpp"
+#include "ropekit/convert/prope_convert.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/formats/gguf.hpp"
+#include "ropekit/formats/safetensors.hpp"
+#include "ropekit/rope/hf_rope.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

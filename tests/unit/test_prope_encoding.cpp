@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ropekit/error.hpp"
-#include "ropekit/prope_encoding.hpp"
+#include "ropekit/convert/prope_encoding.hpp"
+#include "ropekit/core/error.hpp"
 
 using namespace ropekit;
 using Json = nlohmann::ordered_json;

@@ -4,8 +4,8 @@
 #include <random>
 #include <vector>
 
-#include "ropekit/error.hpp"
-#include "ropekit/rope.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/rope/rope.hpp"
 
 using namespace ropekit;
 

@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
-#include "ropekit/error.hpp"
-#include "ropekit/h5io.hpp"
-#include "ropekit/row_blocks.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/hdf5/row_blocks.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "ropekit/error.hpp"
-#include "ropekit/safetensors.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/formats/safetensors.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <string>
 
-#include "ropekit/error.hpp"
+#include "ropekit/core/error.hpp"
 
 namespace ropekit::test {
 

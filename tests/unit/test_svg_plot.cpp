@@ -6,8 +6,8 @@
 
 #include <doctest/doctest.h>
 
-#include "ropekit/error.hpp"
-#include "ropekit/svg_plot.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/plot/svg_plot.hpp"
 
 using namespace ropekit;
 
@@ -260,7 +260,7 @@ TEST_CASE("log x drops non-positive x and puts decades at equal spacing") {
     CHECK_THROWS_AS(render_lines(p), Error);
 }
 
-#include "ropekit/plot_dataset.hpp"
+#include "ropekit/plot/plot_dataset.hpp"
 
 TEST_CASE("FILE:DATASET splits at the last colon unless the whole argument is a file") {
     using P = std::pair<std::string, std::string>;

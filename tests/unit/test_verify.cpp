@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "ropekit/error.hpp"
-#include "ropekit/verify.hpp"
-#include "ropekit/verify_checks.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/verify/checks_internal.hpp"
+#include "ropekit/verify/verify.hpp"
 
 using namespace ropekit;
 

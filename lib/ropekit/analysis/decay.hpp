@@ -1,0 +1,128 @@
+#pragma once
+// Does RoPE decay attention with distance? (paper Figure 2, Figure 9, Proposition 3.2)
+// activation(o) = q^T R^(-o) k / d, o = offset = how many tokens back the key sits.
+//   ones:              q = k = all ones, closed form (2/d) sum_c cos(o g_c)
+//   gaussian:          M independent pairs q, k ~ N(0, I); mean, std and stderr over the pairs
+//   repeated-gaussian: one Gaussian q and one k, the same at every position (Figure 9)
+//   file:              real (q, k) pairs, row r of the query dataset with row r of the key one
+// Sampled curves are one SGEMM per block of pairs: [pairs x 2C] coefficients times the
+// [2C x offsets] cos/sin table (logit_curve.hpp), accumulated per offset in double.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/rope/rope.hpp"
+
+namespace ropekit {
+
+enum class DecayMode { ones, gaussian, repeated_gaussian, file };
+std::string decay_mode_name(DecayMode mode);
+DecayMode parse_decay_mode(const std::string& name);  // usage_error for anything else
+
+struct DecayCurve {
+    std::vector<std::int64_t> offsets;
+    std::vector<double> activation;  // mean over pairs of q^T R^(-o) k / d
+    // Sampled modes with >= 2 pairs only (empty otherwise):
+    std::vector<double> std;          // sample standard deviation over pairs (ddof = 1)
+    std::vector<double> stderr_mean;  // std / sqrt(samples)
+    std::vector<double> variance_se;  // standard error of the variance estimate (delta method)
+    std::size_t samples = 0;          // pairs averaged (0 for the closed form)
+};
+
+// Accumulates sampled pairs at every offset: sums of x, x^2, x^3, x^4 per offset in double.
+class DecayAccumulator {
+  public:
+    DecayAccumulator(const Schedule& s, std::vector<std::int64_t> offsets);
+    ~DecayAccumulator();
+    DecayAccumulator(const DecayAccumulator&) = delete;
+    DecayAccumulator& operator=(const DecayAccumulator&) = delete;
+
+    // n pairs: q and k are [n x head_dim] row-major.
+    void add(const float* q, const float* k, std::size_t n);
+    std::size_t samples() const { return samples_; }
+    DecayCurve result() const;
+
+  private:
+    struct Impl;
+    Impl* impl_;
+    std::size_t samples_ = 0;
+};
+
+using Progress = std::function<void(std::size_t done, std::size_t total)>;
+
+DecayCurve ones_decay(const Schedule& s, const std::vector<std::int64_t>& offsets);
+DecayCurve gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
+                          std::size_t samples, std::uint64_t seed, const Progress& progress = {});
+DecayCurve repeated_gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
+                                   std::uint64_t seed);
+// Pairs row r of `query` with row r of `key` (both [..., d], same leading shape), at most
+// max_samples of them (0 = all), streamed in blocks.
+DecayCurve file_decay(const H5Input& in, const std::string& query, const std::string& key,
+                      const Schedule& s, const std::vector<std::int64_t>& offsets,
+                      std::size_t max_samples, const Progress& progress = {});
+
+struct DecayParams {
+    DecayMode mode = DecayMode::ones;
+    std::size_t head_dim = 0;
+    double theta = 0;
+    double p = 1;
+    std::uint64_t seed = 0;
+    std::string layout;  // file mode only
+};
+
+// One run of rope-decay: which curve, at which offsets, from what.
+struct DecayRequest {
+    DecayParams params;                 // mode, d, theta, p, seed; layout (file mode)
+    std::vector<std::int64_t> offsets;  // tokens back, each >= 0
+    std::size_t samples = 0;            // 0 = the mode's default (gaussian 10000, file all rows)
+    const H5Input* input = nullptr;     // file mode
+    std::string query, key;             // file mode datasets
+};
+// Checks the combination (usage_error: file mode without input/query/key or the reverse,
+// --samples for repeated-gaussian), builds the schedule (p-RoPE applied) and computes the curve.
+DecayCurve compute_decay(const DecayRequest& request, const Progress& progress = {});
+// File mode: theta, p and layout from the file's rope_theta, p and rope_layout root attributes
+// where the command line gave none (layout_option empty); half layout if neither says.
+void take_file_defaults(DecayParams& params, const H5Input& in, bool theta_given, bool p_given,
+                        const std::string& layout_option);
+
+// Proposition 3.2 as a statistical test, with a Bonferroni rule over offsets so that a true
+// "no decay" curve fails with probability at most alpha:
+//   mean:   |activation(o)| <= z * stderr(o) at every offset,
+//   spread: |var(o) - var_avg| <= z * (se_var(o) + mean_o se_var(o)) at every offset,
+// with z = the two-sided normal quantile for alpha / (2 * 2 * offsets) (alpha split over the two
+// families, then over offsets). The spread bound adds standard errors, which holds whatever the
+// correlation between offsets (the same pairs are used at every offset).
+struct DecayCheck {
+    double alpha = 0;
+    double z_critical = 0;
+    double max_mean_z = 0;
+    std::int64_t worst_mean_offset = 0;
+    double max_spread_z = 0;
+    std::int64_t worst_spread_offset = 0;
+    std::size_t offsets = 0;
+    bool passed = false;
+};
+DecayCheck check_no_decay(const DecayCurve& curve, double alpha = 1e-3);
+// "max |mean|/stderr 2.31 at offset 17, max spread z 1.20 at offset 4000, critical z 5.33
+// (alpha 0.001, Bonferroni over 2 x 5001 offsets)"
+std::string describe_decay_check(const DecayCheck& check);
+// Root attributes check_passed, check_alpha, check_z_critical, check_max_mean_z, ...
+void write_decay_check(H5Output& out, const DecayCheck& check);
+// z with P(|Z| > z) = tail for a standard normal Z.
+double two_sided_normal_quantile(double tail);
+
+// The paper's offsets for Figure 2a: 0, 1, 10, 100, 1000, 5000.
+const std::vector<std::int64_t>& figure_2a_offsets();
+// "0,1,10" or "0-100" or "0-5000:10" (start-stop:step), sorted as given, each >= 0.
+std::vector<std::int64_t> parse_offsets(const std::string& spec);
+
+// Datasets offset, activation (+ std, stderr) and attributes mode/d/theta/p/samples/seed.
+void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& params);
+// Figure 2 style SVG (svg_plot.hpp): activation against offset, shaded +- stderr when sampled.
+std::string decay_plot_svg(const DecayCurve& curve, const DecayParams& params);
+
+}  // namespace ropekit

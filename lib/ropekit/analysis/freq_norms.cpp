@@ -1,0 +1,294 @@
+#include "ropekit/analysis/freq_norms.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include <fmt/format.h>
+
+#include "ropekit/core/error.hpp"
+
+namespace ropekit {
+namespace {
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Pre-RoPE if the dump has it, else post-RoPE (chunk norms are the same).
+Hook pick_hook(const DumpReader& dump, std::size_t layer, Hook pre, Hook post) {
+    if (dump.has(layer, pre)) return pre;
+    if (dump.has(layer, post)) return post;
+    throw data_error(dump.input().name(), dump.dataset(layer, pre),
+                     fmt::format("no such dataset (nor {})", dump.dataset(layer, post)));
+}
+
+#if defined(__SSE2__)
+void add_four_norms(__m128 x, __m128 y, double* out) {
+    const __m128 n = _mm_sqrt_ps(_mm_add_ps(_mm_mul_ps(x, x), _mm_mul_ps(y, y)));
+    _mm_storeu_pd(out, _mm_add_pd(_mm_loadu_pd(out), _mm_cvtps_pd(n)));
+    _mm_storeu_pd(out + 2, _mm_add_pd(_mm_loadu_pd(out + 2), _mm_cvtps_pd(_mm_movehl_ps(n, n))));
+}
+#endif
+
+// out[k] += |chunk k of v| for k < F. Each norm is computed in float (relative error below 1e-7,
+// far inside the documented 1e-5) so that four chunks take one SSE instruction: a scalar sqrt
+// does not vectorise under -fmath-errno. The sums over positions stay in double.
+void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* out) {
+    std::size_t k = 0;
+#if defined(__SSE2__)
+    if (s.layout == Layout::half) {
+        const float* y = v + s.rotary_dim / 2;
+        for (; k + 4 <= F; k += 4)
+            add_four_norms(_mm_loadu_ps(v + k), _mm_loadu_ps(y + k), out + k);
+    } else {
+        for (; k + 4 <= F; k += 4) {
+            const __m128 lo = _mm_loadu_ps(v + 2 * k), hi = _mm_loadu_ps(v + 2 * k + 4);
+            add_four_norms(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
+                           _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)), out + k);
+        }
+    }
+#endif
+    for (; k < F; ++k) {
+        const auto [a, b] = s.chunk_dims(k);
+        const float x = v[a], y = v[b];
+        out[k] += static_cast<double>(std::sqrt(x * x + y * y));
+    }
+}
+
+void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, const Schedule& s,
+                      bool exclude_bos, double* sums, std::size_t& count) {
+    const VectorShape shape = dump.vector_shape(layer, hook);
+    const std::size_t F = s.rotary_dim / 2, first = exclude_bos ? 1 : 0;
+    Tensor<float> slab;
+    count = 0;
+    for (std::size_t b = 0; b < shape.batch; ++b) {
+        dump.read_vectors(layer, hook, b, slab);
+        // One thread: the norms take about a third of the time and the read the rest, and a
+        // second thread per sequence measured slower on 2 cores (docs/performance.md).
+        for (std::size_t t = first; t < shape.pos; ++t) {
+            for (std::size_t h = 0; h < shape.heads; ++h) {
+                add_chunk_norms(&slab.data[(t * shape.heads + h) * shape.dim], s, F, sums + h * F);
+            }
+        }
+        count += shape.pos - first;
+    }
+}
+
+}  // namespace
+
+FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
+                             const std::function<void(const std::string&)>& progress) {
+    const std::string& in_name = dump.input().name();
+    FreqNorms r;
+    std::vector<std::size_t> available = dump.layers(options.queries ? Hook::q : Hook::k);
+    if (available.empty()) available = dump.layers(options.queries ? Hook::rot_q : Hook::rot_k);
+    if (available.empty()) {
+        throw data_error(in_name, dump.dataset(0, options.queries ? Hook::q : Hook::k),
+                         "no layers found (see --name)");
+    }
+    if (options.layers.empty()) {
+        r.layers = available;
+    } else {
+        for (std::size_t i : options.layers) r.layers.push_back(available[i]);
+    }
+    // The first layer fixes head_dim and the schedule; every other layer must agree.
+    const std::size_t first = r.layers.front();
+    const Hook q0 = options.queries ? pick_hook(dump, first, Hook::q, Hook::rot_q) : Hook::k;
+    const Hook k0 = options.keys ? pick_hook(dump, first, Hook::k, Hook::rot_k) : q0;
+    const std::size_t head_dim = dump.vector_shape(first, options.queries ? q0 : k0).dim;
+    r.schedule = dump.schedule(head_dim, false);
+    const std::size_t F = r.schedule.rotary_dim / 2, L = r.layers.size();
+    if (options.exclude_bos && dump.vector_shape(first, options.queries ? q0 : k0).pos < 2) {
+        throw data_error(in_name, dump.dataset(first, options.queries ? q0 : k0),
+                         "--exclude-bos needs at least 2 positions");
+    }
+    std::size_t q_heads = 0, kv_heads = 0;
+    if (options.queries) q_heads = dump.vector_shape(first, q0).heads;
+    if (options.keys) kv_heads = dump.vector_shape(first, k0).heads;
+    if (options.queries) r.q = {hook_name(q0), Tensor<double>({L, q_heads, F})};
+    if (options.keys) r.k = {hook_name(k0), Tensor<double>({L, kv_heads, F})};
+
+    for (std::size_t row = 0; row < L; ++row) {
+        const std::size_t layer = r.layers[row];
+        for (int which = 0; which < 2; ++which) {
+            const bool queries = which == 0;
+            if ((queries && !options.queries) || (!queries && !options.keys)) continue;
+            const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
+                                      : pick_hook(dump, layer, Hook::k, Hook::rot_k);
+            const VectorShape shape = dump.vector_shape(layer, hook);
+            Tensor<double>& norms = queries ? r.q.norms : r.k.norms;
+            if (shape.dim != head_dim || shape.heads != norms.shape[1]) {
+                throw data_error(
+                    in_name, dump.dataset(layer, hook),
+                    fmt::format("{} heads of {} dims, but layer {} has {} of {}", shape.heads,
+                                shape.dim, first, norms.shape[1], head_dim));
+            }
+            double* sums = &norms({row, 0, 0});
+            std::size_t count = 0;
+            accumulate_layer(dump, layer, hook, r.schedule, options.exclude_bos, sums, count);
+            for (std::size_t i = 0; i < shape.heads * F; ++i) sums[i] /= static_cast<double>(count);
+            r.positions = count;
+        }
+        if (options.queries && options.keys)
+            dump.check_query_key(layer, pick_hook(dump, layer, Hook::q, Hook::rot_q),
+                                 pick_hook(dump, layer, Hook::k, Hook::rot_k));
+        if (progress) progress(fmt::format("layer {} ({}/{})", layer, row + 1, L));
+    }
+    return r;
+}
+
+Tensor<double> mean_over_heads(const Tensor<double>& norms) {
+    const std::size_t L = norms.shape[0], H = norms.shape[1], F = norms.shape[2];
+    Tensor<double> out({L, F});
+    for (std::size_t l = 0; l < L; ++l)
+        for (std::size_t h = 0; h < H; ++h)
+            for (std::size_t k = 0; k < F; ++k)
+                out({l, k}) += norms({l, h, k}) / static_cast<double>(H);
+    return out;
+}
+
+double top_quarter_share(const double* head_norms, std::size_t frequencies) {
+    const std::size_t top = std::max<std::size_t>(1, (frequencies + 3) / 4);
+    double all = 0, high = 0;
+    for (std::size_t k = 0; k < frequencies; ++k) {
+        all += head_norms[k];
+        if (k < top) high += head_norms[k];
+    }
+    return all > 0 ? high / all : 0;
+}
+
+std::vector<std::size_t> find_bands(const double* layer_norms, std::size_t heads,
+                                    std::size_t frequencies, std::size_t head, double ratio) {
+    const std::size_t low = frequencies / 2;
+    std::vector<double> layer_low, head_low;
+    for (std::size_t h = 0; h < heads; ++h) {
+        for (std::size_t k = low; k < frequencies; ++k) {
+            layer_low.push_back(layer_norms[h * frequencies + k]);
+            if (h == head) head_low.push_back(layer_norms[h * frequencies + k]);
+        }
+    }
+    const double threshold = ratio * std::max(median(layer_low), median(head_low));
+    std::vector<std::size_t> bands;
+    for (std::size_t k = low; k < frequencies; ++k) {
+        if (layer_norms[head * frequencies + k] >= threshold && threshold > 0) bands.push_back(k);
+    }
+    return bands;
+}
+
+std::string freq_norms_summary(const FreqNorms& r, double band_ratio) {
+    std::string out = "tensor\tlayer\thead\ttop_quarter_share\tbands\n";
+    for (int which = 0; which < 2; ++which) {
+        const Tensor<double>& norms = which == 0 ? r.q.norms : r.k.norms;
+        if (norms.size() == 0) continue;
+        const std::size_t H = norms.shape[1], F = norms.shape[2];
+        for (std::size_t row = 0; row < r.layers.size(); ++row) {
+            const double* layer = &norms.data[row * H * F];
+            std::vector<double> low;
+            for (std::size_t h = 0; h < H; ++h)
+                for (std::size_t k = F / 2; k < F; ++k) low.push_back(layer[h * F + k]);
+            const double layer_median = median(low);
+            for (std::size_t h = 0; h < H; ++h) {
+                std::string bands;
+                for (std::size_t k : find_bands(layer, H, F, h, band_ratio)) {
+                    bands += fmt::format("{}{}:{:.1f}", bands.empty() ? "" : ",", k,
+                                         layer[h * F + k] / layer_median);
+                }
+                out += fmt::format("{}\t{}\t{}\t{:.4f}\t{}\n", which == 0 ? "q" : "k",
+                                   r.layers[row], h, top_quarter_share(layer + h * F, F),
+                                   bands.empty() ? "-" : bands);
+            }
+        }
+    }
+    return out;
+}
+
+void write_freq_norms(H5Output& out, const FreqNorms& r, const FreqNormsOptions& options) {
+    Tensor<std::int64_t> layer({r.layers.size()});
+    for (std::size_t i = 0; i < r.layers.size(); ++i)
+        layer.data[i] = static_cast<std::int64_t>(r.layers[i]);
+    out.write("layer", layer, {"layer"});
+    const std::size_t F = r.schedule.rotary_dim / 2;
+    if (r.schedule.inv_freq.size() == F) {
+        Tensor<double> frequency({F});
+        frequency.data = r.schedule.inv_freq;
+        out.write("frequency", frequency, {"freq"}, "rad/token");
+    }
+    for (int which = 0; which < 2; ++which) {
+        const TensorNorms& t = which == 0 ? r.q : r.k;
+        if (t.norms.size() == 0) continue;
+        const std::string name = which == 0 ? "q" : "k";
+        out.write(name + "_norms", t.norms, {"layer", which == 0 ? "head" : "kv_head", "freq"},
+                  "activation");
+        out.set_attr(name + "_norms", "source", t.dataset_hook);
+        out.set_attr(name + "_norms", "description",
+                     "mean over batch and positions of the 2-norm of each RoPE chunk; freq 0 = "
+                     "highest frequency");
+        out.write("layer_" + name + "_norms", mean_over_heads(t.norms), {"layer", "freq"},
+                  "activation");
+        out.set_attr("layer_" + name + "_norms", "description",
+                     "q/k chunk norms averaged over heads (Figure 3)");
+    }
+    out.set_attr("/", "positions_averaged", static_cast<std::int64_t>(r.positions));
+    out.set_attr("/", "exclude_bos", static_cast<std::int64_t>(options.exclude_bos ? 1 : 0));
+    out.set_attr("/", "band_ratio", options.band_ratio);
+    out.set_attr("/", "rope_layout", layout_name(r.schedule.layout));
+    out.set_attr("/", "rotary_dim", static_cast<std::int64_t>(r.schedule.rotary_dim));
+    out.set_attr("/", "head_dim", static_cast<std::int64_t>(r.schedule.head_dim));
+}
+
+namespace {
+std::vector<std::string> frequency_labels(const FreqNorms& r) {
+    std::vector<std::string> labels;
+    const std::size_t F = r.schedule.rotary_dim / 2;
+    for (std::size_t k = 0; k < F; ++k) labels.push_back(std::to_string(k));
+    return labels;
+}
+}  // namespace
+
+Heatmap layer_norms_figure(const FreqNorms& r, bool queries) {
+    const Tensor<double> means = mean_over_heads(queries ? r.q.norms : r.k.norms);
+    const std::size_t L = means.shape[0], F = means.shape[1];
+    Heatmap h;
+    h.rows = F;
+    h.cols = L;
+    h.values.resize(F * L);
+    for (std::size_t l = 0; l < L; ++l)
+        for (std::size_t k = 0; k < F; ++k) h.values[k * L + l] = means({l, k});
+    h.title = fmt::format("Mean {} chunk norm per layer (over heads and tokens)",
+                          queries ? "query" : "key");
+    h.x_label = "layer";
+    h.y_label = "frequency index (0 = highest)";
+    for (std::size_t l : r.layers) h.x_tick_labels.push_back(std::to_string(l));
+    h.y_tick_labels = frequency_labels(r);
+    h.color_label = "mean 2-norm";
+    h.color_units = "activation";
+    return h;
+}
+
+Heatmap head_norms_figure(const FreqNorms& r, bool queries, std::size_t row) {
+    const Tensor<double>& norms = queries ? r.q.norms : r.k.norms;
+    const std::size_t H = norms.shape[1], F = norms.shape[2];
+    Heatmap h;
+    h.rows = F;
+    h.cols = H;
+    h.values.resize(F * H);
+    for (std::size_t head = 0; head < H; ++head)
+        for (std::size_t k = 0; k < F; ++k) h.values[k * H + head] = norms({row, head, k});
+    h.title = fmt::format("Layer {}: mean {} chunk norm per head", r.layers[row],
+                          queries ? "query" : "key");
+    h.x_label = queries ? "head" : "kv head";
+    h.y_label = "frequency index (0 = highest)";
+    h.y_tick_labels = frequency_labels(r);
+    h.color_label = "mean 2-norm";
+    h.color_units = "activation";
+    return h;
+}
+
+}  // namespace ropekit

@@ -1,0 +1,67 @@
+#pragma once
+// Which frequencies each head uses (the paper's Section 4, Figures 3 and 4): the mean 2-norm of
+// every 2-D RoPE chunk of queries and keys, over batch and positions. By Cauchy-Schwarz,
+// |q^(k)T rho k^(k)| <= ||q^(k)|| ||k^(k)||, so these norms bound what each frequency can add to
+// a logit. Chunk norms are rotation-invariant: pre- and post-RoPE vectors give the same result.
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ropekit/core/tensor.hpp"
+#include "ropekit/dump/dump_reader.hpp"
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/plot/svg_plot.hpp"
+
+namespace ropekit {
+
+struct FreqNormsOptions {
+    bool queries = true, keys = true;
+    bool exclude_bos = false;         // leave out position 0 of every sequence
+    std::vector<std::size_t> layers;  // empty = every layer in the dump
+    double band_ratio = 4.0;          // see find_bands
+};
+
+struct TensorNorms {
+    std::string dataset_hook;  // "hook_q" or "hook_rot_q" (keys: "hook_k" / "hook_rot_k")
+    Tensor<double> norms;      // [layer, head, freq], frequency index 0 = highest
+};
+
+struct FreqNorms {
+    std::vector<std::size_t> layers;  // dump layer of each row
+    Schedule schedule;                // inv_freq empty when theta is unknown
+    std::size_t positions = 0;        // vectors averaged per head (batch x positions used)
+    TensorNorms q, k;                 // empty norms when not requested
+};
+
+// Streams the dump one layer and one sequence at a time. `progress` gets a line per layer.
+FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
+                             const std::function<void(const std::string&)>& progress = {});
+
+// Mean over heads: [layer, head, freq] -> [layer, freq] (Figure 3).
+Tensor<double> mean_over_heads(const Tensor<double>& norms);
+
+// Share of a head's summed chunk norm in the highest quarter of frequencies (indices
+// 0 .. ceil(F/4) - 1).
+double top_quarter_share(const double* head_norms, std::size_t frequencies);
+
+// Low-frequency bands of one head: chunks k in the lower half (k >= F/2) whose norm is at least
+// `ratio` times BOTH the median of the layer's lower-half chunk norms (all heads) and the
+// median of this head's own lower-half chunk norms. `layer_norms` is [head, freq].
+std::vector<std::size_t> find_bands(const double* layer_norms, std::size_t heads,
+                                    std::size_t frequencies, std::size_t head, double ratio);
+
+// The per-head summary: "tensor layer head top_quarter_share bands" as TSV, bands written as
+// "freq:ratio_to_layer_median" separated by commas ("-" for none).
+std::string freq_norms_summary(const FreqNorms& result, double band_ratio);
+
+// Datasets q_norms, k_norms [layer, head|kv_head, freq], layer_q_norms / layer_k_norms
+// [layer, freq], layer [layer] (the dump's layer numbers) and frequency [freq] (rad/token).
+void write_freq_norms(H5Output& out, const FreqNorms& result, const FreqNormsOptions& options);
+
+// Figure 3 (layers x frequencies, mean over heads) and Figure 4 (heads x frequencies of one
+// layer), frequency on y with the highest at the top.
+Heatmap layer_norms_figure(const FreqNorms& result, bool queries);
+Heatmap head_norms_figure(const FreqNorms& result, bool queries, std::size_t layer_row);
+
+}  // namespace ropekit

@@ -1,0 +1,97 @@
+#pragma once
+// Which heads attend by position alone (the paper's Definition 5.1, Figure 5). A head is
+// positional at offset r when, on every sequence, its attention from query i to key i - r
+// carries at least 1 - epsilon of the mass (averaged over the queries that have such a key).
+// Patterns come from the dump (hook_pattern) or are computed from post-RoPE queries and keys,
+// one SGEMM per (sequence, head). Alongside: TransformerLens's previous_token_head scores
+// (head_detector.py: "mul" and "abs", with exclude_bos / exclude_current_token) so results can
+// be compared with detect_head, and, when q and k are available, which frequency chunks carry
+// the logit at the head's offset.
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ropekit/core/tensor.hpp"
+#include "ropekit/dump/dump_reader.hpp"
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/plot/svg_plot.hpp"
+
+namespace ropekit {
+
+enum class HeadSource { pattern, qk };
+
+struct PositionalOptions {
+    HeadSource from = HeadSource::pattern;
+    double epsilon = 0.1;        // positional when min over sequences of the mass >= 1 - epsilon
+    std::size_t max_offset = 8;  // offsets 0 .. max_offset are searched
+    bool exclude_bos = false;    // ignore key 0 (renormalise over keys >= 1); TL's exclude_bos
+    bool exclude_current_token = false;  // TL scores only: ignore the diagonal
+    // qk: logits = logit_scale * q.k; unset = 1/sqrt(d_head), as models do.
+    std::optional<double> logit_scale;
+    std::vector<std::size_t> layers;  // indices into the dump's layers; empty = all
+    std::size_t picture_tokens = 48;  // top-left corner of sequence 0 kept for the figures
+};
+
+// What one sequence's [T, T] pattern of one head says.
+struct SequenceStats {
+    std::vector<double> offset_mass;  // [max_offset + 1]: mean over queries of A[i, i - r]
+    double prev_mul = 0, prev_abs = 0;
+};
+
+// Offset masses for r = 0 .. max_offset (NaN where the sequence is too short), and the two
+// TransformerLens previous-token scores. `pattern` is a causal [T, T] row-stochastic matrix.
+SequenceStats sequence_stats(const float* pattern, std::size_t tokens,
+                             const PositionalOptions& options);
+
+// TransformerLens's compute_head_attention_similarity_score against the previous-token detection
+// pattern D[i, i-1] = 1: "mul" = sum(A' * D) / sum(A'), "abs" = 1 - sum|A - D| / T, where the
+// excluded column 0 / diagonal are zeroed first. (TL rounds "abs" to 3 decimals; we do not.)
+double previous_token_score_mul(const float* pattern, std::size_t tokens, bool exclude_bos,
+                                bool exclude_current_token);
+double previous_token_score_abs(const float* pattern, std::size_t tokens, bool exclude_bos,
+                                bool exclude_current_token);
+
+struct HeadResult {
+    std::size_t layer = 0, head = 0, offset = 0;
+    double mass = 0, min_mass = 0;  // at `offset`: mean over sequences, minimum over sequences
+    bool positional = false;
+    double prev_mul = 0, prev_abs = 0;    // TL scores, mean over sequences
+    double top_freq_share = 0;            // NaN without q and k
+    std::vector<double> offset_mass;      // mean over sequences, per offset
+    std::vector<double> frequency_share;  // per chunk, share of the logit at `offset`
+    Tensor<float> picture;                // [n, n] corner of sequence 0's pattern
+};
+
+struct PositionalHeads {
+    std::vector<std::size_t> layers;  // dump layer numbers
+    std::size_t heads = 0, frequencies = 0, sequences = 0, tokens = 0;
+    bool attributed = false;  // frequency shares computed
+    double logit_scale = 0;   // qk: the multiplier of q.k that was used
+    std::string source;       // what the patterns came from, for the record
+    PositionalOptions options;
+    std::vector<HeadResult> results;  // layer-major
+};
+
+// --scale: "auto" = the dump's attn_scale attribute when it has one, else 1/sqrt(d_head) (unset);
+// "sqrt" = 1/sqrt(d_head) (unset); "none" = 1, the paper's convention.
+std::optional<double> logit_scale_choice(const std::string& choice,
+                                         const DumpAttributes& attributes);
+
+PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
+                                      const std::function<void(const std::string&)>& progress = {});
+
+// "layer head offset mass min_mass positional prev_mul prev_abs top_freq_share", one row per
+// head, 0-based; positional is 1/0, top_freq_share "nan" when not computed.
+std::string heads_table_tsv(const PositionalHeads& result);
+std::string heads_table_json(const PositionalHeads& result);  // list of objects, null for NaN
+
+void write_positional_heads(H5Output& out, const PositionalHeads& result);
+
+// Figure 5: a head's attention pattern (query on y from the top, key on x).
+Heatmap pattern_figure(const HeadResult& head, const std::string& source);
+// Overview: mass at the dominant offset per layer (y) and head (x).
+Heatmap mass_figure(const PositionalHeads& result);
+
+}  // namespace ropekit

@@ -1,0 +1,180 @@
+#include "ropekit/cli/cli.hpp"
+
+#include <cblas.h>
+#include <hdf5.h>
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/lsan_interface.h>
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <new>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/threads.hpp"
+#include "ropekit/core/version.hpp"
+#include "ropekit/hdf5/h5io.hpp"
+
+namespace ropekit {
+
+namespace {
+
+std::string shell_quote(const std::string& arg) {
+    if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789-_./:=,+@%") == std::string::npos) {
+        return arg;
+    }
+    std::string quoted = "'";
+    for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+}  // namespace
+
+std::string version_text(const std::string& tool) {
+    unsigned major = 0, minor = 0, release = 0;
+    H5get_libversion(&major, &minor, &release);
+    return fmt::format("{} (ropekit {})\nHDF5 {}.{}.{}\n{} (core {}, {} threads)\n", tool, kVersion,
+                       major, minor, release, openblas_get_config(), openblas_get_corename(),
+                       thread_count());
+}
+
+Tool::Tool(std::string name, const std::string& description)
+    : name_(std::move(name)), app_(description, name_) {
+    silence_hdf5_errors();  // before any other HDF5 call
+    app_.set_help_flag("-h,--help", "Print this help and exit");
+    app_.add_flag_callback(
+        "--version",
+        [this] {
+            std::cout << version_text(name_);
+            throw CLI::Success();
+        },
+        "Print the ropekit, HDF5 and OpenBLAS versions and exit");
+    app_.add_option("--threads", threads_, "Threads for OpenBLAS and our own loops (0 = all cores)")
+        ->check(CLI::NonNegativeNumber);
+    app_.add_flag("-q,--quiet", quiet_, "No progress or status lines on stderr");
+    app_.get_formatter()->column_width(34);
+}
+
+Tool& Tool::single_threaded(const std::string& why) {
+    app_.get_option("--threads")->description("Accepted, but this tool runs on one thread: " + why);
+    return *this;
+}
+
+Tool& Tool::examples(const std::string& text) {
+    app_.footer("\nExamples:\n" + text);
+    return *this;
+}
+
+Tool& Tool::with_output(bool required) {
+    // Not CLI11's required(): CLI11 2.1 reports a missing required option before an unknown one,
+    // which hides the user's real mistake. run() checks it after parsing instead.
+    app_.add_option("-o,--output", output_,
+                    required ? "Output file ('-' = standard output), required"
+                             : "Output file ('-' = standard output)");
+    output_required_ = required;
+    app_.add_flag("--force", force_, "Replace an existing output (never an input)");
+    return *this;
+}
+
+WriteOptions Tool::write_options(std::vector<std::string> inputs) const {
+    WriteOptions options;
+    options.force = force_;
+    options.inputs = std::move(inputs);
+    return options;
+}
+
+void Tool::print_note(const std::string& line) const {
+    std::fflush(stdout);
+    std::cerr << name_ << ": " << line << '\n';
+}
+
+void Tool::report(const std::string& message) const {
+    std::cout.flush();
+    std::fflush(stdout);
+    std::cerr << name_ << ": " << message << '\n';
+}
+
+namespace {
+
+// Under an address-space limit (ulimit -v) OpenBLAS's pool threads, started when the library
+// loads, can be stuck retrying to map their buffers; a normal exit would wait for them forever.
+// Our outputs are committed and our temporaries removed by now, so leave without the library
+// destructors (after LeakSanitizer's check, in sanitizer builds).
+void leave_if_address_space_limited(int code) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    std::cout.flush();
+    std::cerr.flush();
+    std::fflush(nullptr);
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    __lsan_do_leak_check();
+#endif
+#elif defined(__SANITIZE_ADDRESS__)
+    __lsan_do_leak_check();
+#endif
+    std::_Exit(code);
+}
+
+}  // namespace
+
+int Tool::run(int argc, char** argv, const std::function<void()>& body) {
+    const int code = parse_and_run(argc, argv, body);
+    leave_if_address_space_limited(code);
+    return code;
+}
+
+int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body) {
+    for (int i = 0; i < argc; ++i) {
+        if (i) command_line_ += ' ';
+        command_line_ += shell_quote(i == 0 ? name_ : argv[i]);
+    }
+    try {
+        app_.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        std::cout << app_.help();
+        return 0;
+    } catch (const CLI::Success&) {
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        report(std::string(e.what()) + " (see --help)");
+        return static_cast<int>(ExitCode::usage);
+    }
+    if (output_required_ && output_.empty()) {
+        report("--output is required (see --help)");
+        return static_cast<int>(ExitCode::usage);
+    }
+    // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
+    // instead of the process being killed mid-write.
+    std::signal(SIGXFSZ, SIG_IGN);
+    return run_body(body);
+}
+
+int Tool::run_body(const std::function<void()>& body) {
+    try {
+        set_thread_count(threads_);
+        body();
+        std::cout.flush();
+        return 0;
+    } catch (const Error& e) {
+        report(e.what());
+        return static_cast<int>(e.code());
+    } catch (const std::bad_alloc&) {
+        report("out of memory");
+        return static_cast<int>(ExitCode::data);
+    } catch (const std::exception& e) {
+        report(std::string("internal error: ") + e.what());
+        return static_cast<int>(ExitCode::data);
+    }
+}
+
+}  // namespace ropekit

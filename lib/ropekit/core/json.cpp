@@ -1,0 +1,28 @@
+#include "ropekit/core/json.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "ropekit/core/error.hpp"
+
+namespace ropekit {
+
+using Json = nlohmann::ordered_json;
+
+Json read_json_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw data_error(path, "", "cannot open");
+    std::ostringstream text;
+    text << in.rdbuf();
+    try {
+        return Json::parse(text.str());
+    } catch (const nlohmann::json::exception& e) {
+        // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...": keep it short.
+        std::string what = e.what();
+        const auto bracket = what.find("] ");
+        if (bracket != std::string::npos) what = what.substr(bracket + 2);
+        throw data_error(path, "", "not valid JSON: " + what);
+    }
+}
+
+}  // namespace ropekit

@@ -1,0 +1,55 @@
+#pragma once
+// Rules every output follows, whatever its format (HDF5, safetensors, GGUF, directories):
+// refuse to overwrite an input (always) or an existing output (without --force), and write to a
+// temporary name beside the target that is renamed into place only when complete.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace ropekit {
+
+struct WriteOptions {
+    bool force = false;               // replace an existing output
+    std::vector<std::string> inputs;  // paths the output must not be (refused even with force)
+};
+
+// Throws usage_error (exit 2) if `path` is one of `inputs` (same file or directory, by device
+// and inode) or exists and !force; data_error if its directory is missing.
+void check_output_path(const std::string& path, bool force, const std::vector<std::string>& inputs);
+
+// Creates an empty file ".NAME.tmp-XXXXXX" in the target's directory and returns its path.
+// Throws data_error naming the target if the directory is not writable.
+std::string make_temp_beside(const std::string& path);
+
+// Opens `path` to write it from the start, creating it if needed; nullptr with errno on failure.
+// Unlike fopen(path, "wb") it does not truncate a file that is already empty (such as our
+// temporaries): ext4 flushes a truncated file's data when it is closed (auto_da_alloc), which
+// added about 0.5 s per GB to every large output.
+std::FILE* open_for_writing(const std::string& path);
+
+// The same for a directory (for checkpoint directories): ".NAME.tmp-XXXXXX/".
+std::string make_temp_dir_beside(const std::string& path);
+
+// Moves a finished temporary file or directory onto `path`, replacing what is there when
+// force allowed it. Directories are swapped through a second temporary name.
+void commit_temp(const std::string& temp, const std::string& path);
+
+// Writes a whole text output (SVG, HTML, TSV) atomically; "-" writes it to stdout.
+void write_text_output(const std::string& path, const std::string& content, bool force,
+                       const std::vector<std::string>& inputs);
+
+// RAII owner of a temporary output: removes it (recursively) unless released.
+class TempOutput {
+  public:
+    explicit TempOutput(std::string path) : path_(std::move(path)) {}
+    TempOutput(const TempOutput&) = delete;
+    TempOutput& operator=(const TempOutput&) = delete;
+    ~TempOutput();
+    const std::string& path() const { return path_; }
+    void commit_to(const std::string& target);  // commit_temp, then forget
+
+  private:
+    std::string path_;
+};
+
+}  // namespace ropekit

@@ -1,0 +1,330 @@
+#include "ropekit/dump/dump_reader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
+
+namespace ropekit {
+namespace {
+
+// True when no element is NaN or inf. A branch-free OR over the exponent bits vectorises, which an
+// early-exit std::isfinite loop does not; callers look for the culprit only when this fails.
+bool all_finite(const float* p, std::size_t n) {
+    std::uint32_t bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::uint32_t bits;
+        std::memcpy(&bits, p + i, sizeof bits);
+        bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
+}
+
+const std::vector<std::pair<const char*, Hook>> kHookNames = {{"q", Hook::q},
+                                                              {"k", Hook::k},
+                                                              {"rot_q", Hook::rot_q},
+                                                              {"rot_k", Hook::rot_k},
+                                                              {"pattern", Hook::pattern},
+                                                              {"scores", Hook::scores}};
+
+std::string regex_escape(const std::string& s) {
+    static const std::string special = R"(\^$.|?*+()[]{})";
+    std::string out;
+    for (char c : s) {
+        if (special.find(c) != std::string::npos) out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+std::string strip_slash(std::string s) {
+    while (!s.empty() && s.front() == '/') s.erase(s.begin());
+    return s;
+}
+
+}  // namespace
+
+std::string DumpNames::template_for(Hook hook) const {
+    auto it = per_hook.find(hook);
+    return it != per_hook.end() ? it->second : general;
+}
+
+Hook parse_hook(const std::string& name) {
+    for (const auto& [text, hook] : kHookNames) {
+        if (name == text || name == hook_name(hook)) return hook;
+    }
+    throw usage_error("--name: unknown hook '" + name +
+                      "' (expected q, k, rot_q, rot_k, pattern or scores)");
+}
+
+DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional<Hook> primary) {
+    DumpNames names;
+    for (const std::string& value : values) {
+        auto eq = value.find('=');
+        std::string tmpl = eq == std::string::npos ? value : value.substr(eq + 1);
+        if (tmpl.find("{layer}") == std::string::npos) {
+            throw usage_error("--name '" + value + "': the template needs {layer}");
+        }
+        if (eq != std::string::npos) {
+            names.per_hook[parse_hook(value.substr(0, eq))] = tmpl;
+        } else if (tmpl.find("{hook}") != std::string::npos) {
+            names.general = tmpl;
+        } else if (primary) {
+            names.per_hook[*primary] = tmpl;
+        } else {
+            throw usage_error("--name '" + value +
+                              "' names one tensor but this command reads several: write "
+                              "HOOK=TEMPLATE (e.g. q=" +
+                              value + ") or use {hook}");
+        }
+    }
+    return names;
+}
+
+bool VectorAxes::has_batch() const {
+    return std::find(names.begin(), names.end(), "batch") != names.end();
+}
+
+std::size_t VectorAxes::index(const std::string& axis) const {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), axis) - names.begin());
+}
+
+VectorAxes parse_vector_axes(const std::string& spec) {
+    VectorAxes axes;
+    axes.names = split_list(spec);
+    std::vector<std::string> sorted = axes.names;
+    std::sort(sorted.begin(), sorted.end());
+    const bool ok = sorted == std::vector<std::string>{"dim", "head", "pos"} ||
+                    sorted == std::vector<std::string>{"batch", "dim", "head", "pos"};
+    if (!ok) {
+        throw usage_error("--axes '" + spec +
+                          "': expected pos, head and dim once each, optionally batch, comma "
+                          "separated (e.g. batch,pos,head,dim or pos,head,dim)");
+    }
+    return axes;
+}
+
+std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {
+    if (!attributes.bos) return "";
+    if (*attributes.bos == 1 && !exclude_bos) {
+        return "position 0 is a BOS token (bos = 1) and is included; --exclude-bos leaves it out";
+    }
+    if (*attributes.bos == 0 && exclude_bos) {
+        return "position 0 is not a BOS token (bos = 0) but --exclude-bos leaves it out anyway";
+    }
+    return "";
+}
+
+DumpReader::DumpReader(const H5Input& in, DumpNames names, VectorAxes axes,
+                       const DumpOverrides& overrides)
+    : in_(in), names_(std::move(names)), axes_(std::move(axes)) {
+    attributes_ = read_dump_attributes(in);
+    if (overrides.theta) attributes_.rope_theta = overrides.theta;
+    if (overrides.layout) attributes_.rope_layout = overrides.layout;
+    if (overrides.rotary_dim) attributes_.rotary_dim = overrides.rotary_dim;
+    if (overrides.bos) attributes_.bos = overrides.bos;
+}
+
+std::string DumpReader::dataset(std::size_t layer, Hook hook) const {
+    return strip_slash(hook_dataset(layer, hook, names_.template_for(hook)));
+}
+
+bool DumpReader::has(std::size_t layer, Hook hook) const {
+    return in_.has(dataset(layer, hook));
+}
+
+std::vector<std::size_t> DumpReader::layers(Hook hook) const {
+    std::string tmpl = strip_slash(names_.template_for(hook));
+    // {layer} -> digits, {hook} -> this hook's name, everything else literal.
+    std::string pattern = regex_escape(tmpl);
+    auto replace = [&pattern](const std::string& key, const std::string& value) {
+        const std::string escaped = regex_escape(key);
+        for (std::size_t pos; (pos = pattern.find(escaped)) != std::string::npos;) {
+            pattern.replace(pos, escaped.size(), value);
+        }
+    };
+    replace("{hook}", regex_escape(hook_name(hook)));
+    replace("{layer}", "([0-9]+)");
+    const std::regex re(pattern);
+    std::set<std::size_t> found;
+    for (const std::string& name : in_.dataset_names()) {
+        std::smatch m;
+        if (!std::regex_match(name, m, re)) continue;
+        std::size_t layer = std::stoul(m[1]);
+        if (dataset(layer, hook) == name) found.insert(layer);  // "01" is not layer 1
+    }
+    return {found.begin(), found.end()};
+}
+
+VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
+    const std::string name = dataset(layer, hook);
+    const Shape shape = in_.info(name).shape;
+    if (shape.size() != axes_.names.size()) {
+        throw data_error(
+            in_.name(), name,
+            fmt::format("expected rank {} [{}] (see --axes), found shape {}", axes_.names.size(),
+                        fmt::join(axes_.names, ", "), shape_string(shape)));
+    }
+    for (std::size_t a = 0; a < shape.size(); ++a) {
+        if (shape[a] == 0) {
+            throw data_error(in_.name(), name,
+                             fmt::format("axis {} ({}) has length 0", a, axes_.names[a]));
+        }
+    }
+    VectorShape s;
+    s.batch = axes_.has_batch() ? shape[axes_.index("batch")] : 1;
+    s.pos = shape[axes_.index("pos")];
+    s.heads = shape[axes_.index("head")];
+    s.dim = shape[axes_.index("dim")];
+    return s;
+}
+
+PatternShape DumpReader::pattern_shape(std::size_t layer, Hook hook) const {
+    const std::string name = dataset(layer, hook);
+    const Shape shape = in_.info(name).shape;
+    const bool batched = axes_.has_batch();
+    const std::size_t rank = batched ? 4 : 3;
+    if (shape.size() != rank) {
+        throw data_error(
+            in_.name(), name,
+            fmt::format("expected rank {} [{}head, query_pos, key_pos], found shape {}", rank,
+                        batched ? "batch, " : "", shape_string(shape)));
+    }
+    PatternShape s;
+    s.batch = batched ? shape[0] : 1;
+    s.heads = shape[rank - 3];
+    s.queries = shape[rank - 2];
+    s.keys = shape[rank - 1];
+    if (s.batch == 0 || s.heads == 0 || s.queries == 0 || s.keys == 0) {
+        throw data_error(in_.name(), name, "has a zero-length axis " + shape_string(shape));
+    }
+    if (s.keys < s.queries) {
+        throw data_error(in_.name(), name,
+                         fmt::format("{} queries but only {} keys (expected key_pos >= query_pos)",
+                                     s.queries, s.keys));
+    }
+    return s;
+}
+
+std::size_t DumpReader::check_query_key(std::size_t layer, Hook q, Hook k) const {
+    const VectorShape qs = vector_shape(layer, q), ks = vector_shape(layer, k);
+    const std::string kname = dataset(layer, k), qname = dataset(layer, q);
+    if (qs.batch != ks.batch || qs.pos != ks.pos) {
+        throw data_error(in_.name(), kname,
+                         fmt::format("{} sequences of {} positions, but {} has {} of {}", ks.batch,
+                                     ks.pos, qname, qs.batch, qs.pos));
+    }
+    if (qs.dim != ks.dim) {
+        throw data_error(in_.name(), kname,
+                         fmt::format("head_dim {} differs from {}'s {}", ks.dim, qname, qs.dim));
+    }
+    if (qs.heads % ks.heads != 0) {
+        throw data_error(in_.name(), kname,
+                         fmt::format("{} kv heads do not divide the {} query heads of {}", ks.heads,
+                                     qs.heads, qname));
+    }
+    return qs.heads / ks.heads;
+}
+
+Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
+    if (head_dim % 2 != 0) {
+        throw data_error(in_.name(), "",
+                         fmt::format("head_dim {} is odd; RoPE pairs dims", head_dim));
+    }
+    const std::size_t rotary = attributes_.rotary_dim.value_or(head_dim);
+    if (rotary > head_dim || rotary % 2 != 0 || rotary == 0) {
+        throw data_error(in_.name(), "/@rotary_dim",
+                         fmt::format("rotary_dim {} does not fit head_dim {} (even, 2..head_dim)",
+                                     rotary, head_dim));
+    }
+    const Layout layout = attributes_.rope_layout.value_or(Layout::half);
+    if (attributes_.rope_theta)
+        return make_schedule(head_dim, *attributes_.rope_theta, layout, rotary);
+    if (need_theta) {
+        throw usage_error(in_.name() + " has no rope_theta attribute: pass --theta (e.g. 10000)");
+    }
+    Schedule s;
+    s.head_dim = head_dim;
+    s.rotary_dim = rotary;
+    s.layout = layout;
+    return s;
+}
+
+void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
+                              Tensor<float>& out) const {
+    const std::string name = dataset(layer, hook);
+    const VectorShape s = vector_shape(layer, hook);
+    const Shape full = in_.info(name).shape;
+    Shape start(full.size(), 0), count = full;
+    if (axes_.has_batch()) {
+        start[axes_.index("batch")] = batch;
+        count[axes_.index("batch")] = 1;
+    }
+    out.shape = {s.pos, s.heads, s.dim};
+    out.data.resize(s.pos * s.heads * s.dim);
+    // Stored order without the batch axis, e.g. {pos, head, dim} or {head, pos, dim}.
+    std::vector<std::string> stored;
+    for (const auto& a : axes_.names)
+        if (a != "batch") stored.push_back(a);
+    if (stored == std::vector<std::string>{"pos", "head", "dim"}) {
+        in_.read_slab(name, start, count, out.ptr());
+    } else {
+        std::vector<float> raw(out.size());
+        in_.read_slab(name, start, count, raw.data());
+        std::size_t extent[3], stride[3];  // of stored axes, and their strides in `out`
+        for (std::size_t i = 0; i < 3; ++i) {
+            extent[i] = stored[i] == "pos" ? s.pos : stored[i] == "head" ? s.heads : s.dim;
+            stride[i] = stored[i] == "pos" ? s.heads * s.dim : stored[i] == "head" ? s.dim : 1;
+        }
+        std::size_t r = 0;
+        for (std::size_t a = 0; a < extent[0]; ++a)
+            for (std::size_t b = 0; b < extent[1]; ++b)
+                for (std::size_t c = 0; c < extent[2]; ++c)
+                    out.data[a * stride[0] + b * stride[1] + c * stride[2]] = raw[r++];
+    }
+    const float* p = out.ptr();
+    if (all_finite(p, out.size())) return;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (!std::isfinite(p[i])) {
+            const std::size_t pos = i / (s.heads * s.dim), head = i / s.dim % s.heads;
+            throw data_error(
+                in_.name(), name,
+                fmt::format("{} at batch {}, pos {}, head {}, dim {}",
+                            std::isnan(p[i]) ? "NaN" : "inf", batch, pos, head, i % s.dim));
+        }
+    }
+}
+
+void DumpReader::read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,
+                              Tensor<float>& out) const {
+    const std::string name = dataset(layer, hook);
+    const PatternShape s = pattern_shape(layer, hook);
+    out.shape = {s.queries, s.keys};
+    out.data.resize(s.queries * s.keys);
+    if (axes_.has_batch()) {
+        in_.read_slab(name, {batch, head, 0, 0}, {1, 1, s.queries, s.keys}, out.ptr());
+    } else {
+        in_.read_slab(name, {head, 0, 0}, {1, s.queries, s.keys}, out.ptr());
+    }
+    const std::size_t offset = s.keys - s.queries;
+    for (std::size_t i = 0; i < s.queries; ++i) {
+        for (std::size_t j = 0; j <= offset + i; ++j) {
+            const float v = out.data[i * s.keys + j];
+            if (!std::isfinite(v)) {
+                throw data_error(in_.name(), name,
+                                 fmt::format("{} at batch {}, head {}, query {}, key {}",
+                                             std::isnan(v) ? "NaN" : "inf", batch, head, i, j));
+            }
+        }
+    }
+}
+
+}  // namespace ropekit

@@ -1,0 +1,105 @@
+#pragma once
+// Reading activation dumps (docs/formats.md, "Activation dumps") layer by layer and one batch
+// slab at a time, so memory stays bounded by one sequence of one tensor whatever the file size.
+//  - names: TransformerLens's by default; a template with {layer} (and {hook}), or one template
+//    per hook ("q=model.layers.{layer}.q"); layers are discovered from the file;
+//  - layouts: vector hooks in any order of the axes pos, head, dim and an optional batch
+//    ("batch,pos,head,dim" default; "pos,head,dim"; "batch,head,pos,dim"...); patterns and
+//    scores [batch, head, query_pos, key_pos], without batch when the vector axes have none;
+//  - model: root attributes rope_theta, rope_layout, rotary_dim, bos, with overrides;
+//  - validation: one-line data_errors naming file and dataset for wrong rank, zero-length axes,
+//    integer data, q/k mismatches, kv heads not dividing heads, NaN/inf (with where).
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ropekit/core/tensor.hpp"
+#include "ropekit/dump/dump_schema.hpp"
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/rope/rope.hpp"
+
+namespace ropekit {
+
+// Where each hook's datasets are. Built from --name values by parse_dump_names.
+struct DumpNames {
+    std::string general = kDefaultNameTemplate;  // with {layer} and {hook}
+    std::map<Hook, std::string> per_hook;        // overrides, with {layer}
+    std::string template_for(Hook hook) const;
+};
+
+Hook parse_hook(const std::string& name);  // "q", "k", "rot_q", "rot_k", "pattern", "scores"
+
+// Each value is "TEMPLATE" or "HOOK=TEMPLATE". A TEMPLATE with {hook} replaces the general
+// template; one without names the tensor of `primary` (the hook the tool reads first), and is a
+// usage error when the tool reads several kinds and none is primary.
+DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional<Hook> primary);
+
+// The axis order of vector hooks: a permutation of pos, head, dim with an optional batch.
+struct VectorAxes {
+    std::vector<std::string> names{"batch", "pos", "head", "dim"};
+    bool has_batch() const;
+    std::size_t index(const std::string& axis) const;  // position in `names`
+};
+VectorAxes parse_vector_axes(const std::string& spec);  // "pos,head,dim"; usage_error if bad
+
+struct DumpOverrides {
+    std::optional<double> theta;
+    std::optional<Layout> layout;
+    std::optional<std::size_t> rotary_dim;
+    std::optional<int> bos;
+};
+
+// A stderr note when --exclude-bos and the dump's `bos` attribute disagree (bos = 1 without
+// --exclude-bos, or --exclude-bos with bos = 0); "" when they agree or bos is unknown.
+std::string bos_note(const DumpAttributes& attributes, bool exclude_bos);
+
+struct VectorShape {
+    std::size_t batch = 0, pos = 0, heads = 0, dim = 0;
+};
+struct PatternShape {
+    std::size_t batch = 0, heads = 0, queries = 0, keys = 0;
+};
+
+class DumpReader {
+  public:
+    DumpReader(const H5Input& in, DumpNames names, VectorAxes axes, const DumpOverrides& overrides);
+
+    const H5Input& input() const { return in_; }
+    const DumpAttributes& attributes() const { return attributes_; }  // file + overrides
+    const VectorAxes& axes() const { return axes_; }
+
+    // Layers that have `hook`, ascending, from the file's dataset names.
+    std::vector<std::size_t> layers(Hook hook) const;
+    bool has(std::size_t layer, Hook hook) const;
+    std::string dataset(std::size_t layer, Hook hook) const;
+
+    // Validated shapes (rank, no zero-length axis, floating point).
+    VectorShape vector_shape(std::size_t layer, Hook hook) const;
+    PatternShape pattern_shape(std::size_t layer, Hook hook) const;
+    // Query and key shapes of a layer agree: batch, positions, head_dim, and kv heads divide
+    // query heads. Returns heads / kv_heads.
+    std::size_t check_query_key(std::size_t layer, Hook q, Hook k) const;
+
+    // The frequency schedule for vectors of `head_dim` dims, from the attributes (layout default
+    // half, rotary_dim default head_dim). Theta is needed only when `need_theta`; without it the
+    // schedule's inv_freq is empty. Throws data_error / usage_error for impossible combinations.
+    Schedule schedule(std::size_t head_dim, bool need_theta) const;
+
+    // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
+    // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
+    void read_vectors(std::size_t layer, Hook hook, std::size_t batch, Tensor<float>& out) const;
+    // One [query_pos, key_pos] matrix of a pattern or scores hook. Non-finite values are allowed
+    // above the diagonal only (scores store -inf there).
+    void read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,
+                      Tensor<float>& out) const;
+
+  private:
+    const H5Input& in_;
+    DumpNames names_;
+    VectorAxes axes_;
+    DumpAttributes attributes_;
+};
+
+}  // namespace ropekit

@@ -1,0 +1,116 @@
+#include "ropekit/dump/dump_schema.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/index_spec.hpp"
+
+namespace ropekit {
+
+const char* hook_name(Hook hook) {
+    switch (hook) {
+        case Hook::q:
+            return "hook_q";
+        case Hook::k:
+            return "hook_k";
+        case Hook::rot_q:
+            return "hook_rot_q";
+        case Hook::rot_k:
+            return "hook_rot_k";
+        case Hook::pattern:
+            return "hook_pattern";
+        case Hook::scores:
+            return "hook_attn_scores";
+    }
+    return "?";
+}
+
+bool is_vector_hook(Hook hook) {
+    return hook != Hook::pattern && hook != Hook::scores;
+}
+
+std::vector<Hook> parse_hooks(const std::string& list, const std::string& option) {
+    constexpr Hook kAll[] = {Hook::q,     Hook::k,       Hook::rot_q,
+                             Hook::rot_k, Hook::pattern, Hook::scores};
+    std::vector<Hook> hooks;
+    for (const std::string& word : split_list(list)) {
+        bool known = false;
+        for (Hook h : kAll) {
+            const std::string full = hook_name(h), shortname = full.substr(5);
+            if (word == "all" || word == full || word == shortname ||
+                (h == Hook::scores && word == "scores")) {
+                known = true;
+                if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) hooks.push_back(h);
+            }
+        }
+        if (!known) {
+            throw usage_error(fmt::format(
+                "{}: unknown hook '{}' (expected q, k, rot_q, rot_k, pattern, scores or all)",
+                option, word));
+        }
+    }
+    return hooks;
+}
+
+std::string hook_dataset(std::size_t layer, Hook hook, const std::string& name_template) {
+    std::string name = name_template;
+    auto replace = [&name](const std::string& key, const std::string& value) {
+        for (std::size_t pos; (pos = name.find(key)) != std::string::npos;) {
+            name.replace(pos, key.size(), value);
+        }
+    };
+    replace("{layer}", std::to_string(layer));
+    replace("{hook}", hook_name(hook));
+    return name;
+}
+
+std::vector<std::string> hook_axes(Hook hook) {
+    if (is_vector_hook(hook)) return {"batch", "pos", "head", "dim"};
+    return {"batch", "head", "query_pos", "key_pos"};
+}
+
+DumpAttributes read_dump_attributes(const H5Input& in) {
+    DumpAttributes a;
+    a.rope_theta = in.attr_double("/", "rope_theta");
+    if (auto layout = in.attr_string("/", "rope_layout")) {
+        if (*layout != "half" && *layout != "interleaved") {
+            throw data_error(in.name(), "/@rope_layout",
+                             fmt::format("expected 'half' or 'interleaved', found '{}'", *layout));
+        }
+        a.rope_layout = parse_layout(*layout);
+    }
+    if (auto rotary = in.attr_double("/", "rotary_dim")) {
+        if (*rotary <= 0 || *rotary != static_cast<double>(static_cast<std::size_t>(*rotary))) {
+            throw data_error(in.name(), "/@rotary_dim", "expected a positive whole number");
+        }
+        a.rotary_dim = static_cast<std::size_t>(*rotary);
+    }
+    if (auto bos = in.attr_double("/", "bos")) {
+        if (*bos != 0 && *bos != 1) throw data_error(in.name(), "/@bos", "expected 0 or 1");
+        a.bos = static_cast<int>(*bos);
+    }
+    a.model = in.attr_string("/", "model");
+    a.p = in.attr_double("/", "p");
+    if (auto scale = in.attr_double("/", "attn_scale")) {
+        if (!(*scale > 0) || !std::isfinite(*scale)) {
+            throw data_error(in.name(), "/@attn_scale", "expected a positive finite number");
+        }
+        a.attn_scale = *scale;
+    }
+    return a;
+}
+
+void write_dump_attributes(H5Output& out, const DumpAttributes& a) {
+    if (a.rope_theta) out.set_attr("/", "rope_theta", *a.rope_theta);
+    if (a.rope_layout) out.set_attr("/", "rope_layout", layout_name(*a.rope_layout));
+    if (a.rotary_dim) out.set_attr("/", "rotary_dim", static_cast<std::int64_t>(*a.rotary_dim));
+    if (a.bos) out.set_attr("/", "bos", static_cast<std::int64_t>(*a.bos));
+    if (a.model) out.set_attr("/", "model", *a.model);
+    if (a.p) out.set_attr("/", "p", *a.p);
+    if (a.attn_scale) out.set_attr("/", "attn_scale", *a.attn_scale);
+}
+
+}  // namespace ropekit

@@ -1,0 +1,48 @@
+#pragma once
+// Activation dumps: TransformerLens names and shapes (docs/formats.md).
+//   blocks.{L}.attn.hook_q / hook_k        [batch, pos, head, d_head]  before RoPE
+//   blocks.{L}.attn.hook_rot_q / hook_rot_k [batch, pos, head, d_head] after RoPE
+//   blocks.{L}.attn.hook_pattern           [batch, head, query_pos, key_pos] softmax
+//   blocks.{L}.attn.hook_attn_scores       [batch, head, query_pos, key_pos] logits
+// Keys may have fewer heads than queries (GQA). Root attributes describe the model.
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ropekit/hdf5/h5io.hpp"
+#include "ropekit/rope/rope.hpp"
+
+namespace ropekit {
+
+enum class Hook { q, k, rot_q, rot_k, pattern, scores };
+
+inline constexpr const char* kDefaultNameTemplate = "blocks.{layer}.attn.{hook}";
+
+const char* hook_name(Hook hook);  // "hook_q", ..., "hook_pattern", "hook_attn_scores"
+// The dataset of `hook` in `layer`, from a template with {layer} and {hook}.
+std::string hook_dataset(std::size_t layer, Hook hook,
+                         const std::string& name_template = kDefaultNameTemplate);
+// Axis names stored with each hook's dataset.
+std::vector<std::string> hook_axes(Hook hook);
+bool is_vector_hook(Hook hook);  // q, k, rot_q, rot_k
+// "q", "k", "rot_q", "rot_k", "pattern", "scores" (or the hook_* names); "all" = every hook.
+// A comma-separated list, in the order given, without repeats. Throws usage_error naming
+// `option`.
+std::vector<Hook> parse_hooks(const std::string& list, const std::string& option);
+
+// Root attributes of a dump. Absent ones stay nullopt; tools take command-line overrides.
+struct DumpAttributes {
+    std::optional<double> rope_theta;
+    std::optional<Layout> rope_layout;
+    std::optional<std::size_t> rotary_dim;
+    std::optional<int> bos;  // 1: position 0 of every sequence is a BOS token
+    std::optional<std::string> model;
+    std::optional<double> p;           // p-RoPE fraction the dump was made with
+    std::optional<double> attn_scale;  // logits = attn_scale * q.k (models: 1/sqrt(head_dim))
+};
+
+DumpAttributes read_dump_attributes(const H5Input& in);
+void write_dump_attributes(H5Output& out, const DumpAttributes& attributes);
+
+}  // namespace ropekit

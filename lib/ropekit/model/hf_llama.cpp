@@ -1,0 +1,169 @@
+#include "ropekit/model/hf_llama.hpp"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/json.hpp"
+#include "ropekit/formats/safetensors.hpp"
+#include "ropekit/rope/hf_rope.hpp"
+
+namespace ropekit {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+std::size_t count_key(const Json& config, const std::string& file, const std::string& key,
+                      std::optional<std::size_t> fallback = std::nullopt) {
+    if (!config.contains(key) || config[key].is_null()) {
+        if (fallback) return *fallback;
+        throw data_error(file, key, "expected this key (a positive integer)");
+    }
+    const Json& v = config[key];
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0 ||
+        v.get<std::int64_t>() > (std::int64_t{1} << 32)) {
+        throw data_error(file, key, fmt::format("expected a positive integer, found {}", v.dump()));
+    }
+    return static_cast<std::size_t>(v.get<std::int64_t>());
+}
+
+bool flag_key(const Json& config, const std::string& key) {
+    return config.contains(key) && config[key].is_boolean() && config[key].get<bool>();
+}
+
+void require_llama(const Json& config, const std::string& file) {
+    const std::string type = config.value("model_type", std::string());
+    if (type != "llama") {
+        throw data_error(file, "model_type",
+                         fmt::format("expected \"llama\" (the only architecture rope-dump runs), "
+                                     "found \"{}\"",
+                                     type));
+    }
+    const std::string act = config.value("hidden_act", std::string("silu"));
+    if (act != "silu") {
+        throw data_error(file, "hidden_act", fmt::format("expected \"silu\", found \"{}\"", act));
+    }
+    for (const char* key : {"attention_bias", "mlp_bias"}) {
+        if (flag_key(config, key)) throw data_error(file, key, "biases are not supported");
+    }
+}
+
+// Every weight, converted to float32 and owned here; LlamaWeights points into it.
+struct HfStorage {
+    std::map<std::string, Tensor<float>> tensors;
+};
+
+// Opens model.safetensors or the shards of model.safetensors.index.json.
+std::vector<SafetensorsFile> open_shards(const fs::path& dir) {
+    std::vector<SafetensorsFile> files;
+    const fs::path index = dir / "model.safetensors.index.json";
+    if (fs::exists(index)) {
+        for (const auto& shard : read_safetensors_index(index.string()).shards) {
+            files.push_back(SafetensorsFile::open((dir / shard).string()));
+        }
+    } else {
+        const fs::path single = dir / "model.safetensors";
+        if (!fs::exists(single)) {
+            throw data_error(dir.string(), "",
+                             "expected model.safetensors or model.safetensors.index.json");
+        }
+        files.push_back(SafetensorsFile::open(single.string()));
+    }
+    return files;
+}
+
+}  // namespace
+
+LlamaModel load_hf_llama(const std::string& directory) {
+    const fs::path dir(directory);
+    const std::string config_file = (dir / "config.json").string();
+    if (!fs::exists(config_file)) {
+        throw data_error(directory, "", "expected a config.json in the model directory");
+    }
+    const Json config = read_json_file(config_file);
+    require_llama(config, config_file);
+
+    LlamaConfig c;
+    c.dim = count_key(config, config_file, "hidden_size");
+    c.hidden_dim = count_key(config, config_file, "intermediate_size");
+    c.n_layers = count_key(config, config_file, "num_hidden_layers");
+    c.n_heads = count_key(config, config_file, "num_attention_heads");
+    c.n_kv_heads = count_key(config, config_file, "num_key_value_heads", c.n_heads);
+    c.vocab_size = count_key(config, config_file, "vocab_size");
+    c.seq_len = count_key(config, config_file, "max_position_embeddings", std::size_t{0});
+    c.norm_eps = config.value("rms_norm_eps", 1e-6);
+    c.shared_classifier = flag_key(config, "tie_word_embeddings");
+
+    const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
+    if (rope.per_layer()) {
+        throw data_error(config_file, "rope_parameters",
+                         "expected one RoPE schedule for all layers (per-layer-type schedules are "
+                         "not supported for Llama)");
+    }
+    Schedule schedule = hf_schedule(rope.global());
+    c.head_dim = schedule.head_dim;
+    c.rope_theta = rope.global().theta;
+    validate_config(c, config_file);
+
+    auto storage = std::make_shared<HfStorage>();
+    std::map<std::string, const SafetensorsFile*> where;
+    const std::vector<SafetensorsFile> files = open_shards(dir);
+    for (const auto& f : files) {
+        for (const auto& t : f.tensors()) where[t.name] = &f;
+    }
+    auto load = [&](const std::string& name, Shape shape) -> const float* {
+        const auto it = where.find(name);
+        if (it == where.end()) {
+            throw data_error(directory, name, "expected this tensor in the safetensors files");
+        }
+        const SafetensorsTensor& t = it->second->at(name);
+        if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") {
+            throw data_error(it->second->path(), name,
+                             fmt::format("expected F32, F16 or BF16, found {}", t.dtype));
+        }
+        if (t.shape != shape) {
+            throw data_error(it->second->path(), name,
+                             fmt::format("expected shape {} from config.json, found {}",
+                                         shape_string(shape), shape_string(t.shape)));
+        }
+        return storage->tensors.emplace(name, it->second->read_float(name)).first->second.ptr();
+    };
+    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
+    LlamaWeights w;
+    w.token_embedding = load("model.embed_tokens.weight", {c.vocab_size, c.dim});
+    w.layers.resize(c.n_layers);
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        const std::string p = fmt::format("model.layers.{}.", l);
+        LlamaLayerWeights& lw = w.layers[l];
+        lw.rms_att = load(p + "input_layernorm.weight", {c.dim});
+        lw.wq = load(p + "self_attn.q_proj.weight", {qdim, c.dim});
+        lw.wk = load(p + "self_attn.k_proj.weight", {kvdim, c.dim});
+        lw.wv = load(p + "self_attn.v_proj.weight", {kvdim, c.dim});
+        lw.wo = load(p + "self_attn.o_proj.weight", {c.dim, qdim});
+        lw.rms_ffn = load(p + "post_attention_layernorm.weight", {c.dim});
+        lw.w1 = load(p + "mlp.gate_proj.weight", {c.hidden_dim, c.dim});
+        lw.w2 = load(p + "mlp.down_proj.weight", {c.dim, c.hidden_dim});
+        lw.w3 = load(p + "mlp.up_proj.weight", {c.hidden_dim, c.dim});
+    }
+    w.rms_final = load("model.norm.weight", {c.dim});
+    if (c.shared_classifier || !where.count("lm_head.weight")) {
+        if (!c.shared_classifier) {
+            throw data_error(directory, "lm_head.weight",
+                             "expected this tensor (config.json does not tie the embeddings)");
+        }
+        w.classifier = w.token_embedding;
+    } else {
+        w.classifier = load("lm_head.weight", {c.vocab_size, c.dim});
+    }
+    std::string name = dir.filename().string();
+    if (name.empty()) name = dir.parent_path().filename().string();  // "model/"
+    return LlamaModel(c, std::move(schedule), std::move(w), std::move(storage), name);
+}
+
+}  // namespace ropekit

@@ -1,0 +1,123 @@
+#pragma once
+// A Llama-architecture decoder (llama2.c and Hugging Face Llama checkpoints) run on the CPU in
+// float32: RMSNorm (sums in double), grouped-query attention with RoPE from a Schedule, SwiGLU
+// feed-forward. Projections are OpenBLAS SGEMMs over every token of every sequence at once
+// (prefill); attention is one causal_scores + causal_softmax + SGEMM per (sequence, head).
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ropekit/rope/rope.hpp"
+
+namespace ropekit {
+
+struct LlamaConfig {
+    std::size_t dim = 0;         // residual width
+    std::size_t hidden_dim = 0;  // feed-forward width
+    std::size_t n_layers = 0;
+    std::size_t n_heads = 0;     // query heads
+    std::size_t n_kv_heads = 0;  // key/value heads (divides n_heads)
+    std::size_t head_dim = 0;    // dims per head
+    std::size_t vocab_size = 0;
+    std::size_t seq_len = 0;      // trained context (informational: longer inputs still run)
+    double norm_eps = 1e-5;       // RMSNorm epsilon
+    double rope_theta = 10000.0;  // the RoPE base (the Schedule holds the actual frequencies)
+    bool shared_classifier = true;
+};
+
+// Row-major [out, in] matrices, as both llama2.c and PyTorch's nn.Linear store them.
+struct LlamaLayerWeights {
+    const float* rms_att = nullptr;  // [dim]
+    const float* wq = nullptr;       // [n_heads * head_dim, dim]
+    const float* wk = nullptr;       // [n_kv_heads * head_dim, dim]
+    const float* wv = nullptr;       // [n_kv_heads * head_dim, dim]
+    const float* wo = nullptr;       // [dim, n_heads * head_dim]
+    const float* rms_ffn = nullptr;  // [dim]
+    const float* w1 = nullptr;       // [hidden_dim, dim] gate
+    const float* w2 = nullptr;       // [dim, hidden_dim] down
+    const float* w3 = nullptr;       // [hidden_dim, dim] up
+};
+
+struct LlamaWeights {
+    const float* token_embedding = nullptr;  // [vocab, dim]
+    std::vector<LlamaLayerWeights> layers;
+    const float* rms_final = nullptr;   // [dim]
+    const float* classifier = nullptr;  // [vocab, dim] (== token_embedding when shared)
+};
+
+// What one attention layer computed, handed to an observer (the dump hooks). Pointers are valid
+// only during the call. Rows are batch-major: row b * tokens + i is position start + i of
+// sequence b.
+struct LayerActivations {
+    std::size_t layer = 0;
+    std::size_t batch = 0;
+    std::size_t tokens = 0;        // query positions in this call
+    std::size_t keys = 0;          // key positions (start + tokens)
+    std::size_t start = 0;         // position of the first query
+    const float* q = nullptr;      // [batch, tokens, n_heads, head_dim] before RoPE
+    const float* k = nullptr;      // [batch, tokens, n_kv_heads, head_dim] before RoPE
+    const float* rot_q = nullptr;  // after RoPE
+    const float* rot_k = nullptr;
+    const float* scores = nullptr;   // [batch, n_heads, tokens, keys] scaled logits, -inf masked
+    const float* pattern = nullptr;  // [batch, n_heads, tokens, keys] softmax
+};
+
+struct ForwardOptions {
+    const Schedule* schedule = nullptr;  // overrides the model's own (e.g. p-RoPE at inference)
+    std::function<void(const LayerActivations&)> observer;
+    bool keep_scores = false;   // give the observer the scores (costs batch*heads*T*T floats)
+    bool keep_pattern = false;  // likewise for the pattern
+};
+
+// Rotated keys and values of the positions seen so far, for token-by-token generation.
+class KVCache {
+  public:
+    KVCache(const LlamaConfig& config, std::size_t batch, std::size_t capacity);
+    std::size_t length() const { return length_; }
+    std::size_t capacity() const { return capacity_; }
+
+  private:
+    friend class LlamaModel;
+    std::size_t batch_, capacity_, row_;  // row_ = n_kv_heads * head_dim
+    std::size_t length_ = 0;
+    std::vector<std::vector<float>> keys_, values_;  // per layer [batch, capacity, row_]
+};
+
+class LlamaModel {
+  public:
+    // `storage` keeps whatever the weight pointers point into alive (a mapping or a buffer).
+    LlamaModel(LlamaConfig config, Schedule schedule, LlamaWeights weights,
+               std::shared_ptr<const void> storage, std::string name);
+
+    const LlamaConfig& config() const { return config_; }
+    const Schedule& schedule() const { return schedule_; }  // the checkpoint's own RoPE
+    const LlamaWeights& weights() const { return weights_; }
+    const std::string& name() const { return name_; }
+
+    // Runs `batch` sequences of `tokens` ids each (row-major [batch, tokens]) and returns the
+    // final-norm hidden states [batch * tokens, dim]. Without a cache the tokens are positions
+    // 0 .. tokens-1; with one they continue it (and are appended to it). Token ids outside the
+    // vocabulary throw data_error.
+    std::vector<float> forward(const std::int64_t* ids, std::size_t batch, std::size_t tokens,
+                               const ForwardOptions& options = {}, KVCache* cache = nullptr) const;
+
+    // logits[r, v] = hidden[r] . classifier[v] for `rows` hidden states: [rows, vocab].
+    void logits(const float* hidden, std::size_t rows, float* out) const;
+
+  private:
+    LlamaConfig config_;
+    Schedule schedule_;
+    LlamaWeights weights_;
+    std::shared_ptr<const void> storage_;
+    std::string name_;
+};
+
+// Throws data_error(source, where, ...) when the shapes cannot describe a working model
+// (n_kv_heads not dividing n_heads, odd head_dim, zero sizes).
+void validate_config(const LlamaConfig& config, const std::string& source,
+                     const std::string& where = "");
+
+}  // namespace ropekit

@@ -1,0 +1,115 @@
+#include "ropekit/rope/attention.hpp"
+
+#include <cblas.h>
+
+#include "ropekit/core/threads.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace ropekit {
+
+namespace {
+
+inline std::uint32_t bits_of(float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+inline float float_of(std::uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// e^x for x <= 0 (a score minus its row's maximum), within 2 ulp of expf: Cody-Waite reduction
+// x = n ln2 + r, |r| <= ln2/2, and Cephes' degree-6 polynomial. Plain arithmetic only, so the
+// compiler vectorises the softmax loop; libm's expf is a call per element. Returns 0 below
+// -87.3 (where expf underflows to subnormals) and for -inf.
+inline float exp_nonpositive(float input) {
+    // Integer masks instead of ?: on floats: GCC does not if-convert those (they might trap),
+    // and a branch in the loop would stop vectorisation.
+    const std::uint32_t keep = 0u - static_cast<std::uint32_t>(input > -87.3f);
+    const float x = float_of((bits_of(input) & keep) | (bits_of(-87.3f) & ~keep));
+    const float round = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+    const float n = (x * 1.44269504088896341f + round) - round;
+    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+    const float z = r * r;
+    const float y = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
+                        4.1665795894e-2f) *
+                           r +
+                       1.6666665459e-1f) *
+                          r +
+                      5.0000001201e-1f) *
+                         z +
+                     r) +
+                    1.0f;
+    const float scale =
+        float_of(static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23);
+    return float_of(bits_of(y * scale) & keep);
+}
+
+}  // namespace
+
+void causal_scores(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                   std::size_t tokens, std::size_t dim, float scale, float* scores) {
+    causal_scores(q, q_stride, k, k_stride, tokens, tokens, dim, scale, scores);
+}
+
+void causal_softmax(float* scores, std::size_t tokens) {
+    causal_softmax(scores, tokens, tokens);
+}
+
+void causal_scores(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                   std::size_t queries, std::size_t keys, std::size_t dim, float scale,
+                   float* scores) {
+    ensure_blas_address_space();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(queries),
+                static_cast<blasint>(keys), static_cast<blasint>(dim), scale, q,
+                static_cast<blasint>(q_stride), k, static_cast<blasint>(k_stride), 0.0f, scores,
+                static_cast<blasint>(keys));
+    const float masked = -std::numeric_limits<float>::infinity();
+    const std::size_t offset = keys - queries;
+    for (std::size_t i = 0; i < queries; ++i) {
+        for (std::size_t j = offset + i + 1; j < keys; ++j) scores[i * keys + j] = masked;
+    }
+}
+
+// Compiled twice, for the x86-64 baseline (SSE2, 4 floats per instruction) and for AVX2 (8),
+// picked at load time by the CPU. No FMA in either, so both round identically.
+__attribute__((target_clones("avx2", "default"))) void causal_softmax(float* scores,
+                                                                      std::size_t queries,
+                                                                      std::size_t keys) {
+    const std::size_t offset = keys - queries;
+    for (std::size_t i = 0; i < queries; ++i) {
+        float* row = scores + i * keys;
+        const std::size_t count = offset + i + 1;  // keys this query sees
+        float peaks[8];
+        std::fill(peaks, peaks + 8, row[0]);
+        std::size_t j = 0;
+        for (; j + 8 <= count; j += 8) {
+            for (std::size_t lane = 0; lane < 8; ++lane) {
+                peaks[lane] = row[j + lane] > peaks[lane] ? row[j + lane] : peaks[lane];
+            }
+        }
+        for (; j < count; ++j) peaks[0] = row[j] > peaks[0] ? row[j] : peaks[0];
+        const float peak = *std::max_element(peaks, peaks + 8);
+        for (j = 0; j < count; ++j) row[j] = exp_nonpositive(row[j] - peak);
+        // The exponents are floats (the result is one); their sum is a double, in four
+        // partial sums so that the additions do not wait on each other.
+        double partial[4] = {0.0, 0.0, 0.0, 0.0};
+        for (j = 0; j + 4 <= count; j += 4) {
+            for (std::size_t lane = 0; lane < 4; ++lane) partial[lane] += row[j + lane];
+        }
+        for (; j < count; ++j) partial[0] += row[j];
+        const auto inverse =
+            static_cast<float>(1.0 / ((partial[0] + partial[1]) + (partial[2] + partial[3])));
+        for (j = 0; j < count; ++j) row[j] *= inverse;
+        for (j = count; j < keys; ++j) row[j] = 0.0f;
+    }
+}
+
+}  // namespace ropekit
