@@ -19,6 +19,7 @@
 #include <new>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/core/version.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -156,6 +157,7 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);
+    install_interrupt_handler(name_);
     return run_body(body);
 }
 

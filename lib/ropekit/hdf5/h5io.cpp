@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/output_path.hpp"
 #include "ropekit/core/version.hpp"
 #include "ropekit/hdf5/h5_datatypes_internal.hpp"
@@ -99,7 +100,10 @@ class SpooledInput {
     }
     // Once HDF5 holds the file open, its name is no longer needed.
     void forget_name() {
-        if (fd_ >= 0 && !path_.empty()) ::unlink(path_.c_str());
+        if (fd_ >= 0 && !path_.empty()) {
+            ::unlink(path_.c_str());
+            unregister_temporary(path_);
+        }
         path_.clear();
     }
 
@@ -107,11 +111,13 @@ class SpooledInput {
     void create(const std::string& name) {
         const char* dir = std::getenv("TMPDIR");
         std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/ropekit-input-XXXXXX";
+        const InterruptsHeld held;  // an interrupted spool removes its copy
         fd_ = ::mkstemp(tmpl.data());
         if (fd_ < 0) {
             throw data_error(name, "",
                              "cannot spool the input to a temporary file: " + errno_text());
         }
+        register_temporary(tmpl);
         path_ = tmpl;
     }
     void write_fully(const char* data, std::size_t size, const std::string& name) {
