@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
                  "--head: skip hook_pattern/hook_attn_scores "
                  "([N, N] each)");
     tool.with_output();
+    tool.reads_hdf5();
     tool.examples(
         "  construct-key --query-ones --offset 5 -o key.h5\n"
         "  construct-key --query-random 1 --offset 3 --chunks top:8 -o - | rope-plot -:logit -o "

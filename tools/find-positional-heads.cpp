@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     auto& app = tool.app();
     app.add_option("dump", input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)");
     tool.with_output(false);
+    tool.reads_hdf5();
     app.add_option("--from", from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
                    "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule)")

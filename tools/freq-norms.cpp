@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     auto& app = tool.app();
     app.add_option("dump", input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)");
     tool.with_output(false);
+    tool.reads_hdf5();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", tensor, "q | k | both")->capture_default_str();
     app.add_flag("--exclude-bos", options.exclude_bos,

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
         "--rotary-dim", rotary_dim,
         "HDF5 dumps: rotated dims per head (default: rotary_dim attribute, else all)");
     tool.with_output();
+    tool.reads_hdf5();
     tool.examples(
         "  prope-convert Llama-3.2-1B --p 0.75 -o Llama-3.2-1B-p075            # HF directory\n"
         "  prope-convert model.gguf --p 0.25 --theta 500000 -o model-p025.gguf  # GGUF\n"

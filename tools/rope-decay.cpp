@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     app.add_option("--alpha", alpha, "--check: family-wise false-alarm rate")
         ->capture_default_str();
     tool.with_output();
+    tool.reads_hdf5();
     tool.examples(
         "  rope-decay -o ones.h5                                  # Figure 2a, d=256, theta=1e4\n"
         "  rope-decay --mode gaussian --samples 10000 --check -o gauss.h5\n"

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"f32", "f16"}))
         ->capture_default_str();
     tool.with_output();
+    tool.reads_hdf5();
     tool.examples(
         "  rope-dump stories260K.bin --sample 16 --length 256 --seed 1 -o dump.h5\n"
         "  rope-dump stories260K.bin --tokens held_out.txt --p 0.75 --what '' -o p075.h5\n"

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     // "-:DATASET" looks like a short option "-:" to CLI11, so it is one (hidden).
     tool.app().add_option("-:", stdin_dataset, "DATASET of the file on stdin")->group("");
     tool.single_threaded("drawing one figure takes milliseconds");
+    tool.reads_hdf5();
     tool.with_output(false);  // required, checked in the body: CLI11 2.1 reports a missing
                               // required option before an unknown one
     tool.app()

@@ -86,6 +86,14 @@ Tool& Tool::with_output(bool required) {
     return *this;
 }
 
+Tool& Tool::reads_hdf5() {
+    app_.add_flag_callback(
+        "--allow-external", [] { allow_external_hdf5(true); },
+        "Let HDF5 inputs read other files (external storage, external links, virtual datasets) "
+        "and load filter plugins from HDF5_PLUGIN_PATH; refused by default");
+    return *this;
+}
+
 WriteOptions Tool::write_options(std::vector<std::string> inputs) const {
     WriteOptions options;
     options.force = force_;

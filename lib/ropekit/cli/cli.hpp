@@ -28,6 +28,8 @@ class Tool {
     Tool& single_threaded(const std::string& why);
     // Adds -o/--output (required unless `required` is false) and --force.
     Tool& with_output(bool required = true);
+    // For tools that read HDF5 inputs: adds --allow-external (allow_external_hdf5).
+    Tool& reads_hdf5();
 
     const std::string& output() const { return output_; }
     bool force() const { return force_; }

@@ -21,6 +21,7 @@
 #include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/output_path.hpp"
 #include "ropekit/core/version.hpp"
+#include "ropekit/hdf5/h5_containment_internal.hpp"
 #include "ropekit/hdf5/h5_datatypes_internal.hpp"
 
 namespace ropekit {
@@ -175,6 +176,14 @@ hid_t open_readonly(const std::string& file, const std::string& name) {
     if (H5Fis_hdf5(file.c_str()) <= 0) throw data_error(name, "", "not an HDF5 file");
     const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw data_error(name, "", "cannot open as HDF5 (truncated or corrupt)");
+    if (!external_hdf5_allowed()) {
+        try {
+            check_self_contained(id, name);
+        } catch (...) {
+            H5Fclose(id);
+            throw;
+        }
+    }
     return id;
 }
 
@@ -220,7 +229,9 @@ bool H5Input::has(const std::string& dataset) const {
 std::vector<std::string> H5Input::dataset_names() const {
     std::vector<std::string> names;
     auto visit = [](hid_t group, const char* name, const H5L_info_t* info, void* data) -> herr_t {
-        if (info->type != H5L_TYPE_HARD) return 0;
+        const bool followed = info->type == H5L_TYPE_HARD ||
+                              (info->type == H5L_TYPE_EXTERNAL && external_hdf5_allowed());
+        if (!followed) return 0;
         Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
         if (obj && H5Iget_type(obj.get()) == H5I_DATASET) {
             static_cast<std::vector<std::string>*>(data)->emplace_back(name);
