@@ -23,6 +23,7 @@
 #include "ropekit/core/version.hpp"
 #include "ropekit/hdf5/h5_containment_internal.hpp"
 #include "ropekit/hdf5/h5_datatypes_internal.hpp"
+#include "ropekit/hdf5/h5_probe_internal.hpp"
 
 namespace ropekit {
 
@@ -173,6 +174,7 @@ hid_t open_readonly(const std::string& file, const std::string& name) {
     if (::stat(file.c_str(), &st) != 0) throw data_error(name, "", "cannot open: " + errno_text());
     if (S_ISDIR(st.st_mode)) throw data_error(name, "", "is a directory, expected an HDF5 file");
     if (st.st_size == 0) throw data_error(name, "", "empty input, expected an HDF5 file");
+    probe_in_child(file, name);  // a file that crashes or hangs libhdf5 stops here
     if (H5Fis_hdf5(file.c_str()) <= 0) throw data_error(name, "", "not an HDF5 file");
     const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw data_error(name, "", "cannot open as HDF5 (truncated or corrupt)");
