@@ -58,10 +58,21 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
     return v;
 }
 
-void rotate_all(Tensor<float>& slab, const Schedule& s) {
+// Rotates sequence `batch` of a pre-RoPE hook by the schedule. A chunk whose norm is beyond the
+// float range (values near 3.4e38) cannot be stored rotated: that is an error naming where.
+void rotate_all(Tensor<float>& slab, const Schedule& s, const DumpReader& dump, std::size_t layer,
+                Hook hook, std::size_t batch) {
     const std::size_t T = slab.shape[0], H = slab.shape[1], D = slab.shape[2];
     for (std::size_t t = 0; t < T; ++t)
         rotate(&slab.data[t * H * D], H, D, s, static_cast<double>(t));
+    for (std::size_t i = 0; i < slab.size(); ++i) {
+        if (!std::isfinite(slab.data[i])) {
+            throw data_error(dump.input().name(), dump.dataset(layer, hook),
+                             fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                         "overflows float32 (a chunk norm above 3.4e38)",
+                                         batch, i / (H * D), i / D % H));
+        }
+    }
 }
 
 void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
@@ -221,8 +232,7 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
                 dump.read_pattern(layer, Hook::pattern, b, h, pattern);
                 check_rows_sum_to_one(pattern, file, dump.dataset(layer, Hook::pattern), b, h);
             } else {
-                causal_scores(qh, H * D, kh, KV * D, T, D, scale, pattern.ptr());
-                causal_softmax(pattern.ptr(), T);
+                causal_attention(qh, H * D, kh, KV * D, T, D, scale, pattern.ptr());
             }
             const SequenceStats s = sequence_stats(pattern.ptr(), T, options);
             HeadAccumulator& a = acc[h];
@@ -269,8 +279,8 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
                 dump.read_vectors(layer, vectors.q, b, q);
                 dump.read_vectors(layer, vectors.k, b, k);
                 if (vectors.rotate) {
-                    rotate_all(q, vectors.schedule);
-                    rotate_all(k, vectors.schedule);
+                    rotate_all(q, vectors.schedule, dump, layer, vectors.q, b);
+                    rotate_all(k, vectors.schedule, dump, layer, vectors.k, b);
                 }
             }
             if (from_pattern) {

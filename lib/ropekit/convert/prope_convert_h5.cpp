@@ -2,6 +2,7 @@
 // recomputed from them) or a frequency table.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <regex>
 #include <set>
@@ -41,6 +42,77 @@ void write_vectors(H5Output& out, const std::string& name, const VectorAxes& axe
             for (std::size_t d = 0; d < D; ++d)
                 slab[t * sp + h * sh + d * sd] = v.data[(t * H + h) * D + d];
     out.write_slab(name, start, count, slab.data());
+}
+
+// Sequence `batch` of a post-RoPE hook ([pos, head, dim]) taken from the dump's schedule to the
+// target one. A chunk beyond the float range once re-rotated (values near 3.4e38) cannot be
+// stored: an error naming where.
+void rerotate(Tensor<float>& v, const Schedule& from, const Schedule& to, const std::string& file,
+              const std::string& dataset, std::size_t batch) {
+    const std::size_t T = v.shape[0], heads = v.shape[1], D = v.shape[2];
+    for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t h = 0; h < heads; ++h) {
+            float* x = &v.data[(t * heads + h) * D];
+            unrotate(x, from, static_cast<double>(t));
+            rotate(x, to, static_cast<double>(t));
+        }
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v.data[i])) {
+            throw data_error(file, dataset,
+                             fmt::format("re-rotating batch {}, pos {}, head {} overflows float32 "
+                                         "(a chunk norm above 3.4e38)",
+                                         batch, i / (heads * D), i / D % heads));
+        }
+    }
+}
+
+// The attention hooks recomputed from the re-rotated q and k: scores (if any) before pattern.
+struct RecomputedAttention {
+    std::vector<std::pair<Hook, std::string>> hooks;
+    bool batched = true;
+    std::string file;
+};
+
+// Writes one head's recomputed scores and pattern. Float SGEMM when no score can overflow, as
+// before; otherwise the scores are computed in double (the pattern is then exact), and a score
+// beyond the float range is an error naming where.
+void write_head_attention(H5Output& out, const RecomputedAttention& a, const Tensor<float>& q,
+                          const Tensor<float>& k, std::size_t group, std::size_t batch,
+                          std::size_t head, std::vector<float>& s) {
+    const std::size_t T = q.shape[0], H = q.shape[1], D = q.shape[2], KV = k.shape[1];
+    const float* qh = &q.data[head * D];
+    const float* kh = &k.data[(head / group) * D];
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    const Shape start = a.batched ? Shape{batch, head, 0, 0} : Shape{head, 0, 0};
+    const Shape count = a.batched ? Shape{1, 1, T, T} : Shape{1, T, T};
+    if (float_scores_fit(qh, H * D, kh, KV * D, T, D, scale)) {
+        causal_scores(qh, H * D, kh, KV * D, T, D, static_cast<float>(scale), s.data());
+        for (const auto& [hook, name] : a.hooks) {
+            if (hook == Hook::pattern) causal_softmax(s.data(), T);
+            out.write_slab(name, start, count, s.data());
+        }
+        return;
+    }
+    std::vector<double> wide(T * T);
+    causal_scores_f64(qh, H * D, kh, KV * D, T, D, scale, wide.data());
+    for (const auto& [hook, name] : a.hooks) {
+        if (hook == Hook::pattern) {
+            causal_softmax_f64(wide.data(), T, s.data());
+        } else {
+            for (std::size_t i = 0; i < T * T; ++i) {
+                if (std::isfinite(wide[i]) &&
+                    std::abs(wide[i]) > std::numeric_limits<float>::max()) {
+                    throw data_error(a.file, name,
+                                     fmt::format("recomputed score {:.3g} at batch {}, head {}, "
+                                                 "query {}, key {} does not fit float32",
+                                                 wide[i], batch, head, i / T, i % T));
+                }
+                s[i] = static_cast<float>(wide[i]);
+            }
+        }
+        out.write_slab(name, start, count, s.data());
+    }
 }
 
 void write_table(const H5Input& in, const std::string& output, const ConvertOptions& options,
@@ -146,8 +218,7 @@ ConvertReport convert_hdf5(const std::string& input, const std::string& output,
                              "missing (hook_rot_q has no keys)");
         }
         const std::size_t group = reader.check_query_key(layer, Hook::rot_q, Hook::rot_k);
-        const VectorShape qs = reader.vector_shape(layer, Hook::rot_q),
-                          ks = reader.vector_shape(layer, Hook::rot_k);
+        const VectorShape qs = reader.vector_shape(layer, Hook::rot_q);
         const std::size_t B = batched ? qs.batch : 1, T = qs.pos, H = qs.heads;
         if (qs.dim != D)
             throw data_error(in.name(), reader.dataset(layer, Hook::rot_q),
@@ -175,33 +246,18 @@ ConvertReport convert_hdf5(const std::string& input, const std::string& output,
                                    : "probability");
             attention.emplace_back(hook, name);
         }
-        const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+        const RecomputedAttention recomputed{attention, batched, in.name()};
         Tensor<float> q, k;
         std::vector<float> s(T * T);
         for (std::size_t b = 0; b < B; ++b) {  // one sequence of one layer in memory at a time
             reader.read_vectors(layer, Hook::rot_q, b, q);
             reader.read_vectors(layer, Hook::rot_k, b, k);
-            for (Tensor<float>* v : {&q, &k}) {
-                const std::size_t heads = v->shape[1];
-                for (std::size_t t = 0; t < T; ++t) {
-                    for (std::size_t h = 0; h < heads; ++h) {
-                        float* x = &v->data[(t * heads + h) * D];
-                        unrotate(x, original, static_cast<double>(t));
-                        rotate(x, target, static_cast<double>(t));
-                    }
-                }
-            }
+            rerotate(q, original, target, in.name(), qn, b);
+            rerotate(k, original, target, in.name(), kn, b);
             write_vectors(out, qn, options.axes, b, q);
             write_vectors(out, kn, options.axes, b, k);
             for (std::size_t h = 0; h < H && !attention.empty(); ++h) {
-                causal_scores(&q.data[h * D], H * D, &k.data[(h / group) * D], ks.heads * D, T, D,
-                              scale, s.data());
-                const Shape start = batched ? Shape{b, h, 0, 0} : Shape{h, 0, 0};
-                const Shape count = batched ? Shape{1, 1, T, T} : Shape{1, T, T};
-                for (const auto& [hook, name] : attention) {
-                    if (hook == Hook::pattern) causal_softmax(s.data(), T);
-                    out.write_slab(name, start, count, s.data());
-                }
+                write_head_attention(out, recomputed, q, k, group, b, h, s);
             }
         }
         done.insert({qn, kn});
