@@ -20,10 +20,17 @@ import unittest
 import h5py
 import numpy as np
 
-from ropekit_test import SHARED_DATA, tool_path
+from ropekit_test import SANITIZED, SHARED_DATA, tool_path
 
 STORIES = os.path.join(SHARED_DATA, "stories260K.bin")
 MOMENTS = ("start", "write", "after")
+# Sizes that keep each write going for a second or more in a release build; the sanitizer build
+# is several times slower, so a quarter of that still gives time to interrupt it mid-write.
+TOKENS = "256" if SANITIZED else "512"
+SEQUENCES = "4" if SANITIZED else "16"
+KEY_TOKENS = "1536" if SANITIZED else "3072"
+WEIGHTS = (10 if SANITIZED else 40) << 20
+DEMO = ["--batch", "2", "--tokens", TOKENS, "--heads", "8", "--kv-heads", "4", "--head-dim", "64"]
 
 
 def tree_digest(path):
@@ -66,9 +73,7 @@ class InterruptTest(unittest.TestCase):
     def setUpClass(cls):
         cls.inputs = tempfile.mkdtemp(prefix="ropekit-interrupt-inputs-")
         cls.dump = os.path.join(cls.inputs, "dump.h5")  # about 100 MB, mostly patterns
-        subprocess.run([tool_path("make-demo-dump"), "-q", "-o", cls.dump, "--batch", "2",
-                        "--tokens", "512", "--heads", "8", "--kv-heads", "4", "--head-dim", "64"],
-                       check=True)
+        subprocess.run([tool_path("make-demo-dump"), "-q", "-o", cls.dump, *DEMO], check=True)
         cls.checkpoint = os.path.join(cls.inputs, "hf")  # a 160 MB weight file to copy
         os.makedirs(os.path.join(cls.checkpoint, "extra"))
         config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
@@ -78,7 +83,7 @@ class InterruptTest(unittest.TestCase):
         with open(os.path.join(cls.checkpoint, "config.json"), "w") as f:
             json.dump(config, f)
         write_safetensors(os.path.join(cls.checkpoint, "model.safetensors"), "w",
-                          np.ones(40 << 20, dtype=np.float32))
+                          np.ones(WEIGHTS, dtype=np.float32))
         with open(os.path.join(cls.checkpoint, "extra", "notes.txt"), "w") as f:
             f.write("kept as is\n")
         cls.digests = {p: tree_digest(p) for p in (cls.dump, cls.checkpoint, STORIES)}
@@ -105,13 +110,11 @@ class InterruptTest(unittest.TestCase):
             "prope-convert-checkpoint": ("prope-convert",
                                          [self.checkpoint, "--p", "0.5", "--copy", "-o", "OUT"],
                                          "out"),
-            "rope-dump": ("rope-dump", [STORIES, "--sample", "16", "--length", "256", "-o", "OUT"],
-                          "out.h5"),
+            "rope-dump": ("rope-dump", [STORIES, "--sample", SEQUENCES, "--length", "256", "-o",
+                                        "OUT"], "out.h5"),
             "construct-key": ("construct-key", ["--query-ones", "--head", "previous", "--tokens",
-                                                "3072", "-o", "OUT"], "out.h5"),
-            "make-demo-dump": ("make-demo-dump", ["--batch", "2", "--tokens", "512", "--heads",
-                                                  "8", "--kv-heads", "4", "--head-dim", "64", "-o",
-                                                  "OUT"], "out.h5"),
+                                                KEY_TOKENS, "-o", "OUT"], "out.h5"),
+            "make-demo-dump": ("make-demo-dump", DEMO + ["-o", "OUT"], "out.h5"),
         }
 
     def start(self, tool, args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -214,18 +217,15 @@ class InterruptTest(unittest.TestCase):
         self.assert_inputs_unchanged()
 
     def test_closed_output_pipe_ends_the_run(self):
-        for tool, args in (("make-demo-dump", ["--batch", "2", "--tokens", "512", "--heads", "8",
-                                               "--kv-heads", "4", "--head-dim", "64"]),
-                           ("prope-convert", [self.dump, "--p", "0.5"]),
-                           ("rope-dump", [STORIES, "--sample", "16", "--length", "256"])):
+        for tool, args in (("make-demo-dump", DEMO), ("prope-convert", [self.dump, "--p", "0.5"]),
+                           ("rope-dump", [STORIES, "--sample", SEQUENCES, "--length", "256"])):
             with self.subTest(tool=tool):
                 self.fresh_directories()
                 self.closed_pipe(tool, args)
 
     def test_closed_output_pipe_with_sigpipe_ignored(self):
         # A parent that ignores SIGPIPE passes that on: writes then fail with EPIPE.
-        self.closed_pipe("make-demo-dump", ["--batch", "2", "--tokens", "512", "--heads", "8",
-                                            "--kv-heads", "4", "--head-dim", "64"],
+        self.closed_pipe("make-demo-dump", DEMO,
                          preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
 
     def test_inherited_ignored_sighup_stays_ignored(self):
