@@ -30,10 +30,12 @@ def built_tools():
     return [t for t in TOOLS if os.path.exists(tool_path(t))]
 
 
-def run(tool, *args, stdin=None, check=None, text=True, timeout=600):
-    """Runs a built tool. `check` = expected exit code (asserted by the caller's helper)."""
-    cmd = [tool_path(tool)] + [str(a) for a in args]
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=text, timeout=timeout)
+def run(tool, *args, stdin=None, check=None, text=True, timeout=600, prefix=(), preexec_fn=None):
+    """Runs a built tool. `check` = expected exit code (asserted by the caller's helper);
+    `prefix` = a command that runs the tool (setpriv ...); `preexec_fn` as in subprocess."""
+    cmd = list(prefix) + [tool_path(tool)] + [str(a) for a in args]
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=text, timeout=timeout,
+                            preexec_fn=preexec_fn)
     if check is not None and result.returncode != check:
         raise AssertionError(
             f"{' '.join(cmd)} exited {result.returncode}, expected {check}\n"
