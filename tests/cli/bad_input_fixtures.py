@@ -114,9 +114,6 @@ def dump_with_narrower_keys(fx):
     return write_small_dump(fx.path("dump.h5"), k_shape=(1, 4, 2, 6))
 
 
-@builder
-def dump_with_3_heads_and_2_kv_heads(fx):
-    return write_small_dump(fx.path("dump.h5"), q_shape=(1, 4, 3, 8))
 
 
 @builder
@@ -172,17 +169,27 @@ def dump_with_bos_7(fx):
     return write_small_dump(fx.path("dump.h5"), attrs={"bos": 7})
 
 
+def write_post_rope_dump(path, rot_q, rot_k):
+    """What prope-convert re-rotates: hook_rot_q/hook_rot_k of one layer, theta 1e4, half."""
+    with h5py.File(path, "w") as f:
+        f.attrs["rope_theta"] = 10000.0
+        f.attrs["rope_layout"] = "half"
+        f["blocks.0.attn.hook_rot_q"] = rot_q
+        f["blocks.0.attn.hook_rot_k"] = rot_k
+    return path
+
+
 @builder
 def post_rope_dump_with_nan_at_0_1_0_0(fx):
     q = np.ones((1, 4, 2, 8), np.float32)
     q[0, 1, 0, 0] = np.nan
-    path = fx.path("dump.h5")
-    with h5py.File(path, "w") as f:
-        f.attrs["rope_theta"] = 10000.0
-        f.attrs["rope_layout"] = "half"
-        f["blocks.0.attn.hook_rot_q"] = q
-        f["blocks.0.attn.hook_rot_k"] = np.ones((1, 4, 2, 8), np.float32)
-    return path
+    return write_post_rope_dump(fx.path("dump.h5"), q, np.ones((1, 4, 2, 8), np.float32))
+
+
+@builder
+def post_rope_dump_with_3_heads_and_2_kv_heads(fx):
+    return write_post_rope_dump(fx.path("dump.h5"), np.ones((1, 4, 3, 8), np.float32),
+                                np.ones((1, 4, 2, 8), np.float32))
 
 
 # --- attention patterns for find-positional-heads -------------------------------------------
