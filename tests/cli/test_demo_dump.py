@@ -7,7 +7,7 @@ import unittest
 import h5py
 import numpy as np
 
-from ropekit_test import BIN, TempDirTest
+from ropekit_test import TempDirTest, tool_path
 import subprocess
 
 
@@ -26,7 +26,7 @@ def rotate_half_layout(x, positions, theta):
 class DemoDump(TempDirTest):
     def make(self, *args):
         out = self.path("demo.h5")
-        r = subprocess.run([os.path.join(BIN, "make-demo-dump"), "-o", out, *args],
+        r = subprocess.run([tool_path("make-demo-dump"), "-o", out, *args],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         return h5py.File(out, "r")
@@ -85,7 +85,7 @@ class DemoDump(TempDirTest):
         self.assertEqual(f["blocks.0.attn.hook_q"].shape, (2, 16, 4, 32))
 
     def test_too_small_spec_is_a_usage_error(self):
-        r = subprocess.run([os.path.join(BIN, "make-demo-dump"), "--layers", "2", "-o",
+        r = subprocess.run([tool_path("make-demo-dump"), "--layers", "2", "-o",
                             self.path("x.h5")], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertFalse(os.path.exists(self.path("x.h5")))
