@@ -19,6 +19,9 @@ class DemoAnalysis(TempDirTest):
         with h5py.File(out) as f:
             heads = json.loads(f.attrs["planted_heads"])
             bands = json.loads(f.attrs["planted_bands"])
+        # Empty lists would make the tests below check nothing.
+        self.assertTrue(heads, "the demo planted no positional heads")
+        self.assertTrue(bands, "the demo planted no bands")
         return out, sorted((h["layer"], h["head"], h["offset"]) for h in heads), bands
 
     def test_finds_exactly_the_planted_heads(self):
