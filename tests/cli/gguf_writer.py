@@ -18,6 +18,8 @@ import struct
 
 import numpy as np
 
+from test_rope_dump import to_bf16_bits  # float32 -> bfloat16 bits, nearest even (as gguf-py)
+
 # ggml_type ids and (elements, bytes) per block (ggml-common.h, QK_K = 256).
 GGML_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14,
               "BF16": 30}
@@ -30,23 +32,23 @@ U32, I32, F32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
 
 
 # ---------------------------------------------------------------- the container
-def _string(s):
+def gguf_string(s):
     b = s.encode()
     return struct.pack("<Q", len(b)) + b
 
 
-def _value(vtype, v):
+def gguf_value(vtype, v):
     scalar = {U32: "<I", I32: "<i", F32: "<f", BOOL: "<?", 10: "<Q", 12: "<d"}
     if vtype in scalar:
         return struct.pack(scalar[vtype], v)
     if vtype == STRING:
-        return _string(v)
+        return gguf_string(v)
     if vtype == ARRAY:
         etype, items = v
         if etype in (U32, I32, F32):
             dtype = {U32: "<u4", I32: "<i4", F32: "<f4"}[etype]
             return struct.pack("<IQ", etype, len(items)) + np.asarray(items, dtype).tobytes()
-        return struct.pack("<IQ", etype, len(items)) + b"".join(_value(etype, x) for x in items)
+        return struct.pack("<IQ", etype, len(items)) + b"".join(gguf_value(etype, x) for x in items)
     raise ValueError(f"unsupported GGUF value type {vtype}")
 
 
@@ -55,10 +57,10 @@ def write_gguf(path, kvs, tensors, alignment=32):
     tensors: [(name, dims innermost first, ggml type id, raw bytes)]."""
     header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
     for key, vtype, v in kvs:
-        header += _string(key) + struct.pack("<I", vtype) + _value(vtype, v)
+        header += gguf_string(key) + struct.pack("<I", vtype) + gguf_value(vtype, v)
     offset, data = 0, []
     for name, dims, gtype, raw in tensors:
-        header += _string(name) + struct.pack("<I", len(dims))
+        header += gguf_string(name) + struct.pack("<I", len(dims))
         header += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", gtype, offset)
         pad = -len(raw) % alignment
         data.append(raw + b"\0" * pad)
@@ -68,20 +70,16 @@ def write_gguf(path, kvs, tensors, alignment=32):
         f.write(header + b"".join(data))
 
 
-# ---------------------------------------------------------------- 16-bit floats
-def to_bf16_bits(a):
-    """float32 -> bfloat16 bits, rounded to nearest even (as gguf-py and PyTorch)."""
-    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
-
-
+# ---------------------------------------------------------------- rounding
 def _f16(values):
     return np.asarray(values, np.float32).astype("<f2")
 
 
 def _round_away(x):
-    """C's roundf: halves away from zero."""
-    return np.trunc(x + np.copysign(np.float32(0.5), x)).astype(np.float32)
+    """C's roundf: halves away from zero (x + 0.5 would round 0.49999997 up)."""
+    a = np.abs(x)
+    whole = np.floor(a)
+    return (np.sign(x) * (whole + np.floor(2 * (a - whole)))).astype(np.float32)
 
 
 # ---------------------------------------------------------------- Q8_0 and Q4_0 (ggml reference)
