@@ -195,6 +195,47 @@ class LlamaCppOracle(TempDirTest):
                 self.report(f"control, rope-dump {' '.join(args)} vs the plain GGUF", difference)
                 self.assertGreater(difference, 100 * TOLERANCE)
 
+    def test_quantized_files_mean_in_llama_cpp_what_the_dequantized_weights_say(self):
+        # gguf_writer's blocks, read by ggml's own dequantizer inside llama.cpp, against rope-dump
+        # on the weights numpy (and so ropekit: test_gguf_dequant) dequantizes from them. llama.cpp
+        # also rounds the activations to 8 bits for its quantized dot products, so the agreement
+        # is ~0.1 nats, not 1e-3 (docs/tools/rope-dump.md); a dequantizer that misplaces values
+        # inside their block (here: each run of 32 reversed) is off by far more.
+        w = tiny_weights(7, dim=256, hidden=512, layers=2, heads=4, kv_heads=2, vocab=300,
+                         shared=False)  # rows of 256 and 512: whole K-quant blocks
+        for k in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+            w[k] = (w[k] * 0.06).astype(np.float32)  # std 0.018: log-probs of −16 on average
+        hf = self.path("hf")
+        write_hf_llama(w, hf, "F32")
+        ids = self.random_ids(w, seed=3)
+
+        def dequantized(type_name, misplaced=False):
+            out = dict(w)
+            for k in ("emb", "wcls", "wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+                x = gguf_writer.decode(gguf_writer.encode(w[k], type_name), type_name, w[k].shape)
+                if misplaced:
+                    x = x.reshape(*x.shape[:-1], -1, 32)[..., ::-1].reshape(x.shape)
+                out[k] = np.ascontiguousarray(x)
+            return out
+
+        for type_name in ("Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"):
+            with self.subTest(type=type_name):
+                gguf = self.path(f"{type_name}.gguf")
+                gguf_writer.hf_to_gguf(hf, gguf, type_name)
+                got = llama_cpp_logprobs(gguf, ids, self.tmp)
+                mean, largest = {}, {}
+                for case, misplaced in (("dequantized", False), ("misplaced", True)):
+                    weights = self.path(f"{type_name}-{case}")
+                    write_hf_llama(dequantized(type_name, misplaced), weights, "F32")
+                    difference = np.abs(got - self.rope_dump_logprobs(weights, ids))[:, 1:]
+                    mean[case], largest[case] = difference.mean(), difference.max()
+                    self.report(f"{type_name} GGUF in llama.cpp vs rope-dump on its {case} "
+                                f"weights (mean {mean[case]:.2e})", largest[case])
+                self.assertLess(largest["dequantized"], 0.3)
+                self.assertLess(mean["dequantized"], 0.08)
+                self.assertGreater(mean["misplaced"], 10 * mean["dequantized"])
+                self.assertGreater(largest["misplaced"], 1.0)
+
     def test_a_context_shift_is_refused_not_passed_off(self):
         # A sequence that fills llama.cpp's context is silently shifted (its first tokens
         # dropped): the runner must notice and fail rather than return other log-probs.
