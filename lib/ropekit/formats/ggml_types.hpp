@@ -1,8 +1,8 @@
 #pragma once
 // GGUF tensor data converted to float, value for value as ggml's reference dequantize_row_*
 // functions (ggml-quants.c) compute it, for the types of the F32/F16/BF16, Q8_0, Q4_K_M, Q5_K_M
-// and Q6_K files people download (docs/formats.md, "GGUF tensor types"). Block layouts
-// (ggml-common.h; f16 = IEEE half, little-endian):
+// and Q6_K files people download (docs/formats.md, "GGUF tensor types converted to float"). Block
+// layouts (ggml-common.h; f16 = IEEE half, little-endian):
 //   Q8_0  32 values in 34 bytes: f16 d, int8 q[32]                         x = d·q
 //   Q4_0  32 values in 18 bytes: f16 d, 16 bytes; byte j holds value j in its low nibble and
 //         value j + 16 in its high one                                    x = d·(q − 8)
