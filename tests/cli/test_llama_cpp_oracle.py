@@ -236,7 +236,7 @@ class LlamaCppOracle(TempDirTest):
                 self.assertGreater(mean["misplaced"], 10 * mean["dequantized"])
                 self.assertGreater(largest["misplaced"], 1.0)
 
-    def test_a_context_shift_is_refused_not_passed_off(self):
+    def test_the_runner_refuses_a_shifted_context_and_gives_full_distributions(self):
         # A sequence that fills llama.cpp's context is silently shifted (its first tokens
         # dropped): the runner must notice and fail rather than return other log-probs.
         w, _, gguf = self.random_model("model", seed=41, dim=32, hidden=48, layers=1, heads=2,
@@ -245,8 +245,15 @@ class LlamaCppOracle(TempDirTest):
         r, _ = run_oracle(gguf, ids, self.tmp, "--context-size", 300)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("context shifted", r.stderr)
-        r, _ = run_oracle(gguf, ids, self.tmp, "--context-size", 320)
+        r, answer = run_oracle(gguf, ids[:, :30], self.tmp, "--context-size", 320, "--full")
         self.assertEqual(r.returncode, 0, r.stderr)
+        with open(answer) as f:
+            out = json.load(f)
+        full, logprobs = np.array(out["full"], np.float64), np.array(out["logprobs"])
+        self.assertEqual(full.shape, (1, 30, 270))
+        np.testing.assert_allclose(np.log(np.exp(full).sum(-1)), 0, atol=1e-5)  # distributions
+        picked = np.take_along_axis(full[:, :-1], ids[:, 1:30, None], -1)[..., 0]
+        np.testing.assert_array_equal(picked, logprobs[:, 1:])
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 // {"sequences": [[id, ...], ...]}. OUT.json receives {"logprobs": [[...], ...]}, where
 // logprobs[s][t] = ln p(ids[t] | ids[< t]) and logprobs[s][0] = 0 (nothing predicts the first
 // token), the layout of rope-dump's `nll` with the sign flipped; with --full also "full":
-// [s][t][v] = ln p(v | ids[<= t]) over the whole vocabulary.
+// [s][t][v] = ln p(v | ids[<= t]) over the whole vocabulary (null where the float32
+// probability underflowed to 0).
 //
 // Set up so that llama.cpp computes what an F32 reference does (docs/tools/rope-dump.md, "Checked
 // against llama.cpp"): CPU only, one thread, F32 K and V caches (the default F16 cache alone moves
