@@ -1,9 +1,11 @@
-"""GGUF dequantization (issue 13) cross-checked: tensors quantized in numpy by gguf_writer.py
-(Q8_0 and Q4_0 bit for bit as ggml's reference quantizers, the K-quants in ggml's layout) are
-converted to float by ropekit (through the gguf-dequant test helper, a few rows per read as a
-model loader does) and by gguf_writer's own numpy dequantizers: the floats must be identical.
-The numpy side is also checked against the unquantized values, so the two cannot agree on
-garbage."""
+"""GGUF dequantization (issue 13) cross-checked:
+- against ggml itself (llama.cpp's libggml-base.so through ctypes, llama_cpp.Ggml): blocks made by
+  ggml's reference quantizers, the K-quants with their error-minimising search, converted by
+  ropekit (through the gguf-dequant test helper, a few rows per read as a model loader does) and
+  by ggml's dequantize_row_* must be identical; gguf_writer's Q8_0/Q4_0 bytes are ggml's;
+- against numpy: tensors quantized by gguf_writer.py, converted by ropekit and by gguf_writer's
+  numpy dequantizers, identical; the numpy side is also held to each type's quantization error,
+  so the two cannot agree on garbage."""
 import os
 import unittest
 
@@ -11,6 +13,7 @@ import h5py
 import numpy as np
 
 import gguf_writer
+from llama_cpp import Ggml, require_oracle
 from ropekit_test import TempDirTest, run, tool_path
 
 # Largest |dequantized − original| / max |original| of a row, per type, with some room over what
@@ -67,6 +70,38 @@ class Dequantization(TempDirTest):
         self.assertOneLineError(r, 1, "q5_0.gguf: blk.3.ffn_up.weight: Q5_0 tensors cannot be "
                                 "converted to float")
         self.assertFalse(os.path.exists(self.path("x.h5")))
+
+
+@unittest.skipUnless(os.path.exists(tool_path("gguf-dequant")), "gguf-dequant is not built")
+class AgainstGgml(TempDirTest):
+    @classmethod
+    def setUpClass(cls):
+        require_oracle()
+        cls.ggml = Ggml()
+
+    def test_ggml_quantized_blocks_convert_as_ggml_converts_them(self):
+        rng = np.random.default_rng(8)
+        x = test_tensor(rng, (12, 512))
+        tensors = []
+        for type_name in ("Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16"):
+            ggml_type = gguf_writer.GGML_TYPES[type_name]
+            self.assertEqual(self.ggml.traits(ggml_type).type_name.decode().upper(), type_name)
+            tensors.append((type_name, (512, 12), ggml_type, self.ggml.quantize(x, ggml_type)))
+        gguf, out = self.path("ggml.gguf"), self.path("floats.h5")
+        gguf_writer.write_gguf(gguf, [], tensors)
+        run("gguf-dequant", gguf, "--rows", 5, "-o", out, check=0)
+        with h5py.File(out, "r") as f:
+            for type_name, _, ggml_type, raw in tensors:
+                with self.subTest(type=type_name):
+                    want = self.ggml.dequantize(raw, ggml_type, x.size).reshape(x.shape)
+                    np.testing.assert_array_equal(f[type_name][()], want)
+
+    def test_gguf_writer_quantizes_q8_0_and_q4_0_as_ggml(self):
+        x = test_tensor(np.random.default_rng(9), (16, 256))
+        for type_name in ("Q8_0", "Q4_0", "F16"):
+            with self.subTest(type=type_name):
+                self.assertEqual(gguf_writer.encode(x, type_name),
+                                 self.ggml.quantize(x, gguf_writer.GGML_TYPES[type_name]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Measured maximum differences are printed (run with -v) and recorded in docs/tool
 import json
 import os
 import struct
-import subprocess
 import sys
 import unittest
 
@@ -17,43 +16,12 @@ import h5py
 import numpy as np
 
 import gguf_writer
-from ropekit_test import BIN, SHARED_DATA, SOURCE, TempDirTest, run
+from llama_cpp import llama_cpp_logprobs, require_oracle, run_oracle
+from ropekit_test import SHARED_DATA, TempDirTest, run
 from test_rope_dump import tiny_weights, write_hf_llama
 
-ORACLE = os.environ.get("ROPEKIT_ORACLE", os.path.join(BIN, "oracle"))
-RUNNER = os.path.join(SOURCE, "tests", "oracle", "llama_logprobs.mjs")
 STORIES = os.path.join(SHARED_DATA, "stories260K.bin")
 TOLERANCE = 1e-3  # nats, per token, at F32
-
-
-def oracle_missing():
-    """Why llama.cpp cannot run here, or None."""
-    if not os.path.exists(os.path.join(ORACLE, "node_modules", "node-llama-cpp", "dist", "index.js")):
-        return f"node-llama-cpp is not installed in {ORACLE} (scripts/install-oracle)"
-    try:
-        subprocess.run(["node", "--version"], capture_output=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "node is not installed (scripts/install-deps)"
-    return None
-
-
-def run_oracle(model, ids, workdir, *args):
-    """Runs tests/oracle/llama_logprobs.mjs on ids [B, T]; -> (process result, output path)."""
-    request, answer = os.path.join(workdir, "ids.json"), os.path.join(workdir, "logprobs.json")
-    with open(request, "w") as f:
-        json.dump({"sequences": np.asarray(ids).tolist()}, f)
-    command = ["node", RUNNER, "--oracle", ORACLE, "--model", model, "--input", request,
-               "--output", answer] + [str(a) for a in args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600), answer
-
-
-def llama_cpp_logprobs(model, ids, workdir):
-    """ids [B, T] -> llama.cpp's ln p(ids[b, t] | ids[b, < t]) [B, T], 0 at t = 0."""
-    r, answer = run_oracle(model, ids, workdir)
-    if r.returncode != 0:
-        raise AssertionError(f"llama.cpp on {model} failed: {r.stderr[-2000:]}")
-    with open(answer) as f:
-        return np.array(json.load(f)["logprobs"], dtype=np.float64)
 
 
 def read_llama2c(path):
@@ -87,11 +55,7 @@ def read_llama2c(path):
 class LlamaCppOracle(TempDirTest):
     @classmethod
     def setUpClass(cls):
-        reason = oracle_missing()
-        if reason and os.environ.get("CI") == "true":
-            raise AssertionError(f"CI must run the llama.cpp tests: {reason}")
-        if reason:
-            raise unittest.SkipTest(f"SKIPPED: {reason}")
+        require_oracle()
 
     def report(self, case, difference):
         print(f"\n  {case}: max |log-prob difference| {difference:.2e} nats", file=sys.stderr,
