@@ -18,7 +18,7 @@ from ropekit_test import TempDirTest, run, tool_path
 
 # Largest |dequantized − original| / max |original| of a row, per type, with some room over what
 # these data give (F16 3e-4, BF16 2.6e-3, Q8_0 0.39%, Q4_0 9.4%, Q4_K 5.7%, Q5_K 2.5%,
-# Q6_K 2.4%): the bound is about the quantizer, the exact equality above about the dequantizers.
+# Q6_K 2.4%): this bound is about the quantizers, the exact equality about the dequantizers.
 RELATIVE_ERROR = {"F32": 0, "F16": 5e-4, "BF16": 4e-3, "Q8_0": 0.005, "Q4_0": 0.13, "Q4_K": 0.08,
                   "Q5_K": 0.04, "Q6_K": 0.035}
 
