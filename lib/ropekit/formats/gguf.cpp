@@ -11,10 +11,10 @@
 
 #include <fmt/format.h>
 
-#include "ropekit/core/dtype.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/mapped_file.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/formats/ggml_types.hpp"
 
 namespace ropekit {
 
@@ -399,29 +399,9 @@ std::uint64_t GgufFile::file_offset(const GgufTensorInfo& t) const {
 std::vector<float> GgufFile::read_float(const std::string& name) const {
     const GgufTensorInfo* t = find_tensor(name);
     if (!t) throw data_error(path(), name, "no such tensor");
-    const std::uint8_t* p = bytes(*t);
-    std::uint64_t n = 1;
-    for (auto d : t->dims) n *= d;
-    std::vector<float> out(static_cast<std::size_t>(n));
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        switch (t->type) {
-            case 0:
-                out[i] = load<float>(p + 4 * i);
-                break;
-            case 1:
-                out[i] = half_to_float(load<std::uint16_t>(p + 2 * i));
-                break;
-            case 30:
-                out[i] = bf16_to_float(load<std::uint16_t>(p + 2 * i));
-                break;
-            case 28:
-                out[i] = static_cast<float>(load<double>(p + 8 * i));
-                break;
-            default:
-                throw data_error(path(), name,
-                                 ggml_type_name(t->type) + " cannot be read as float here");
-        }
-    }
+    require_dequantizable(*this, *t);
+    std::vector<float> out(static_cast<std::size_t>(gguf_row_count(*t) * t->dims[0]));
+    dequantize_rows(*this, *t, 0, gguf_row_count(*t), out.data());
     return out;
 }
 

@@ -86,7 +86,7 @@ class GgufFile {
     const GgufTensorInfo* find_tensor(const std::string& name) const;
     const std::uint8_t* bytes(const GgufTensorInfo& tensor) const;  // zero-copy
     std::uint64_t file_offset(const GgufTensorInfo& tensor) const;  // of its first byte
-    // F32, F16, BF16 and F64 tensors as float (data_error for quantized types).
+    // A whole tensor as float, in every type ggml_types.hpp converts (data_error for others).
     std::vector<float> read_float(const std::string& name) const;
 
     struct Impl;
