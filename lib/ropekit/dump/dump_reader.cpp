@@ -28,13 +28,6 @@ bool all_finite(const float* p, std::size_t n) {
     return bad == 0;
 }
 
-const std::vector<std::pair<const char*, Hook>> kHookNames = {{"q", Hook::q},
-                                                              {"k", Hook::k},
-                                                              {"rot_q", Hook::rot_q},
-                                                              {"rot_k", Hook::rot_k},
-                                                              {"pattern", Hook::pattern},
-                                                              {"scores", Hook::scores}};
-
 std::string regex_escape(const std::string& s) {
     static const std::string special = R"(\^$.|?*+()[]{})";
     std::string out;
@@ -57,14 +50,6 @@ std::string DumpNames::template_for(Hook hook) const {
     return it != per_hook.end() ? it->second : general;
 }
 
-Hook parse_hook(const std::string& name) {
-    for (const auto& [text, hook] : kHookNames) {
-        if (name == text || name == hook_name(hook)) return hook;
-    }
-    throw usage_error("--name: unknown hook '" + name +
-                      "' (expected q, k, rot_q, rot_k, pattern or scores)");
-}
-
 DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional<Hook> primary) {
     DumpNames names;
     for (const std::string& value : values) {
@@ -74,7 +59,7 @@ DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional
             throw usage_error("--name '" + value + "': the template needs {layer}");
         }
         if (eq != std::string::npos) {
-            names.per_hook[parse_hook(value.substr(0, eq))] = tmpl;
+            names.per_hook[parse_hook(value.substr(0, eq), "--name")] = tmpl;
         } else if (tmpl.find("{hook}") != std::string::npos) {
             names.general = tmpl;
         } else if (primary) {

@@ -29,8 +29,6 @@ struct DumpNames {
     std::string template_for(Hook hook) const;
 };
 
-Hook parse_hook(const std::string& name);  // "q", "k", "rot_q", "rot_k", "pattern", "scores"
-
 // Each value is "TEMPLATE" or "HOOK=TEMPLATE". A TEMPLATE with {hook} replaces the general
 // template; one without names the tensor of `primary` (the hook the tool reads first), and is a
 // usage error when the tool reads several kinds and none is primary.
