@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
             options.model_scale = scale == "sqrt";
             options.write_pattern = !no_pattern;
             ConstructedHead head = build_head(q.values, s, options);
-            const HeadResult& r = head.result;
+            const ConstructedHeadResult& r = head.result;
             tool.note(
                 "smallest scale {:.6g} (paper's sufficient bound {:.6g}); stored ||psi||^2 "
                 "= {:.6g} with attn_scale {:.6g}",
