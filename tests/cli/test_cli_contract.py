@@ -41,6 +41,19 @@ class CliContract(TempDirTest):
                 self.assertOneLineError(r, 2, f"{tool}: ", "--no-such-option")
                 self.assertEqual(r.stdout, "")
 
+    def test_a_missing_required_argument_is_a_usage_error_naming_it(self):
+        # rope-verify needs nothing; every other tool names what it needs first.
+        first_required = {"rope-decay": "--output", "freq-norms": "DUMP",
+                          "find-positional-heads": "DUMP", "prope-convert": "INPUT",
+                          "construct-key": "one of --query", "rope-plot": "INPUT",
+                          "rope-dump": "MODEL"}
+        for tool in TOOLS:
+            if tool == "rope-verify":
+                continue
+            with self.subTest(tool=tool):
+                r = run(tool)
+                self.assertOneLineError(r, 2, f"{tool}: {first_required[tool]}", "is required")
+
     def test_bad_threads_value_is_a_usage_error(self):
         for tool in TOOLS:
             with self.subTest(tool=tool):

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/tensor.hpp"
 #include "ropekit/dump/dump_reader.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -21,6 +22,8 @@
 namespace ropekit {
 
 enum class HeadSource { pattern, qk };
+inline constexpr EnumNames<HeadSource, 2> kHeadSourceNames{
+    {{HeadSource::pattern, "pattern"}, {HeadSource::qk, "qk"}}};
 
 struct PositionalOptions {
     HeadSource from = HeadSource::pattern;

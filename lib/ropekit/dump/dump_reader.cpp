@@ -97,6 +97,23 @@ VectorAxes parse_vector_axes(const std::string& spec) {
     return axes;
 }
 
+DumpOverrides DumpOptions::overrides() const {
+    DumpOverrides o;
+    if (theta != 0) {
+        if (!(theta > 1)) throw usage_error("--theta must be > 1");
+        o.theta = theta;
+    }
+    if (!layout.empty()) o.layout = parse_layout(layout);
+    if (rotary_dim != 0) o.rotary_dim = rotary_dim;
+    if (bos >= 0) o.bos = bos;
+    return o;
+}
+
+DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary) {
+    return DumpReader(in, parse_dump_names(options.names, primary), parse_vector_axes(options.axes),
+                      options.overrides());
+}
+
 std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {
     if (!attributes.bos) return "";
     if (*attributes.bos == 1 && !exclude_bos) {
