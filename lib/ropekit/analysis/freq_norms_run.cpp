@@ -51,8 +51,9 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) 
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
     }
-    const std::vector<std::size_t> all = dump.layers(options.queries ? Hook::q : Hook::k);
-    if (!all.empty()) options.layers = parse_index_spec(command.layers, all.size(), "--layers");
+    // The same layers the computation reads, post-RoPE hooks included.
+    options.layers = parse_index_spec(command.layers,
+                                      freq_norms_layers(dump, options.queries).size(), "--layers");
     const FreqNorms result = compute_freq_norms(dump, options, context.note);
 
     const std::vector<FigureFile> figures = freq_norms_figures(result, command.plot);

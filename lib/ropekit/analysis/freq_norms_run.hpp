@@ -17,7 +17,7 @@ inline constexpr EnumNames<NormedTensors, 3> kNormedTensorNames{
 struct FreqNormsCommand {
     std::string input;            // the dump, "-" = stdin
     std::string tensor = "both";  // q | k | both
-    std::string layers = "all";   // index spec over the dump's layers (core/index_spec.hpp)
+    std::string layers = "all";   // index spec over freq_norms_layers() (core/index_spec.hpp)
     std::string plot;             // figure path prefix; empty = no figures
     FreqNormsOptions options;     // exclude_bos, band_ratio; layers come from `layers`
     DumpOptions dump;
