@@ -32,7 +32,7 @@ void add_options(Tool& tool, DecayCommand& c) {
                    "file mode: half | interleaved (default: the file's rope_layout attribute, "
                    "else half)");
     app.add_option("--plot", c.plot, "Also write a Figure-2-style SVG (mean +- stderr band)");
-    app.add_flag("--check", c.check, "Test Proposition 3.2 (no decay); exit 1 if the curve decays");
+    app.add_flag("--check", c.check, "Test Proposition 3.2 (no decay); exit 3 if the curve decays");
     app.add_option("--alpha", c.alpha, "--check: family-wise false-alarm rate")
         ->capture_default_str();
     tool.with_output();
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
               "key sits), for all-ones vectors (closed form, decays: paper Figure 2a), Gaussian "
               "vectors (no decay in expectation: Proposition 3.2, Figures 2b and 9) or real "
               "queries and keys from an HDF5 file. --check tests Proposition 3.2 statistically "
-              "and exits 1 when the curve decays.");
+              "and exits 3 when the curve decays (1 is bad input, 2 a bad command line).");
     DecayCommand command;
     add_options(tool, command);
     tool.examples(

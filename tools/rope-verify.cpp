@@ -1,4 +1,4 @@
-// rope-verify: checks the paper's results numerically and exits 1 if any check fails.
+// rope-verify: checks the paper's results numerically and exits 3 if any check fails.
 #include "ropekit/cli/cli.hpp"
 #include "ropekit/verify/verify_run.hpp"
 
@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
               "prop-3.1, prop-3.2, fig-2a, prop-5.2, thm-5.3-diagonal, thm-5.3-previous, "
               "thm-6.1, lemma-a.1 (docs/tools/rope-verify.md says what each measures). Prints one "
               "row per check and grid point (name, d, theta, PASS/FAIL, measured, tolerance, what "
-              "was checked [detail]) and exits 1 if any check fails.");
+              "was checked [detail]) and exits 3 if any check fails (1 is a runtime error, 2 a "
+              "bad command line).");
     VerifyCommand command;
     auto& app = tool.app();
     app.add_option("--head-dim", command.head_dims,

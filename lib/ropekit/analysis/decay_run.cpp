@@ -50,8 +50,7 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context) {
                           inputs);
     }
     if (check && !check->passed) {
-        throw Error(ExitCode::data,
-                    "Proposition 3.2 check FAILED: " + describe_decay_check(*check));
+        throw check_failed_error("Proposition 3.2 check FAILED: " + describe_decay_check(*check));
     }
     if (check) context.note("Proposition 3.2 check passed: " + describe_decay_check(*check));
 }

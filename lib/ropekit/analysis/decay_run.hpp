@@ -26,8 +26,8 @@ struct DecayCommand {
     double alpha = 1e-3;                    // --check's family-wise false-alarm rate
 };
 
-// Writes context.output (and the plot) whatever the check finds, then throws (exit 1) when
-// --check ran and the curve decays.
+// Writes context.output (and the plot) whatever the check finds, then throws
+// check_failed_error (exit 3) when --check ran and the curve decays.
 void run_rope_decay(const DecayCommand& command, const RunContext& context);
 
 }  // namespace ropekit

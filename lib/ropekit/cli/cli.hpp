@@ -1,8 +1,9 @@
 #pragma once
 // The command-line contract, in one place, for every tool:
 //   shared options -o/--output, --force, --threads, -q/--quiet, --version;
-//   --help on stdout with an Examples section; exit 0 success, 1 data/runtime error, 2 usage;
-//   one error line "tool: file: dataset: what was expected" on stderr, after flushing stdout.
+//   --help on stdout with an Examples section; exit 0 success, 1 data/runtime error, 2 usage,
+//   3 a check that ran and failed; one error line "tool: file: dataset: what was expected" on
+//   stderr, after flushing stdout.
 // A tool's main declares its options into a command struct, then run() parses argv and makes
 // the one library call that does the work, with context() for its output and notes.
 #include <functional>

@@ -24,7 +24,7 @@ void run_verify(const VerifyCommand& command, const RunContext& context) {
     context.print(command.json ? format_check_json(results) : format_check_table(results));
     const auto failed = std::count_if(results.begin(), results.end(),
                                       [](const CheckResult& r) { return !r.passed; });
-    if (failed) throw Error(ExitCode::data, fmt::format("{} checks failed", failed));
+    if (failed) throw check_failed_error(fmt::format("{} checks failed", failed));
 }
 
 }  // namespace ropekit

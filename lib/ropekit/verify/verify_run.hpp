@@ -1,6 +1,6 @@
 #pragma once
 // rope-verify as one call: the checks its command line names (VerifyCommand) run over the grid,
-// the table (or JSON) is printed, and any failure exits 1.
+// the table (or JSON) is printed, and any failure is a failed check (exit 3).
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -16,7 +16,7 @@ struct VerifyCommand {
     bool json = false;
 };
 
-// Prints every result, then throws "N checks failed" if any failed.
+// Prints every result, then throws check_failed_error "N checks failed" if any failed.
 void run_verify(const VerifyCommand& command, const RunContext& context);
 
 }  // namespace ropekit
