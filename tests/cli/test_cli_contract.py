@@ -1,9 +1,9 @@
 """The CLI contract every tool keeps (issue 2): --help, --version, exit codes, error lines."""
+import os
+import subprocess
 import unittest
 
-import os
-
-from ropekit_test import BIN, TOOLS, TempDirTest, run
+from ropekit_test import BIN, TOOLS, TempDirTest, run, tool_path
 
 
 class CliContract(TempDirTest):
@@ -53,6 +53,14 @@ class CliContract(TempDirTest):
             with self.subTest(tool=tool):
                 r = run(tool)
                 self.assertOneLineError(r, 2, f"{tool}: {first_required[tool]}", "is required")
+
+    def test_a_table_that_cannot_reach_stdout_is_an_error(self):
+        # /dev/full fails every write with ENOSPC: the table is lost, so the run must not pass.
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([tool_path("rope-verify"), "--head-dim", "8", "--theta", "100",
+                                "--check", "fig-2a", "-q"], stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=60)
+        self.assertOneLineError(r, 1, "rope-verify: <stdout>: write failed")
 
     def test_bad_threads_value_is_a_usage_error(self):
         for tool in TOOLS:

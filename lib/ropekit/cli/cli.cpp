@@ -120,11 +120,14 @@ void Tool::note(const std::string& line) const {
 }
 
 void Tool::print(const std::string& text) const {
-    if (output_ != "-") {
-        std::cout << text;
-    } else if (!quiet_) {
-        std::cerr << text;
+    if (output_ == "-") {
+        if (!quiet_) std::cerr << text;
+        return;
     }
+    // A table that did not reach stdout (a full disk) is lost: an error, as write_text_output
+    // treats a text output to "-", not a success.
+    std::cout << text << std::flush;
+    if (!std::cout) throw data_error("<stdout>", "", "write failed");
 }
 
 void Tool::report(const std::string& message) const {
