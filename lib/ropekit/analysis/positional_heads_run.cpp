@@ -19,7 +19,7 @@ std::vector<FigureFile> positional_heads_figures(const PositionalHeads& result,
     std::vector<FigureFile> figures;
     if (prefix.empty()) return figures;
     figures.push_back({prefix + "-mass.svg", mass_figure(result)});
-    for (const HeadResult& h : result.results) {
+    for (const PositionalHeadResult& h : result.results) {
         if (!h.positional) continue;
         figures.push_back({fmt::format("{}-L{}H{}.svg", prefix, h.layer, h.head),
                            pattern_figure(h, result.source)});
@@ -37,18 +37,6 @@ PositionalOptions checked_options(const PositionalHeadsCommand& command) {
 }
 
 }  // namespace
-
-std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from) {
-    const bool from_pattern = from == HeadSource::pattern;
-    std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
-    if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
-    if (layers.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
-    }
-    return layers;
-}
 
 void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context) {
     PositionalOptions options = checked_options(command);

@@ -26,10 +26,6 @@ struct PositionalHeadsCommand {
     DumpOptions dump;
 };
 
-// The dump's layers that find_positional_heads reads: those with hook_pattern (from pattern),
-// or with hook_rot_q, else hook_q (from qk). Throws data_error when there are none.
-std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from);
-
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
 // context.output when given, PREFIX-mass.svg and PREFIX-L{l}H{h}.svg per positional head; prints
 // the table (heads_table_tsv / heads_table_json).
