@@ -12,8 +12,11 @@ namespace {
 
 DecayRequest decay_request(const DecayCommand& command) {
     DecayRequest request;
-    request.params = {parse_decay_mode(command.mode), command.head_dim, command.theta.value_or(1e4),
-                      command.p.value_or(1.0),        command.seed,     ""};
+    request.params.mode = parse_decay_mode(command.mode);
+    request.params.head_dim = command.head_dim;
+    request.params.theta = command.theta.value_or(1e4);
+    request.params.p = command.p.value_or(1.0);
+    request.params.seed = command.seed;
     request.offsets = command.offsets.empty() ? offset_range(command.max_offset + 1)
                                               : parse_offsets(command.offsets);
     request.samples = command.samples;
