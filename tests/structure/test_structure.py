@@ -90,5 +90,24 @@ class FunctionLengthTest(PlantedTree):
         self.assertNotIn("planted_function", result.stderr)
 
 
+class TypeNamesTest(PlantedTree):
+    def test_this_tree_defines_each_type_once(self):
+        result = run_check("check_type_names.py", ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_a_second_definition_in_another_file_fails(self):
+        self.append("lib/ropekit/core/error.hpp",
+                    "\nnamespace ropekit {\nstruct Schedule {\n    int other;\n};\n}\n")
+        self.assert_fails("check_type_names.py", "ropekit::Schedule is defined in",
+                          "lib/ropekit/core/error.hpp:", "lib/ropekit/rope/rope.hpp:")
+
+    def test_types_without_linkage_pass(self):
+        local = ("\nnamespace ropekit {\nnamespace {\nstruct Schedule {};\n}  // namespace\n"
+                 "void f() {\n    struct Schedule {};\n}\n}  // namespace ropekit\n")
+        self.append("lib/ropekit/core/error.cpp", local)
+        result = run_check("check_type_names.py", self.root)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

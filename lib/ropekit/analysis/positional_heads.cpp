@@ -79,16 +79,9 @@ void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
     }
 }
 
-// The dump layers to scan: options.layers indexes the layers the source hook has.
+// The dump layers to scan: options.layers indexes positional_head_layers().
 std::vector<std::size_t> selected_layers(const DumpReader& dump, const PositionalOptions& options) {
-    const bool from_pattern = options.from == HeadSource::pattern;
-    std::vector<std::size_t> available = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
-    if (!from_pattern && available.empty()) available = dump.layers(Hook::q);
-    if (available.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
-    }
+    const std::vector<std::size_t> available = positional_head_layers(dump, options.from);
     if (options.layers.empty()) return available;
     std::vector<std::size_t> layers;
     for (std::size_t i : options.layers) layers.push_back(available[i]);
@@ -290,7 +283,8 @@ std::size_t dominant_offset(const std::vector<double>& offset_mass) {
 }
 
 // Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
-void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies, HeadResult& res) {
+void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
+                           PositionalHeadResult& res) {
     const double total = a.logit[res.offset];
     res.frequency_share.resize(frequencies);
     double top = 0;
@@ -302,10 +296,10 @@ void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies, He
 }
 
 // Head h's means over the layer's sequences, its dominant offset, and whether it is positional.
-HeadResult head_result(LayerScan& s, std::size_t h) {
+PositionalHeadResult head_result(LayerScan& s, std::size_t h) {
     const HeadAccumulator& a = s.acc[h];
     const double B = static_cast<double>(s.g.batch);
-    HeadResult res;
+    PositionalHeadResult res;
     res.layer = s.layer;
     res.head = h;
     res.offset_mass.resize(a.mass_sum.size());
@@ -391,6 +385,18 @@ SequenceStats sequence_stats(const float* a, std::size_t T, const PositionalOpti
     return s;
 }
 
+std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from) {
+    const bool from_pattern = from == HeadSource::pattern;
+    std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
+    if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
+    if (layers.empty()) {
+        throw data_error(dump.input().name(),
+                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+                         "no layers found (see --name, --from)");
+    }
+    return layers;
+}
+
 std::optional<double> logit_scale_choice(const std::string& choice,
                                          const DumpAttributes& attributes) {
     if (choice == "auto") return attributes.attn_scale;
@@ -416,7 +422,7 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
 std::string heads_table_tsv(const PositionalHeads& r) {
     std::string out =
         "layer\thead\toffset\tmass\tmin_mass\tpositional\tprev_mul\tprev_abs\ttop_freq_share\n";
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         out += fmt::format(
             "{}\t{}\t{}\t{:.4f}\t{:.4f}\t{}\t{:.4f}\t{:.4f}\t{}\n", h.layer, h.head, h.offset,
             h.mass, h.min_mass, h.positional ? 1 : 0, h.prev_mul, h.prev_abs,
@@ -430,7 +436,7 @@ std::string heads_table_json(const PositionalHeads& r) {
         return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
     };
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         rows.push_back({{"layer", h.layer},
                         {"head", h.head},
                         {"offset", h.offset},
@@ -451,7 +457,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
         offset_mass({L, H, K}), shares({L, H, r.frequencies});
     for (std::size_t l = 0; l < L; ++l) layer.data[l] = static_cast<std::int64_t>(r.layers[l]);
     for (std::size_t i = 0; i < r.results.size(); ++i) {
-        const HeadResult& h = r.results[i];
+        const PositionalHeadResult& h = r.results[i];
         offset.data[i] = static_cast<std::int64_t>(h.offset);
         positional.data[i] = h.positional ? 1 : 0;
         mass.data[i] = h.mass;
@@ -499,7 +505,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "tokens", static_cast<std::int64_t>(r.tokens));
 }
 
-Heatmap pattern_figure(const HeadResult& h, const std::string& source) {
+Heatmap pattern_figure(const PositionalHeadResult& h, const std::string& source) {
     Heatmap m;
     m.rows = h.picture.shape[0];
     m.cols = h.picture.shape[1];
@@ -524,7 +530,7 @@ Heatmap mass_figure(const PositionalHeads& r) {
     Heatmap m;
     m.rows = r.layers.size();
     m.cols = r.heads;
-    for (const HeadResult& h : r.results) m.values.push_back(h.mass);
+    for (const PositionalHeadResult& h : r.results) m.values.push_back(h.mass);
     m.title = "Attention mass at each head's dominant offset";
     m.x_label = "head";
     m.y_label = "layer";
