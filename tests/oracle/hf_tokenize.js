@@ -4,7 +4,7 @@
 //   node hf_tokenize.js NODE_MODULES TOKENIZER_JSON TEXT_FILE            encode each line
 //   node hf_tokenize.js NODE_MODULES TOKENIZER_JSON IDS_FILE --decode    decode each line of ids
 //                                                                        (JSON strings, one a line)
-// --decode-skip decodes with skipSpecialTokens = true.
+// --decode-skip decodes with skipSpecialTokens = true; --whole encodes the whole file as one text.
 const fs = require("fs");
 const path = require("path");
 
@@ -13,6 +13,10 @@ async function main() {
   const { Tokenizer } = require(path.resolve(modules, "tokenizers"));
   const tokenizer = Tokenizer.fromFile(tokenizerFile);
   const text = fs.readFileSync(inputFile, "utf8");
+  if (mode === "--whole") {
+    process.stdout.write((await tokenizer.encode(text)).getIds().join(" ") + "\n");
+    return;
+  }
   const lines = text.split("\n");
   if (text.endsWith("\n")) lines.pop();
   const out = [];

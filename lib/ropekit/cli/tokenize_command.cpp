@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/output_path.hpp"
 #include "ropekit/core/sha256.hpp"
 #include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/tokenize/token_stream.hpp"
@@ -152,6 +153,8 @@ void run_tokenize(const Tool& tool, const TokenizeRequest& r) {
         throw usage_error(
             "--no-special and --length exclude each other: windows keep the separators");
     }
+    // Refuse a bad output before the tokenizer takes seconds to load.
+    if (tool.output() != "-") check_output_path(tool.output(), tool.force(), {r.tokenizer, r.text});
     const Tokenizer tokenizer = Tokenizer::open(r.tokenizer);
     tool.note("{} ({})", tokenizer.description(), tokenizer.source());
     const std::string text = read_text(r.text);

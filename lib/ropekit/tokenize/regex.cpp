@@ -1,8 +1,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include <stdexcept>
-
 #include "ropekit/core/error.hpp"
 #include "ropekit/tokenize/regex_internal.hpp"
 
@@ -17,52 +15,12 @@ struct Regex::Compiled {
     }
 };
 
-std::string oniguruma_to_pcre2(const std::string& pattern) {
-    std::string out;
-    bool in_class = false;
-    for (std::size_t i = 0; i < pattern.size(); ++i) {
-        const char c = pattern[i];
-        if (c == '\\' && i + 1 < pattern.size()) {
-            const char next = pattern[++i];
-            if (next == 's') {
-                out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
-            } else if (next == 'S') {
-                if (in_class) throw std::invalid_argument("\\S inside a character class");
-                out += "[^\\s\\x{85}]";
-            } else {
-                out += c;
-                out += next;
-            }
-            continue;
-        }
-        if (c == '[' && !in_class) {
-            in_class = true;
-            out += c;
-            // A ']' right after '[' or '[^' is a literal.
-            if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
-            if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
-            continue;
-        }
-        if (c == ']' && in_class) in_class = false;
-        out += c;
-    }
-    return out;
-}
-
 Regex::Regex(const std::string& pattern, const std::string& where)
     : compiled_(std::make_unique<Compiled>()) {
-    std::string translated;
-    try {
-        translated = oniguruma_to_pcre2(pattern);
-    } catch (const std::invalid_argument& e) {
-        throw data_error(where, "",
-                         std::string("unsupported regex (") + e.what() + "): " + pattern);
-    }
     int error = 0;
     PCRE2_SIZE offset = 0;
-    compiled_->code =
-        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
-                      PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+    compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                    PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
     if (!compiled_->code) {
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(error, message, sizeof message);

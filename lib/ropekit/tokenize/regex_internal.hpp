@@ -1,7 +1,8 @@
 #pragma once
 // The pre-tokenizers' regular expressions through PCRE2 (UTF-8, Unicode properties, JIT).
-// Hugging Face compiles them with Oniguruma, whose \s is Unicode White_Space; PCRE2's \s lacks
-// U+0085 (NEL), so patterns are translated to add it (tested against Hugging Face's library).
+// Hugging Face compiles them with Oniguruma; for the patterns tokenizer files use (\p{L}, \p{N},
+// \s with every Unicode space including U+0085, (?i:...), lookahead) PCRE2 with PCRE2_UCP
+// matches the same, which the corpus test checks against Hugging Face's library.
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -29,9 +30,5 @@ class Regex {
   private:
     std::unique_ptr<Compiled> compiled_;
 };
-
-// The pattern with Oniguruma's \s and \S spelled out for PCRE2; throws std::invalid_argument for
-// a \S inside a character class (which cannot be spelled out there).
-std::string oniguruma_to_pcre2(const std::string& pattern);
 
 }  // namespace ropekit
