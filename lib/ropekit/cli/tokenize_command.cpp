@@ -1,5 +1,8 @@
 #include "ropekit/cli/tokenize_command.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
@@ -163,7 +166,15 @@ void run_tokenize(const Tool& tool, const TokenizeRequest& r) {
                           {r.tokenizer, r.text});
         return;
     }
+    const auto start = std::chrono::steady_clock::now();
     const Rows rows = encode_rows(tokenizer, text, r);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::size_t tokens = 0;
+    for (const auto& row : rows.rows) tokens += row.size();
+    tool.note("encoded {:.2f} MB into {} tokens in {:.3f} s ({:.1f} MB/s)",
+              double(text.size()) / 1e6, tokens, seconds,
+              double(text.size()) / 1e6 / std::max(seconds, 1e-9));
     if (wants_hdf5(r, tool.output())) {
         write_hdf5(tool, r, tokenizer, rows, text);
     } else {

@@ -43,10 +43,8 @@ void AddedTokens::add(const AddedToken& token) {
 }
 
 bool AddedTokens::has_normalized() const {
-    for (const AddedToken& t : tokens_) {
-        if (t.normalized) return true;
-    }
-    return false;
+    if (!built_) build();
+    return has_normalized_;
 }
 
 const AddedToken* AddedTokens::find(TokenId id) const {
@@ -108,7 +106,9 @@ int AddedTokens::Trie::longest_at(std::string_view text, std::size_t at) const {
 void AddedTokens::build() const {
     raw_ = Trie{};
     normalized_ = Trie{};
+    has_normalized_ = false;
     for (std::size_t i = 0; i < tokens_.size(); ++i) {
+        has_normalized_ = has_normalized_ || tokens_[i].normalized;
         if (tokens_[i].content.empty()) continue;
         (tokens_[i].normalized ? normalized_ : raw_)
             .insert(tokens_[i].content, static_cast<int>(i));

@@ -56,7 +56,7 @@ class AddedTokens {
 
     std::vector<AddedToken> tokens_;
     std::unordered_map<TokenId, std::size_t> by_id_;
-    mutable bool built_ = false;
+    mutable bool built_ = false, has_normalized_ = false;
     mutable Trie raw_, normalized_;
 };
 

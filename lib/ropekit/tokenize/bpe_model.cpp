@@ -1,6 +1,7 @@
 // Byte-pair encoding as Hugging Face's tokenizers applies it (models/bpe/word.rs): a piece
 // starts as one symbol per character (or its <0xNN> bytes with byte fallback), then the
 // lowest-ranked merge among adjacent symbols is applied, leftmost first, until none applies.
+#include <array>
 #include <queue>
 #include <utility>
 
@@ -24,6 +25,41 @@ struct MergeResult {
     TokenId id;
 };
 
+// Pair -> merge, open addressing with linear probing: the lookup in the inner loop of every merge.
+class MergeTable {
+  public:
+    void reserve(std::size_t merges) {
+        std::size_t capacity = 16;
+        while (capacity < 2 * merges) capacity *= 2;
+        slots_.assign(capacity, Slot{kEmpty, {}});
+        shift_ = 64;
+        for (std::size_t c = capacity; c > 1; c /= 2) --shift_;
+    }
+    void set(std::uint64_t key, MergeResult value) {
+        std::size_t i = index(key);
+        while (slots_[i].key != kEmpty && slots_[i].key != key) i = (i + 1) & (slots_.size() - 1);
+        slots_[i] = {key, value};
+    }
+    const MergeResult* find(std::uint64_t key) const {
+        for (std::size_t i = index(key);; i = (i + 1) & (slots_.size() - 1)) {
+            if (slots_[i].key == key) return &slots_[i].value;
+            if (slots_[i].key == kEmpty) return nullptr;
+        }
+    }
+
+  private:
+    static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};  // ids are < 2^31
+    struct Slot {
+        std::uint64_t key;
+        MergeResult value;
+    };
+    std::size_t index(std::uint64_t key) const {
+        return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+    }
+    std::vector<Slot> slots_;
+    int shift_ = 60;
+};
+
 struct Symbol {
     TokenId id;
     int prev, next;
@@ -40,8 +76,9 @@ struct Candidate {
     }
 };
 
-// Pieces longer than this are not cached (as Hugging Face), nor are more than kCacheEntries.
-constexpr std::size_t kCacheMaxBytes = 256, kCacheEntries = 200000;
+// Pieces longer than this are not cached (words are shorter; a whole SentencePiece-style line
+// rarely repeats), nor are more than kCacheEntries.
+constexpr std::size_t kCacheMaxBytes = 64, kCacheEntries = 200000;
 
 class BpeModel : public Model {
   public:
@@ -51,6 +88,7 @@ class BpeModel : public Model {
         if (options_.byte_fallback) {
             for (int b = 0; b < 256; ++b) byte_ids_[b] = vocab_.find(fmt::format("<0x{:02X}>", b));
         }
+        for (int c = 0; c < 128; ++c) ascii_ids_[c] = vocab_.find(std::string(1, char(c)));
     }
 
     void add_merges(const std::vector<std::pair<std::string, std::string>>& merges,
@@ -66,22 +104,23 @@ class BpeModel : public Model {
                                              rank, a, b));
             }
             // A pair listed twice keeps its last rank, as in Hugging Face's map.
-            merges_[pair_key(*left, *right)] = {static_cast<std::uint32_t>(rank), *merged};
+            merges_.set(pair_key(*left, *right), {static_cast<std::uint32_t>(rank), *merged});
         }
     }
 
     void tokenize(std::string_view piece, std::vector<TokenId>& out) const override {
-        if (options_.ignore_merges) {
-            if (const auto id = vocab_.find(piece)) {
-                out.push_back(*id);
+        const bool cacheable = piece.size() < kCacheMaxBytes;
+        if (cacheable) {
+            key_.assign(piece);  // reused: no allocation per lookup
+            const auto hit = cache_.find(key_);
+            if (hit != cache_.end()) {
+                out.insert(out.end(), hit->second.begin(), hit->second.end());
                 return;
             }
         }
-        const bool cacheable = piece.size() < kCacheMaxBytes;
-        if (cacheable) {
-            const auto hit = cache_.find(std::string(piece));
-            if (hit != cache_.end()) {
-                out.insert(out.end(), hit->second.begin(), hit->second.end());
+        if (options_.ignore_merges) {
+            if (const auto id = vocab_.find(piece)) {
+                out.push_back(*id);
                 return;
             }
         }
@@ -107,11 +146,28 @@ class BpeModel : public Model {
         std::vector<Symbol> symbols;
         symbols.reserve(piece.size());
         std::optional<TokenId> pending_unk;
+        std::string decorated;
+        const bool decorate =
+            !options_.continuing_subword_prefix.empty() || !options_.end_of_word_suffix.empty();
         for (std::size_t at = 0; at < piece.size();) {
             const std::size_t length = utf8::char_length(piece, at);
-            std::string text(piece.substr(at, length));
-            if (at > 0) text = options_.continuing_subword_prefix + text;
-            if (at + length == piece.size()) text += options_.end_of_word_suffix;
+            std::string_view text = piece.substr(at, length);
+            const auto byte = static_cast<unsigned char>(text[0]);
+            const std::optional<TokenId> fast = decorate     ? std::nullopt
+                                                : byte < 128 ? ascii_ids_[byte]
+                                                             : char_id(text);
+            if (fast) {
+                if (pending_unk) add_symbol(symbols, *std::exchange(pending_unk, std::nullopt));
+                add_symbol(symbols, *fast);
+                at += length;
+                continue;
+            }
+            if (decorate) {
+                decorated.assign(at > 0 ? options_.continuing_subword_prefix : "");
+                decorated.append(text);
+                if (at + length == piece.size()) decorated += options_.end_of_word_suffix;
+                text = decorated;
+            }
             at += length;
             if (const auto id = vocab_.find(text)) {
                 if (pending_unk) add_symbol(symbols, *std::exchange(pending_unk, std::nullopt));
@@ -129,7 +185,19 @@ class BpeModel : public Model {
         return symbols;
     }
 
-    bool add_bytes(std::vector<Symbol>& symbols, const std::string& text) const {
+    // The token of one non-ASCII character, through a small direct-mapped memo (a "▁" or "Ġ" is
+    // looked up once, not at every space).
+    std::optional<TokenId> char_id(std::string_view character) const {
+        std::uint32_t key = 0;
+        for (char c : character) key = key * 257 + static_cast<unsigned char>(c);
+        CharMemo& memo = char_memo_[key % char_memo_.size()];
+        if (memo.key != key || memo.length != character.size()) {
+            memo = {key, character.size(), vocab_.find(character)};
+        }
+        return memo.id;
+    }
+
+    bool add_bytes(std::vector<Symbol>& symbols, std::string_view text) const {
         for (char c : text) {
             if (!byte_ids_[static_cast<unsigned char>(c)]) return false;
         }
@@ -138,8 +206,7 @@ class BpeModel : public Model {
     }
 
     const MergeResult* find_merge(TokenId left, TokenId right) const {
-        const auto it = merges_.find(pair_key(left, right));
-        return it == merges_.end() ? nullptr : &it->second;
+        return merges_.find(pair_key(left, right));
     }
 
     void push_candidate(std::priority_queue<Candidate>& queue, const std::vector<Symbol>& symbols,
@@ -176,8 +243,16 @@ class BpeModel : public Model {
     BpeOptions options_;
     std::optional<TokenId> unk_id_;
     std::optional<TokenId> byte_ids_[256];
-    std::unordered_map<std::uint64_t, MergeResult> merges_;
+    std::optional<TokenId> ascii_ids_[128];  // the single-character tokens, looked up once
+    struct CharMemo {
+        std::uint32_t key = 0;
+        std::size_t length = 0;  // 0: empty slot
+        std::optional<TokenId> id;
+    };
+    mutable std::array<CharMemo, 1024> char_memo_{};
+    MergeTable merges_;
     mutable std::unordered_map<std::string, std::vector<TokenId>> cache_;
+    mutable std::string key_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 // vocabularies. All share a Vocab; the tokenizer (pipeline_internal.hpp) calls them per piece.
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,14 +22,16 @@ class Vocab {
     // false if `token` already has another id, which keeps it for find().
     bool add(const std::string& token, TokenId id);
     std::optional<TokenId> find(std::string_view token) const;
-    const std::string& token(TokenId id) const;  // "" for an id with no token
+    std::string_view token(TokenId id) const;  // "" for an id with no token
     bool has(TokenId id) const;
     std::size_t size() const { return tokens_.size(); }  // one past the largest id
 
   private:
-    std::unordered_map<std::string, TokenId> ids_;
-    std::vector<std::string> tokens_;
-    std::vector<bool> present_;
+    // Lookups by string_view allocate nothing: the keys view the strings in storage_, which a
+    // deque never moves.
+    std::deque<std::string> storage_;
+    std::unordered_map<std::string_view, TokenId> ids_;
+    std::vector<const std::string*> tokens_;  // nullptr for ids with no token
 };
 
 class Model {

@@ -55,7 +55,7 @@ std::string Pipeline::decode(const std::vector<TokenId>& ids, bool skip_special)
         if (const AddedToken* a = added.find(id)) {
             if (!(skip_special && a->special)) tokens.push_back(a->content);
         } else if (model->vocab().has(id)) {
-            tokens.push_back(model->vocab().token(id));
+            tokens.emplace_back(model->vocab().token(id));
         } else {
             throw data_error("", "", fmt::format("token id {} is outside the vocabulary", id));
         }
@@ -80,11 +80,11 @@ std::optional<TokenId> Pipeline::find(const std::string& token) const {
 
 std::size_t Pipeline::token_bytes(TokenId id) const {
     if (const AddedToken* a = added.find(id)) return a->special ? 0 : a->content.size();
-    const std::string& token = model->vocab().token(id);
+    const std::string_view token = model->vocab().token(id);
     if (pre_tokenizer.is_byte_level()) return byte_level::byte_count(token);
     if (token.size() == 6 && token.compare(0, 3, "<0x") == 0 && token[5] == '>') return 1;
     std::size_t metaspaces = 0;
-    for (std::size_t at = 0; (at = token.find("\u2581", at)) != std::string::npos; at += 3) {
+    for (std::size_t at = 0; (at = token.find("\u2581", at)) != std::string_view::npos; at += 3) {
         ++metaspaces;
     }
     return token.size() - 2 * metaspaces;
