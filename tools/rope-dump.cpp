@@ -5,10 +5,12 @@
 #include <optional>
 
 #include "ropekit/cli/cli.hpp"
+#include "ropekit/cli/text_options.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/model/load_model.hpp"
 #include "ropekit/model/model_dump.hpp"
+#include "ropekit/model/text_dump.hpp"
 
 using namespace ropekit;
 
@@ -42,8 +44,8 @@ int main(int argc, char** argv) {
     auto* sample_opt = app.add_option("--sample", sample.count,
                                       "Generate N sequences from the model itself (BOS = 1 first, "
                                       "under the model's own RoPE even with --p)");
-    app.add_option("--length", sample.length, "Tokens per sampled sequence, BOS included")
-        ->needs(sample_opt)
+    app.add_option("--length", sample.length,
+                   "Tokens per sampled sequence (BOS included) or --text window")
         ->capture_default_str();
     app.add_option("--seed", sample.seed, "Sampling seed")
         ->needs(sample_opt)
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
         ->needs(sample_opt)
         ->capture_default_str();
     tokens_opt->excludes(ids_opt)->excludes(sample_opt);
+    TextSource text;
+    auto* text_opt = add_text_options(app, text);
     ids_opt->excludes(sample_opt);
     app.add_option("--batch", batch,
                    "Sequences per forward pass: memory is one layer's hooks of "
@@ -81,8 +85,13 @@ int main(int argc, char** argv) {
     return tool.run(argc, argv, [&] {
         if (model_path.empty()) throw usage_error("MODEL is required (see --help)");
         if (reverse && !p) throw usage_error("--reverse needs --p");
-        if (!tokens_opt->count() && !ids_opt->count() && !sample_opt->count()) {
-            throw usage_error("give the tokens: --tokens FILE, --ids \"1 2 3\" or --sample N");
+        if (!tokens_opt->count() && !ids_opt->count() && !sample_opt->count() &&
+            !text_opt->count()) {
+            throw usage_error(
+                "give the tokens: --tokens FILE, --ids \"1 2 3\", --sample N or --text FILE");
+        }
+        if (app.count("--length") && !sample_opt->count() && !text_opt->count()) {
+            throw usage_error("--length needs --sample or --text");
         }
         const LlamaModel model = load_model(model_path);
         TokenSource source;
@@ -90,9 +99,14 @@ int main(int argc, char** argv) {
         if (ids_opt->count()) source.ids = ids_text;
         sample.batch = batch;
         if (sample_opt->count()) source.sample = sample;
-        const Tensor<std::int64_t> ids = read_token_source(model, source, [&](std::size_t done) {
-            tool.note("sampled {}/{} sequences", done, sample.count);
-        });
+        std::optional<TextWindows> windows;
+        if (text_opt->count()) {
+            windows = read_text_windows(model_path, model.config().vocab_size, text, sample.length);
+        }
+        const Tensor<std::int64_t> ids =
+            windows ? windows->ids : read_token_source(model, source, [&](std::size_t done) {
+                tool.note("sampled {}/{} sequences", done, sample.count);
+            });
         DumpRequest request;
         request.layers = parse_index_spec(layers, model.config().n_layers, "--layers");
         request.hooks = what.empty() ? std::vector<Hook>{} : parse_hooks(what, "--what");
@@ -102,17 +116,19 @@ int main(int argc, char** argv) {
         request.p = p.value_or(1.0);
         request.reverse = reverse;
         request.stored = dtype == "f16" ? DType::f16 : DType::f32;
-        H5Output out =
-            H5Output::create(tool.output(), tool.write_options({model_path, tokens_path}));
+        H5Output out = H5Output::create(tool.output(),
+                                        tool.write_options({model_path, tokens_path, text.path}));
         const DumpSummary s = write_model_dump(model, ids, request, out, [&](std::size_t done) {
             tool.note("ran {}/{} sequences of {} tokens", done, ids.shape[0], ids.shape[1]);
         });
-        out.set_attr("/", "token_source", describe(source));
+        if (!windows) out.set_attr("/", "token_source", describe(source));
+        const std::string summary =
+            windows ? record_text_perplexity(out, *windows, s) : summary_line(s);
         out.commit(tool.name(), tool.command_line());
         if (tool.output() == "-") {
-            tool.note("{}", summary_line(s));  // stdout carries the dump
+            tool.note("{}", summary);  // stdout carries the dump
         } else {
-            std::cout << summary_line(s) << '\n';
+            std::cout << summary << '\n';
         }
     });
 }

@@ -18,7 +18,7 @@ SHARED_DATA = os.path.join(SOURCE, "..", "shared", "data")
 # shadow memory and inflates RSS, so memory-bound tests cannot measure anything there.
 SANITIZED = os.environ.get("ROPEKIT_SANITIZED") == "1"
 TOOLS = ["rope-decay", "freq-norms", "find-positional-heads", "prope-convert", "construct-key",
-         "rope-verify", "rope-plot", "rope-dump"]
+         "rope-verify", "rope-plot", "rope-dump", "rope-tokenize"]
 
 
 def tool_path(name):

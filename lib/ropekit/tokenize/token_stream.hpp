@@ -12,6 +12,13 @@
 
 namespace ropekit {
 
+// Where a text comes from and how it is cut (rope-dump --text, --stride, --whole).
+struct TextSource {
+    std::string path;        // '-' = stdin
+    std::size_t stride = 0;  // 0 = the window length: windows do not overlap
+    bool whole = false;      // the text is one document, not one per line
+};
+
 // A whole text file, or standard input for "-" (data_error naming it if unreadable).
 std::string read_text(const std::string& path);
 
