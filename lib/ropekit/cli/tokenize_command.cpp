@@ -172,6 +172,7 @@ void run_tokenize(const Tool& tool, const TokenizeRequest& r) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::size_t tokens = 0;
     for (const auto& row : rows.rows) tokens += row.size();
+    tokens += rows.dropped;  // windows leave the tail out
     tool.note("encoded {:.2f} MB into {} tokens in {:.3f} s ({:.1f} MB/s)",
               double(text.size()) / 1e6, tokens, seconds,
               double(text.size()) / 1e6 / std::max(seconds, 1e-9));
