@@ -4,12 +4,10 @@ tests/data/tokenizer_corpus.txt, for the five tokenizers people use (Mistral/Lla
 Qwen 3, Gemma 3, GPT-2), for GGUF vocabularies built from them, for a Unigram model and through
 decode; tokenizer.model files against SentencePiece's own spm_encode; the HDF5 output that
 rope-dump reads; refusals by name; one-line errors."""
-import copy
 import json
 import os
 import shutil
 import subprocess
-import unittest
 
 import h5py
 import numpy as np

