@@ -3,6 +3,7 @@
 // inference time. All logic lives in lib/ropekit (model/: model_dump_run, model_dump,
 // llama_model, token_sampling).
 #include "ropekit/cli/cli.hpp"
+#include "ropekit/cli/text_options.hpp"
 #include "ropekit/model/model_dump_run.hpp"
 
 using namespace ropekit;
@@ -21,11 +22,11 @@ void add_token_options(Tool& tool, RopeDumpCommand& c) {
                                   "under the model's own RoPE even with --p)");
     tokens->excludes(ids)->excludes(sample);
     ids->excludes(sample);
-    tool.require_one_of({tokens, ids, sample},
-                        "one of --tokens FILE, --ids \"1 2 3\" or --sample N");
-    app.add_option("--length", c.length, "Tokens per sampled sequence, BOS included")
-        ->needs(sample)
-        ->capture_default_str();
+    auto* text = add_text_options(app, c.text);
+    tool.require_one_of({tokens, ids, sample, text},
+                        "one of --tokens FILE, --ids \"1 2 3\", --sample N or --text FILE");
+    app.add_option("--length", c.length,
+                   "Tokens per sampled sequence (BOS included) or --text window (default 256)");
     app.add_option("--seed", c.seed, "Sampling seed")->needs(sample)->capture_default_str();
     app.add_option("--temperature", c.temperature, "Sampling temperature (0 = greedy)")
         ->needs(sample)
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
         "  rope-dump stories260K.bin --tokens held_out.txt --p 0.75 --what '' -o p075.h5\n"
         "  rope-dump stories260K.bin --ids \"1 461 461 401\" --what pattern --layers 0 -o - "
         "| h5ls -r -\n"
-        "  rope-dump stories260K.bin --sample 16 --length 256 -o - | freq-norms - -o norms.h5\n");
+        "  rope-dump stories260K.bin --sample 16 --length 256 -o - | freq-norms - -o norms.h5\n"
+        "  rope-dump llama-dir/ --text wiki.txt --length 512 -o - | freq-norms - -o norms.h5\n");
     return tool.run(argc, argv, [&] { run_rope_dump(command, tool.context()); });
 }

@@ -70,6 +70,13 @@ class LayeringTest(PlantedTree):
         self.append("lib/ropekit/rope/rope.cpp", "#include <hdf5.h>\n")
         self.assert_fails("check_layering.py", "module rope does not link hdf5")
 
+    def test_text_libraries_only_in_the_tokenize_module(self):
+        self.append("lib/ropekit/formats/gguf.cpp", "#include <pcre2.h>\n#include <unicode/uchar.h>\n"
+                    "#include <sentencepiece_processor.h>\n")
+        self.assert_fails("check_layering.py", "module formats does not link pcre2",
+                          "module formats does not link icu",
+                          "module formats does not link sentencepiece")
+
     def test_file_outside_the_modules_fails(self):
         self.append("lib/ropekit/stray.cpp", "int stray;\n")
         self.assert_fails("check_layering.py", "lib/ropekit/stray.cpp: outside every module")
