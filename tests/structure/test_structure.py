@@ -83,6 +83,10 @@ class LayeringTest(PlantedTree):
 
 
 class FunctionLengthTest(PlantedTree):
+    def test_this_tree_has_no_long_function(self):
+        result = run_check("check_function_length.py", ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_long_function_fails(self):
         body = "".join(f"    x += {i};\n" for i in range(85))
         self.append("lib/ropekit/core/error.cpp",
