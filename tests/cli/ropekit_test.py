@@ -17,23 +17,27 @@ SHARED_DATA = os.path.join(SOURCE, "..", "shared", "data")
 # Built with AddressSanitizer (make sanitize): it reserves terabytes of address space for its
 # shadow memory and inflates RSS, so memory-bound tests cannot measure anything there.
 SANITIZED = os.environ.get("ROPEKIT_SANITIZED") == "1"
-TOOLS = ["rope-decay", "freq-norms", "find-positional-heads", "prope-convert", "construct-key",
-         "rope-verify", "rope-plot", "rope-dump"]
+# The product's tools: one binary per tools/*.cpp (CMakeLists.txt), so a new tool is covered by
+# the contract tests without being listed here.
+TOOLS = sorted(name[:-len(".cpp")] for name in os.listdir(os.path.join(SOURCE, "tools"))
+               if name.endswith(".cpp"))
 
 
 def tool_path(name):
-    return os.path.join(BIN, name)
+    """The built binary `name` (a tool or a test helper). A binary that failed to build fails the
+    test that needs it, naming it: it never turns into a skipped test."""
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        raise AssertionError(f"{name} is not built: {path} does not exist")
+    return path
 
 
-def built_tools():
-    """The tools of the product that this build has."""
-    return [t for t in TOOLS if os.path.exists(tool_path(t))]
-
-
-def run(tool, *args, stdin=None, check=None, text=True, timeout=600):
-    """Runs a built tool. `check` = expected exit code (asserted by the caller's helper)."""
-    cmd = [tool_path(tool)] + [str(a) for a in args]
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=text, timeout=timeout)
+def run(tool, *args, stdin=None, check=None, text=True, timeout=600, prefix=(), preexec_fn=None):
+    """Runs a built tool. `check` = expected exit code (asserted by the caller's helper);
+    `prefix` = a command that runs the tool (setpriv ...); `preexec_fn` as in subprocess."""
+    cmd = list(prefix) + [tool_path(tool)] + [str(a) for a in args]
+    result = subprocess.run(cmd, input=stdin, capture_output=True, text=text, timeout=timeout,
+                            preexec_fn=preexec_fn)
     if check is not None and result.returncode != check:
         raise AssertionError(
             f"{' '.join(cmd)} exited {result.returncode}, expected {check}\n"

@@ -1,13 +1,12 @@
 """construct-key against numpy: the rotated key, its logit curve, and the constructed heads."""
 import io
 import json
-import os
 import unittest
 
 import h5py
 import numpy as np
 
-from ropekit_test import TempDirTest, pipe, run, tool_path
+from ropekit_test import TempDirTest, pipe, run
 from test_rope_decay import inv_freq, rotate_half
 
 
@@ -184,8 +183,6 @@ class ConstructKey(TempDirTest):
     def test_find_positional_heads_finds_exactly_the_constructed_head(self):
         # The contract of docs/formats.md ("Constructed heads"): threshold 1 - epsilon, one head,
         # layer 0, head 0, offset R, from the stored pattern and from the post-RoPE vectors.
-        if not os.path.exists(tool_path("find-positional-heads")):
-            self.skipTest("find-positional-heads is not built")
         for head, offset in [("diagonal", 0), ("previous", 1), ("offset:5", 5)]:
             for source in ("pattern", "qk"):
                 with self.subTest(head=head, source=source):
@@ -205,8 +202,6 @@ class ConstructKey(TempDirTest):
     def test_find_positional_heads_reads_the_heads_logit_scale(self):
         # A head built for unscaled logits (--scale none) records attn_scale = 1; find-positional-
         # heads uses it without being told, and only misses the head when forced to 1/sqrt(d).
-        if not os.path.exists(tool_path("find-positional-heads")):
-            self.skipTest("find-positional-heads is not built")
         path = self.path("head.h5")
         run("construct-key", "--query-ones", "--head", "previous", "--head-dim", 64, "--tokens",
             200, "--epsilon", 0.01, "--scale", "none", "-o", path, "-q", check=0)

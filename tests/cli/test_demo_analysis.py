@@ -1,25 +1,27 @@
 """freq-norms and find-positional-heads on the lead's demo dump (data/make-demo-dump): they must
 find exactly the heads and bands it planted (root attributes planted_heads, planted_bands)."""
 import json
-import os
 import subprocess
 import unittest
 
 import h5py
 
-from ropekit_test import BIN, TempDirTest, run
+from ropekit_test import TempDirTest, run, tool_path
 from test_find_positional_heads import parse_tsv
 
 
 class DemoAnalysis(TempDirTest):
     def make(self, *args):
         out = self.path("demo.h5")
-        r = subprocess.run([os.path.join(BIN, "make-demo-dump"), "-o", out, "--force", *args],
+        r = subprocess.run([tool_path("make-demo-dump"), "-o", out, "--force", *args],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         with h5py.File(out) as f:
             heads = json.loads(f.attrs["planted_heads"])
             bands = json.loads(f.attrs["planted_bands"])
+        # Empty lists would make the tests below check nothing.
+        self.assertTrue(heads, "the demo planted no positional heads")
+        self.assertTrue(bands, "the demo planted no bands")
         return out, sorted((h["layer"], h["head"], h["offset"]) for h in heads), bands
 
     def test_finds_exactly_the_planted_heads(self):
@@ -57,24 +59,16 @@ class DemoAnalysis(TempDirTest):
             self.assertGreater(shares[key], 0.95)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ConstructedHeads(TempDirTest):
     """construct-key --head (issue 3) builds one positional head: we must find it, and only it."""
 
     def test_finds_the_constructed_head_at_its_offset(self):
-        if not os.path.exists(os.path.join(BIN, "construct-key")):
-            self.skipTest("construct-key not built")
         for kind, offset in (("diagonal", 0), ("previous", 1), ("offset:4", 4), ("offset:11", 11)):
             for scale in ("sqrt", "none"):
                 with self.subTest(kind=kind, scale=scale):
                     path = self.path("head.h5")
-                    r = subprocess.run([os.path.join(BIN, "construct-key"), "--query-ones", "--head", kind,
-                                        "--tokens", "64", "--epsilon", "0.01", "--scale", scale,
-                                        "-o", path, "--force", "-q"], capture_output=True, text=True)
-                    self.assertEqual(r.returncode, 0, r.stderr)
+                    run("construct-key", "--query-ones", "--head", kind, "--tokens", "64",
+                        "--epsilon", "0.01", "--scale", scale, "-o", path, "--force", "-q", check=0)
                     for flags in ([], ["--from", "qk", "--scale", scale]):
                         rows = parse_tsv(run("find-positional-heads", path, "-q", "--epsilon", "0.01",
                                              "--max-offset", "16", *flags, check=0).stdout)
@@ -82,3 +76,7 @@ class ConstructedHeads(TempDirTest):
                         self.assertEqual((rows[0]["layer"], rows[0]["head"], rows[0]["offset"]), (0, 0, offset))
                         self.assertTrue(rows[0]["positional"], rows[0])
                         self.assertGreaterEqual(rows[0]["min_mass"], 0.99)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -7,7 +7,7 @@ import unittest
 import h5py
 import numpy as np
 
-from ropekit_test import BIN, TempDirTest
+from ropekit_test import TempDirTest, tool_path
 import subprocess
 
 
@@ -26,7 +26,7 @@ def rotate_half_layout(x, positions, theta):
 class DemoDump(TempDirTest):
     def make(self, *args):
         out = self.path("demo.h5")
-        r = subprocess.run([os.path.join(BIN, "make-demo-dump"), "-o", out, *args],
+        r = subprocess.run([tool_path("make-demo-dump"), "-o", out, *args],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
         return h5py.File(out, "r")
@@ -71,9 +71,29 @@ class DemoDump(TempDirTest):
                 else:
                     self.assertLess(max(masses.values()), 0.5, (layer, h))
 
+    def planted_bands(self, f):
+        bands = json.loads(f.attrs["planted_bands"])
+        self.assertTrue(bands, "the demo planted no bands: the band tests would check nothing")
+        return bands
+
+    def test_planted_bands_are_the_heads_sharing_no_key_head_with_a_positional_one(self):
+        # 4 query heads share 2 key heads; a positional head's key head carries psi, so only
+        # heads of the other key head are semantic (demo_dump.hpp), each with one band among the
+        # four lowest frequencies, 12..15 of 16 (docs/formats.md).
+        f = self.make()
+        planted = json.loads(f.attrs["planted_heads"])
+        positional_groups = {(p["layer"], p["head"] // 2) for p in planted}
+        semantic = sorted((layer, h) for layer in range(3) for h in range(4)
+                          if (layer, h // 2) not in positional_groups)
+        bands = self.planted_bands(f)
+        self.assertEqual(sorted((b["layer"], b["head"]) for b in bands), semantic)
+        self.assertEqual(len(semantic), 6)
+        for band in bands:
+            self.assertIn(band["frequency"], range(12, 16), band)
+
     def test_bands_carry_the_most_norm_of_semantic_heads(self):
         f = self.make()
-        for band in json.loads(f.attrs["planted_bands"]):
+        for band in self.planted_bands(f):
             q = f[f"blocks.{band['layer']}.attn.hook_q"][:, :, band["head"], :]
             d = q.shape[-1]
             chunk_norms = np.sqrt(q[..., : d // 2] ** 2 + q[..., d // 2:] ** 2).mean(axis=(0, 1))
@@ -85,7 +105,7 @@ class DemoDump(TempDirTest):
         self.assertEqual(f["blocks.0.attn.hook_q"].shape, (2, 16, 4, 32))
 
     def test_too_small_spec_is_a_usage_error(self):
-        r = subprocess.run([os.path.join(BIN, "make-demo-dump"), "--layers", "2", "-o",
+        r = subprocess.run([tool_path("make-demo-dump"), "--layers", "2", "-o",
                             self.path("x.h5")], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertFalse(os.path.exists(self.path("x.h5")))

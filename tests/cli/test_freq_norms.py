@@ -94,6 +94,21 @@ class FreqNorms(TempDirTest):
         got, _, _ = self.norms(out)
         self.assertClose(got["q_norms"][1], chunk_norms(stored[(1, "hook_rot_q")], "interleaved"))
 
+    def test_layers_select_among_post_rope_hooks_when_the_dump_has_only_those(self):
+        # --layers indexes the layers the norms are read from: with only hook_rot_q/hook_rot_k in
+        # the dump, those (it was resolved against hook_q, found none, and was ignored).
+        path, stored = self.make(layers=3, post_rope=True)
+        out = self.path("n.h5")
+        run("freq-norms", path, "-o", out, "--layers", "-1", check=0)
+        got, _, _ = self.norms(out)
+        self.assertEqual(list(got["layer"]), [2])
+        self.assertEqual(got["q_norms"].shape, (1, 4, 8))
+        self.assertClose(got["q_norms"][0], chunk_norms(stored[(2, "hook_rot_q")], "half"))
+        self.assertClose(got["k_norms"][0], chunk_norms(stored[(2, "hook_rot_k")], "half"))
+        r = run("freq-norms", path, "-o", self.path("n99.h5"), "--layers", "99")
+        self.assertOneLineError(r, 2, "--layers", "99")
+        self.assertFalse(os.path.exists(self.path("n99.h5")))
+
     def test_exclude_bos_layers_and_summary(self):
         path, stored = self.make(layers=3)
         out = self.path("n.h5")

@@ -10,6 +10,7 @@ import unittest
 import h5py
 import numpy as np
 
+from gguf_writer import gguf_string, write_gguf
 from ropekit_test import SHARED_DATA, TempDirTest, edit_json, run, sha256, tree_state
 
 # ---------------------------------------------------------------- safetensors, by hand
@@ -110,40 +111,6 @@ def assert_table(test, got, want):
 
 
 # ---------------------------------------------------------------- GGUF, by hand
-def gguf_string(s):
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
-
-
-def gguf_value(vtype, v):
-    scalar = {4: "<I", 5: "<i", 6: "<f", 10: "<Q", 12: "<d"}
-    if vtype in scalar:
-        return struct.pack(scalar[vtype], v)
-    if vtype == 8:
-        return gguf_string(v)
-    if vtype == 9:
-        etype, items = v
-        return struct.pack("<IQ", etype, len(items)) + b"".join(gguf_value(etype, x) for x in items)
-    raise ValueError(vtype)
-
-
-def write_gguf(path, kvs, tensors, alignment=32):
-    """kvs: list of (key, type, value); tensors: list of (name, dims, ggml type, raw bytes)."""
-    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
-    for key, vtype, v in kvs:
-        out += gguf_string(key) + struct.pack("<I", vtype) + gguf_value(vtype, v)
-    offset, data = 0, b""
-    for name, dims, gtype, raw in tensors:
-        out += gguf_string(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
-        out += struct.pack("<IQ", gtype, offset)
-        pad = (-len(raw)) % alignment
-        data += raw + b"\0" * pad
-        offset += len(raw) + pad
-    out += b"\0" * ((-len(out)) % alignment)
-    with open(path, "wb") as f:
-        f.write(out + data)
-
-
 def read_gguf(path):
     """Independent minimal GGUF parser -> (version, {key: (type, raw value bytes)}, {name: (dims, type, bytes)})."""
     with open(path, "rb") as f:

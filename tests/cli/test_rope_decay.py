@@ -89,9 +89,26 @@ class RopeDecay(TempDirTest):
         out = self.path("d.h5")
         r = run("rope-decay", "--mode", "file", "--input", src, "--query", "q", "--key", "k",
                 "--head-dim", 32, "--max-offset", 100, "--check", "-q", "-o", out)
-        self.assertOneLineError(r, 1, "rope-decay: ", "Proposition 3.2 check FAILED")
+        self.assertOneLineError(r, 3, "rope-decay: ", "Proposition 3.2 check FAILED")
         with h5py.File(out, "r") as f:
             self.assertEqual(f.attrs["check_passed"], 0)
+
+    def test_a_failed_check_exits_3_unlike_bad_input_1_and_bad_usage_2(self):
+        # Ones plus noise decay like Figure 2a: a check that runs on good data and fails.
+        rng = np.random.default_rng(1)
+        src = self.path("ones.h5")
+        with h5py.File(src, "w") as f:
+            f["q"], f["k"] = (1 + 0.1 * rng.standard_normal((2, 200, 16))).astype(np.float32)
+        args = ["--mode", "file", "--query", "q", "--key", "k", "--head-dim", 16,
+                "--max-offset", 40, "--check", "-q", "--force", "-o", self.path("d.h5")]
+        r = run("rope-decay", "--input", src, *args)
+        self.assertOneLineError(r, 3, "Proposition 3.2 check FAILED")
+        r = run("rope-decay", "--input", self.path("missing.h5"), *args)
+        self.assertOneLineError(r, 1, "missing.h5")
+        r = run("rope-decay", "--input", src, "--alpha", "x", *args)
+        self.assertOneLineError(r, 2, "--alpha")
+        help_text = " ".join(run("rope-decay", "--help", check=0).stdout.split())
+        self.assertIn("exits 3 when the curve decays", help_text)
 
     def test_file_mode_matches_numpy_for_f16_bf16_f32_and_any_leading_shape(self):
         rng = np.random.default_rng(1)

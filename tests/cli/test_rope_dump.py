@@ -291,7 +291,6 @@ class RopeDump(TempDirTest):
                 self.path("x.h5"))
         self.assertOneLineError(r, 1, "no_tokens.h5: tokens: expected")
 
-    @unittest.skipUnless(os.path.exists(tool_path("freq-norms")), "freq-norms is not built")
     def test_dump_feeds_freq_norms_in_a_pipe(self):
         out, results = pipe(["rope-dump", self.model, "--tokens", self.tokens, "--what", "q,k",
                              "-o", "-"], ["freq-norms", "-", "-o", "-"])
@@ -304,7 +303,6 @@ class RopeDump(TempDirTest):
             expected = np.sqrt(q[..., 0::2] ** 2 + q[..., 1::2] ** 2).mean(axis=(0, 1))
             np.testing.assert_allclose(norms["q_norms"][layer], expected, rtol=1e-4)
 
-    @unittest.skipUnless(os.path.exists(tool_path("prope-convert")), "prope-convert is not built")
     def test_a_prope_convert_checkpoint_runs_as_the_p_override(self):
         hf = self.path("hf")
         write_hf_llama(self.w, hf, "F32")

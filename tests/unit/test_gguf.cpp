@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/mapped_file.hpp"
@@ -91,6 +92,26 @@ TEST_CASE("GGUF reader: keys, arrays, tensor infos and data of a hand-assembled 
     CHECK(f.find_tensor("b")->byte_size == 4);
     CHECK(f.read_float("a") == std::vector<float>{1, 2, 3, 4});
     CHECK(f.read_float("b") == std::vector<float>{1, -2});
+}
+
+TEST_CASE("a moved GGUF file keeps its path, and pointers into it stay valid") {
+    TempDir dir;
+    const std::string path = save(dir, sample().b);
+    std::vector<GgufFile> files;
+    files.push_back(GgufFile::open(path));
+    const GgufTensorInfo* a = files[0].find_tensor("a");
+    const GgufValue* architecture = files[0].find("general.architecture");
+    const std::uint8_t* bytes = files[0].bytes(*a);
+    for (int i = 0; i < 8; ++i) files.push_back(GgufFile::open(path));  // reallocates: moves [0]
+    GgufFile moved = std::move(files[0]);
+    CHECK(moved.path() == path);
+    CHECK(moved.find_tensor("a") == a);
+    CHECK(moved.find("general.architecture") == architecture);
+    CHECK(architecture->as_string() == "llama");
+    CHECK(moved.bytes(*a) == bytes);
+    float first = 0;
+    std::memcpy(&first, bytes, 4);
+    CHECK(first == 1.0f);
 }
 
 TEST_CASE("GGUF writer: a copy re-reads with identical keys and tensor bytes") {

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ropekit/core/error.hpp"
@@ -124,6 +126,42 @@ TEST_CASE("decoding with a KV cache gives the prefill logits, and observers see 
     };
     m.forward(ids.data(), 1, ids.size(), options);
     CHECK(seen == std::vector<std::size_t>{0, 1});
+}
+
+TEST_CASE("a batch continued through a KV cache in uneven chunks gives the prefill logits") {
+    TempDir dir;
+    write_tiny(make_tiny(TinyShape{}, 11), dir.file("tiny.bin"));
+    const LlamaModel m = load_llama2c(dir.file("tiny.bin"));
+    const std::size_t T = 6, vocab = 11;
+    const std::vector<std::int64_t> ids = {1, 4, 4, 9, 2, 7, 1, 8, 3, 3, 0, 5};
+    const auto prefill = all_logits(m, ids, 2);
+    KVCache cache(m.config(), 2, T);
+    std::vector<std::size_t> starts;
+    ForwardOptions options;
+    options.observer = [&](const LayerActivations& a) {
+        if (a.layer == 0) starts.push_back(a.start);
+    };
+    double worst = 0;
+    for (const auto& [start, count] : {std::pair<std::size_t, std::size_t>{0, 2}, {2, 3}, {5, 1}}) {
+        std::vector<std::int64_t> chunk;  // [2, count]: positions start .. start+count-1 of both
+        for (std::size_t b = 0; b < 2; ++b) {
+            chunk.insert(chunk.end(), &ids[b * T + start], &ids[b * T + start + count]);
+        }
+        const auto hidden = m.forward(chunk.data(), 2, count, options, &cache);
+        std::vector<float> logits(2 * count * vocab);
+        m.logits(hidden.data(), 2 * count, logits.data());
+        for (std::size_t b = 0; b < 2; ++b) {
+            for (std::size_t i = 0; i < count * vocab; ++i) {
+                const float expected = prefill[(b * T + start) * vocab + i];
+                worst = std::max(worst, double(std::abs(logits[b * count * vocab + i] - expected)));
+            }
+        }
+    }
+    CHECK(cache.length() == T);
+    CHECK(starts == std::vector<std::size_t>{0, 2, 5});
+    CHECK(worst < 1e-5);
+    const std::int64_t one[2] = {1, 1};
+    CHECK_THROWS_AS(m.forward(one, 2, 1, {}, &cache), std::invalid_argument);  // cache is full
 }
 
 TEST_CASE("a p = 1 schedule override changes nothing; p = 0 removes all position information") {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/formats/safetensors.hpp"
@@ -66,6 +67,24 @@ TEST_CASE("safetensors reader: a hand-assembled file gives the right tensors and
     CHECK(f.read_double("d").data[0] == 7.0);
     CHECK(std::memcmp(f.bytes(f.at("a")), a, 8) == 0);  // zero-copy view of the mapped bytes
     CHECK(f.find("zz") == nullptr);
+}
+
+TEST_CASE("a moved safetensors file keeps its path, and pointers into it stay valid") {
+    TempDir dir;
+    const float a[2] = {1.0f, -2.5f};
+    const std::string path =
+        write_raw(dir, R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", bytes_of(a, 8));
+    std::vector<SafetensorsFile> files;
+    files.push_back(SafetensorsFile::open(path));
+    const SafetensorsTensor* t = files[0].find("a");
+    const std::uint8_t* bytes = files[0].bytes(*t);
+    for (int i = 0; i < 8; ++i) files.push_back(SafetensorsFile::open(path));  // moves [0]
+    SafetensorsFile moved = std::move(files[0]);
+    CHECK(moved.path() == path);
+    CHECK(moved.find("a") == t);
+    CHECK(moved.bytes(*t) == bytes);
+    CHECK(std::memcmp(bytes, a, 8) == 0);
+    CHECK(moved.read_float("a").data[1] == -2.5f);
 }
 
 TEST_CASE("safetensors writer: header padded with spaces to 8, format pt, contiguous offsets") {

@@ -23,26 +23,11 @@ constexpr std::size_t kBlockPairs = 512;  // pairs per SGEMM: [512 x offsets] fl
 }
 
 std::string decay_mode_name(DecayMode mode) {
-    switch (mode) {
-        case DecayMode::ones:
-            return "ones";
-        case DecayMode::gaussian:
-            return "gaussian";
-        case DecayMode::repeated_gaussian:
-            return "repeated-gaussian";
-        case DecayMode::file:
-            return "file";
-    }
-    return "?";
+    return enum_name(kDecayModeNames, mode);
 }
 
 DecayMode parse_decay_mode(const std::string& name) {
-    for (DecayMode m :
-         {DecayMode::ones, DecayMode::gaussian, DecayMode::repeated_gaussian, DecayMode::file}) {
-        if (decay_mode_name(m) == name) return m;
-    }
-    throw usage_error(fmt::format(
-        "--mode: unknown mode '{}': expected ones, gaussian, repeated-gaussian or file", name));
+    return parse_enum(kDecayModeNames, name, "--mode");
 }
 
 struct DecayAccumulator::Impl {

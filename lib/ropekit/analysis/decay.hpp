@@ -19,8 +19,13 @@
 namespace ropekit {
 
 enum class DecayMode { ones, gaussian, repeated_gaussian, file };
+inline constexpr EnumNames<DecayMode, 4> kDecayModeNames{
+    {{DecayMode::ones, "ones"},
+     {DecayMode::gaussian, "gaussian"},
+     {DecayMode::repeated_gaussian, "repeated-gaussian"},
+     {DecayMode::file, "file"}}};
 std::string decay_mode_name(DecayMode mode);
-DecayMode parse_decay_mode(const std::string& name);  // usage_error for anything else
+DecayMode parse_decay_mode(const std::string& name);  // usage_error naming --mode
 
 struct DecayCurve {
     std::vector<std::int64_t> offsets;

@@ -102,16 +102,21 @@ void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, cons
 
 }  // namespace
 
+std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries) {
+    std::vector<std::size_t> layers = dump.layers(queries ? Hook::q : Hook::k);
+    if (layers.empty()) layers = dump.layers(queries ? Hook::rot_q : Hook::rot_k);
+    if (layers.empty()) {
+        throw data_error(dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
+                         "no layers found (see --name)");
+    }
+    return layers;
+}
+
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
                              const std::function<void(const std::string&)>& progress) {
     const std::string& in_name = dump.input().name();
     FreqNorms r;
-    std::vector<std::size_t> available = dump.layers(options.queries ? Hook::q : Hook::k);
-    if (available.empty()) available = dump.layers(options.queries ? Hook::rot_q : Hook::rot_k);
-    if (available.empty()) {
-        throw data_error(in_name, dump.dataset(0, options.queries ? Hook::q : Hook::k),
-                         "no layers found (see --name)");
-    }
+    const std::vector<std::size_t> available = freq_norms_layers(dump, options.queries);
     if (options.layers.empty()) {
         r.layers = available;
     } else {

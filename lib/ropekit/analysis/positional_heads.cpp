@@ -90,6 +90,260 @@ void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
     }
 }
 
+// The dump layers to scan: options.layers indexes positional_head_layers().
+std::vector<std::size_t> selected_layers(const DumpReader& dump, const PositionalOptions& options) {
+    const std::vector<std::size_t> available = positional_head_layers(dump, options.from);
+    if (options.layers.empty()) return available;
+    std::vector<std::size_t> layers;
+    for (std::size_t i : options.layers) layers.push_back(available[i]);
+    return layers;
+}
+
+// One layer's sizes, from its pattern and (when there) its query and key vectors.
+struct LayerGeometry {
+    VectorSource vectors;
+    std::size_t batch = 0, tokens = 0, heads = 0, kv_heads = 0, dim = 0;
+    std::size_t group = 1;  // query heads per key head
+};
+
+void read_pattern_geometry(const DumpReader& dump, std::size_t layer, LayerGeometry& g) {
+    const PatternShape ps = dump.pattern_shape(layer, Hook::pattern);
+    if (ps.queries != ps.keys) {
+        throw data_error(
+            dump.input().name(), dump.dataset(layer, Hook::pattern),
+            fmt::format("{} queries and {} keys: expected a square pattern", ps.queries, ps.keys));
+    }
+    g.batch = ps.batch, g.tokens = ps.queries, g.heads = ps.heads;
+}
+
+// Reads the vectors' sizes; with a pattern too, they must describe the same heads.
+void read_vector_geometry(const DumpReader& dump, std::size_t layer, bool from_pattern,
+                          LayerGeometry& g) {
+    const VectorSource& v = g.vectors;
+    g.group = dump.check_query_key(layer, v.q, v.k);
+    const VectorShape qs = dump.vector_shape(layer, v.q);
+    g.kv_heads = dump.vector_shape(layer, v.k).heads;
+    g.dim = qs.dim;
+    if (from_pattern && (qs.batch != g.batch || qs.pos != g.tokens || qs.heads != g.heads)) {
+        throw data_error(dump.input().name(), dump.dataset(layer, v.q),
+                         fmt::format("[{} sequences, {} positions, {} heads] does not match {}'s "
+                                     "[{}, {}, {}]",
+                                     qs.batch, qs.pos, qs.heads, dump.dataset(layer, Hook::pattern),
+                                     g.batch, g.tokens, g.heads));
+    }
+    g.batch = qs.batch, g.tokens = qs.pos, g.heads = qs.heads;
+}
+
+LayerGeometry layer_geometry(const DumpReader& dump, std::size_t layer, bool from_pattern) {
+    LayerGeometry g;
+    g.vectors = find_vectors(dump, layer, !from_pattern);
+    if (from_pattern) read_pattern_geometry(dump, layer, g);
+    if (g.vectors.available) read_vector_geometry(dump, layer, from_pattern, g);
+    return g;
+}
+
+// The first layer sets the result's sizes and source; every later one must agree with it.
+void record_layer_geometry(PositionalHeads& r, std::size_t row, const DumpReader& dump,
+                           const LayerGeometry& g) {
+    const bool from_pattern = r.options.from == HeadSource::pattern;
+    const VectorSource& v = g.vectors;
+    if (row == 0) {
+        r.heads = g.heads;
+        r.sequences = g.batch;
+        r.tokens = g.tokens;
+        r.attributed = v.available;
+        r.frequencies = v.available ? v.schedule.rotary_dim / 2 : 0;
+        r.source = from_pattern ? hook_name(Hook::pattern)
+                                : fmt::format("{}/{}{}", hook_name(v.q), hook_name(v.k),
+                                              v.rotate ? " rotated by the schedule" : "");
+    } else if (g.heads != r.heads || v.available != r.attributed) {
+        const std::size_t layer = r.layers[row];
+        throw data_error(
+            dump.input().name(), dump.dataset(layer, from_pattern ? Hook::pattern : v.q),
+            fmt::format("{} heads, but layer {} has {}", g.heads, r.layers[0], r.heads));
+    }
+}
+
+HeadAccumulator empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
+    HeadAccumulator a;
+    a.mass_sum.assign(offsets, 0.0);
+    a.mass_min.assign(offsets, std::numeric_limits<double>::infinity());
+    if (attributed) {
+        a.chunk_logit.assign(offsets, std::vector<double>(frequencies, 0.0));
+        a.logit.assign(offsets, 0.0);
+    }
+    return a;
+}
+
+// One layer's pass over the sequences: its inputs, the current sequence's (rotated) vectors,
+// and what is summed per head.
+struct LayerScan {
+    const DumpReader& dump;
+    const PositionalOptions& options;
+    std::size_t layer = 0;
+    LayerGeometry g;
+    bool attributed = false;
+    std::size_t frequencies = 0;
+    float scale = 0;  // qk: multiplier of q.k
+    Tensor<float> q{}, k{};
+    std::vector<HeadAccumulator> acc{};     // per head
+    std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
+};
+
+// Sequence b's [T, T] pattern of head h: read from the dump, or softmax(scale q.k).
+void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float>& pattern) {
+    const LayerGeometry& g = s.g;
+    if (s.options.from == HeadSource::pattern) {
+        s.dump.read_pattern(s.layer, Hook::pattern, b, h, pattern);
+        check_rows_sum_to_one(pattern, s.dump.input().name(),
+                              s.dump.dataset(s.layer, Hook::pattern), b, h);
+        return;
+    }
+    causal_attention(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
+                     g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
+}
+
+void add_sequence_stats(HeadAccumulator& a, const SequenceStats& s) {
+    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) {
+        a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
+        a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
+    }
+    a.prev_mul += s.prev_mul;
+    a.prev_abs += s.prev_abs;
+}
+
+// The top-left n x n corner of a [T, T] pattern.
+Tensor<float> pattern_corner(const Tensor<float>& pattern, std::size_t n) {
+    const std::size_t T = pattern.shape[0];
+    Tensor<float> corner({n, n});
+    for (std::size_t i = 0; i < n; ++i) std::copy_n(&pattern.data[i * T], n, &corner.data[i * n]);
+    return corner;
+}
+
+// Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c). Summed over
+// queries per dimension first (a loop over d that vectorises), then per chunk (its two dims)
+// and in whole (every dim, unrotated ones included). dim_logit [D] is the caller's scratch.
+void add_chunk_logits(const LayerScan& s, std::size_t h, HeadAccumulator& a,
+                      std::vector<double>& dim_logit) {
+    const LayerGeometry& g = s.g;
+    const std::size_t T = g.tokens, D = g.dim;
+    const float* qh = &s.q.data[h * D];
+    const float* kh = &s.k.data[(h / g.group) * D];
+    for (std::size_t o = 0; o < a.logit.size(); ++o) {
+        std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
+        for (std::size_t i = first_query(o, s.options.exclude_bos); i < T; ++i) {
+            const float* qi = qh + i * g.heads * D;
+            const float* kj = kh + (i - o) * g.kv_heads * D;
+            for (std::size_t d = 0; d < D; ++d) dim_logit[d] += double(qi[d]) * kj[d];
+        }
+        for (std::size_t d = 0; d < D; ++d) a.logit[o] += dim_logit[d];
+        for (std::size_t c = 0; c < s.frequencies; ++c) {
+            const auto [x, y] = g.vectors.schedule.chunk_dims(c);
+            a.chunk_logit[o][c] += dim_logit[x] + dim_logit[y];
+        }
+    }
+}
+
+// Heads [begin, end) of sequence b, each thread with its own [T, T] and [D] scratch.
+void scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end) {
+    const std::size_t T = s.g.tokens;
+    Tensor<float> pattern({T, T});
+    std::vector<double> dim_logit(s.g.dim);
+    for (std::size_t h = begin; h < end; ++h) {
+        head_pattern(s, b, h, pattern);
+        add_sequence_stats(s.acc[h], sequence_stats(pattern.ptr(), T, s.options));
+        if (b == 0) s.pictures[h] = pattern_corner(pattern, std::min(T, s.options.picture_tokens));
+        if (s.attributed) add_chunk_logits(s, h, s.acc[h], dim_logit);
+    }
+}
+
+// Heads of a sequence run in parallel from q and k (OpenBLAS single-threaded inside, so
+// results do not depend on --threads); read from the file, they run in order (the HDF5 library
+// is not thread-safe).
+void scan_sequence(LayerScan& s, std::size_t b) {
+    const VectorSource& v = s.g.vectors;
+    if (v.available) {
+        s.dump.read_vectors(s.layer, v.q, b, s.q);
+        s.dump.read_vectors(s.layer, v.k, b, s.k);
+        if (v.rotate) {
+            rotate_all(s.q, v.schedule, s.dump, s.layer, v.q, b);
+            rotate_all(s.k, v.schedule, s.dump, s.layer, v.k, b);
+        }
+    }
+    if (s.options.from == HeadSource::pattern) {
+        scan_heads(s, b, 0, s.g.heads);
+    } else {
+        const SingleThreadedBlas blas;
+        parallel_for(s.g.heads,
+                     [&](std::size_t begin, std::size_t end) { scan_heads(s, b, begin, end); });
+    }
+}
+
+// The offset with the most mass: NaN never wins, ties keep the smaller offset.
+std::size_t dominant_offset(const std::vector<double>& offset_mass) {
+    std::size_t offset = 0;
+    double best = -1;
+    for (std::size_t o = 0; o < offset_mass.size(); ++o) {
+        if (offset_mass[o] > best) {
+            best = offset_mass[o];
+            offset = o;
+        }
+    }
+    return offset;
+}
+
+// Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
+void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
+                           PositionalHeadResult& res) {
+    const double total = a.logit[res.offset];
+    res.frequency_share.resize(frequencies);
+    double top = 0;
+    for (std::size_t c = 0; c < frequencies; ++c) {
+        res.frequency_share[c] = a.chunk_logit[res.offset][c] / total;
+        if (c < std::max<std::size_t>(1, (frequencies + 3) / 4)) top += res.frequency_share[c];
+    }
+    res.top_freq_share = top;
+}
+
+// Head h's means over the layer's sequences, its dominant offset, and whether it is positional.
+PositionalHeadResult head_result(LayerScan& s, std::size_t h) {
+    const HeadAccumulator& a = s.acc[h];
+    const double B = static_cast<double>(s.g.batch);
+    PositionalHeadResult res;
+    res.layer = s.layer;
+    res.head = h;
+    res.offset_mass.resize(a.mass_sum.size());
+    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) res.offset_mass[o] = a.mass_sum[o] / B;
+    res.offset = dominant_offset(res.offset_mass);
+    res.mass = res.offset_mass[res.offset];
+    res.min_mass = a.mass_min[res.offset];
+    res.positional = res.min_mass >= 1.0 - s.options.epsilon;
+    res.prev_mul = a.prev_mul / B;
+    res.prev_abs = a.prev_abs / B;
+    res.top_freq_share = kNaN;
+    if (s.attributed) attribute_frequencies(a, s.frequencies, res);
+    res.picture = std::move(s.pictures[h]);
+    return res;
+}
+
+// Scans one layer over every sequence and appends its heads' results to r.
+void scan_layer(const DumpReader& dump, std::size_t row, PositionalHeads& r) {
+    const PositionalOptions& options = r.options;
+    const std::size_t layer = r.layers[row];
+    LayerScan s{dump, options, layer,
+                layer_geometry(dump, layer, options.from == HeadSource::pattern)};
+    record_layer_geometry(r, row, dump, s.g);
+    s.attributed = r.attributed;
+    s.frequencies = r.frequencies;
+    s.scale = static_cast<float>(
+        options.logit_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.g.dim))));
+    if (options.from == HeadSource::qk) r.logit_scale = s.scale;
+    s.acc.assign(s.g.heads, empty_accumulator(options.max_offset + 1, s.frequencies, s.attributed));
+    s.pictures.resize(s.g.heads);
+    for (std::size_t b = 0; b < s.g.batch; ++b) scan_sequence(s, b);
+    for (std::size_t h = 0; h < s.g.heads; ++h) r.results.push_back(head_result(s, h));
+}
+
 }  // namespace
 
 double previous_token_score_mul(const float* a, std::size_t T, bool exclude_bos,
@@ -141,6 +395,18 @@ SequenceStats sequence_stats(const float* a, std::size_t T, const PositionalOpti
     return s;
 }
 
+std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from) {
+    const bool from_pattern = from == HeadSource::pattern;
+    std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
+    if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
+    if (layers.empty()) {
+        throw data_error(dump.input().name(),
+                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+                         "no layers found (see --name, --from)");
+    }
+    return layers;
+}
+
 std::optional<double> logit_scale_choice(const std::string& choice,
                                          const DumpAttributes& attributes) {
     if (choice == "auto") return attributes.attn_scale;
@@ -151,180 +417,14 @@ std::optional<double> logit_scale_choice(const std::string& choice,
 
 PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
                                       const std::function<void(const std::string&)>& progress) {
-    const std::string& file = dump.input().name();
-    const bool from_pattern = options.from == HeadSource::pattern;
-    std::vector<std::size_t> available = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
-    if (!from_pattern && available.empty()) available = dump.layers(Hook::q);
-    if (available.empty()) {
-        throw data_error(file, dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
-    }
     PositionalHeads r;
     r.options = options;
-    if (options.layers.empty()) {
-        r.layers = available;
-    } else {
-        for (std::size_t i : options.layers) r.layers.push_back(available[i]);
-    }
-    const std::size_t K = options.max_offset;
+    r.layers = selected_layers(dump, options);
     for (std::size_t row = 0; row < r.layers.size(); ++row) {
-        const std::size_t layer = r.layers[row];
-        const VectorSource vectors = find_vectors(dump, layer, !from_pattern);
-        std::size_t B = 0, T = 0, H = 0, group = 1, KV = 0, D = 0;
-        if (from_pattern) {
-            const PatternShape ps = dump.pattern_shape(layer, Hook::pattern);
-            if (ps.queries != ps.keys) {
-                throw data_error(file, dump.dataset(layer, Hook::pattern),
-                                 fmt::format("{} queries and {} keys: expected a square pattern",
-                                             ps.queries, ps.keys));
-            }
-            B = ps.batch, T = ps.queries, H = ps.heads;
+        scan_layer(dump, row, r);
+        if (progress) {
+            progress(fmt::format("layer {} ({}/{})", r.layers[row], row + 1, r.layers.size()));
         }
-        if (vectors.available) {
-            group = dump.check_query_key(layer, vectors.q, vectors.k);
-            const VectorShape qs = dump.vector_shape(layer, vectors.q);
-            KV = dump.vector_shape(layer, vectors.k).heads;
-            D = qs.dim;
-            if (from_pattern && (qs.batch != B || qs.pos != T || qs.heads != H)) {
-                throw data_error(file, dump.dataset(layer, vectors.q),
-                                 fmt::format("[{} sequences, {} positions, {} heads] does not "
-                                             "match {}'s [{}, {}, {}]",
-                                             qs.batch, qs.pos, qs.heads,
-                                             dump.dataset(layer, Hook::pattern), B, T, H));
-            }
-            B = qs.batch, T = qs.pos, H = qs.heads;
-        }
-        if (row == 0) {
-            r.heads = H;
-            r.sequences = B;
-            r.tokens = T;
-            r.attributed = vectors.available;
-            r.frequencies = vectors.available ? vectors.schedule.rotary_dim / 2 : 0;
-            r.source = from_pattern
-                           ? hook_name(Hook::pattern)
-                           : fmt::format("{}/{}{}", hook_name(vectors.q), hook_name(vectors.k),
-                                         vectors.rotate ? " rotated by the schedule" : "");
-        } else if (H != r.heads || vectors.available != r.attributed) {
-            throw data_error(file, dump.dataset(layer, from_pattern ? Hook::pattern : vectors.q),
-                             fmt::format("{} heads, but layer {} has {}", H, r.layers[0], r.heads));
-        }
-        const std::size_t F = r.frequencies;
-        std::vector<HeadAccumulator> acc(H);
-        for (auto& a : acc) {
-            a.mass_sum.assign(K + 1, 0.0);
-            a.mass_min.assign(K + 1, std::numeric_limits<double>::infinity());
-            if (r.attributed) {
-                a.chunk_logit.assign(K + 1, std::vector<double>(F, 0.0));
-                a.logit.assign(K + 1, 0.0);
-            }
-        }
-        std::vector<Tensor<float>> pictures(H);
-        Tensor<float> q, k;
-        const float scale = static_cast<float>(
-            options.logit_scale.value_or(1.0 / std::sqrt(static_cast<double>(D))));
-        if (!from_pattern) r.logit_scale = scale;
-        // One head of sequence b; `pattern` [T, T] and `dim_logit` [D] are the caller's scratch.
-        const auto process_head = [&](std::size_t b, std::size_t h, Tensor<float>& pattern,
-                                      std::vector<double>& dim_logit) {
-            const float* qh = vectors.available ? &q.data[h * D] : nullptr;
-            const float* kh = vectors.available ? &k.data[(h / group) * D] : nullptr;
-            if (from_pattern) {
-                dump.read_pattern(layer, Hook::pattern, b, h, pattern);
-                check_rows_sum_to_one(pattern, file, dump.dataset(layer, Hook::pattern), b, h);
-            } else {
-                causal_attention(qh, H * D, kh, KV * D, T, D, scale, pattern.ptr());
-            }
-            const SequenceStats s = sequence_stats(pattern.ptr(), T, options);
-            HeadAccumulator& a = acc[h];
-            for (std::size_t o = 0; o <= K; ++o) {
-                a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
-                a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
-            }
-            a.prev_mul += s.prev_mul;
-            a.prev_abs += s.prev_abs;
-            if (b == 0) {
-                const std::size_t n = std::min(T, options.picture_tokens);
-                pictures[h] = Tensor<float>({n, n});
-                for (std::size_t i = 0; i < n; ++i)
-                    std::copy_n(&pattern.data[i * T], n, &pictures[h].data[i * n]);
-            }
-            if (!r.attributed) return;
-            // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c).
-            // Summed over queries per dimension first (a loop over d that vectorises), then
-            // per chunk (its two dims) and in whole (every dim, unrotated ones included).
-            for (std::size_t o = 0; o <= K; ++o) {
-                std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
-                for (std::size_t i = first_query(o, options.exclude_bos); i < T; ++i) {
-                    const float* qi = qh + i * H * D;
-                    const float* kj = kh + (i - o) * KV * D;
-                    for (std::size_t d = 0; d < D; ++d) dim_logit[d] += double(qi[d]) * kj[d];
-                }
-                for (std::size_t d = 0; d < D; ++d) a.logit[o] += dim_logit[d];
-                for (std::size_t c = 0; c < F; ++c) {
-                    const auto [x, y] = vectors.schedule.chunk_dims(c);
-                    a.chunk_logit[o][c] += dim_logit[x] + dim_logit[y];
-                }
-            }
-        };
-        // Heads of a sequence run in parallel from q and k (each thread with its own [T, T]
-        // block, OpenBLAS single-threaded inside, so results do not depend on --threads); read
-        // from the file, they run in order (the HDF5 library is not thread-safe).
-        const auto process_heads = [&](std::size_t b, std::size_t begin, std::size_t end) {
-            Tensor<float> pattern({T, T});
-            std::vector<double> dim_logit(D);
-            for (std::size_t h = begin; h < end; ++h) process_head(b, h, pattern, dim_logit);
-        };
-        for (std::size_t b = 0; b < B; ++b) {
-            if (vectors.available) {
-                dump.read_vectors(layer, vectors.q, b, q);
-                dump.read_vectors(layer, vectors.k, b, k);
-                if (vectors.rotate) {
-                    rotate_all(q, vectors.schedule, dump, layer, vectors.q, b);
-                    rotate_all(k, vectors.schedule, dump, layer, vectors.k, b);
-                }
-            }
-            if (from_pattern) {
-                process_heads(b, 0, H);
-            } else {
-                const SingleThreadedBlas blas;
-                parallel_for(
-                    H, [&](std::size_t begin, std::size_t end) { process_heads(b, begin, end); });
-            }
-        }
-        for (std::size_t h = 0; h < H; ++h) {
-            HeadAccumulator& a = acc[h];
-            HeadResult res;
-            res.layer = layer;
-            res.head = h;
-            res.offset_mass.resize(K + 1);
-            for (std::size_t o = 0; o <= K; ++o) res.offset_mass[o] = a.mass_sum[o] / double(B);
-            double best = -1;
-            for (std::size_t o = 0; o <= K; ++o) {
-                if (res.offset_mass[o] > best) {  // NaN never wins; ties keep the smaller offset
-                    best = res.offset_mass[o];
-                    res.offset = o;
-                }
-            }
-            res.mass = res.offset_mass[res.offset];
-            res.min_mass = a.mass_min[res.offset];
-            res.positional = res.min_mass >= 1.0 - options.epsilon;
-            res.prev_mul = a.prev_mul / double(B);
-            res.prev_abs = a.prev_abs / double(B);
-            res.top_freq_share = kNaN;
-            if (r.attributed) {
-                const double total = a.logit[res.offset];
-                res.frequency_share.resize(F);
-                double top = 0;
-                for (std::size_t c = 0; c < F; ++c) {
-                    res.frequency_share[c] = a.chunk_logit[res.offset][c] / total;
-                    if (c < std::max<std::size_t>(1, (F + 3) / 4)) top += res.frequency_share[c];
-                }
-                res.top_freq_share = top;
-            }
-            res.picture = std::move(pictures[h]);
-            r.results.push_back(std::move(res));
-        }
-        if (progress) progress(fmt::format("layer {} ({}/{})", layer, row + 1, r.layers.size()));
     }
     return r;
 }
@@ -332,7 +432,7 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
 std::string heads_table_tsv(const PositionalHeads& r) {
     std::string out =
         "layer\thead\toffset\tmass\tmin_mass\tpositional\tprev_mul\tprev_abs\ttop_freq_share\n";
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         out += fmt::format(
             "{}\t{}\t{}\t{:.4f}\t{:.4f}\t{}\t{:.4f}\t{:.4f}\t{}\n", h.layer, h.head, h.offset,
             h.mass, h.min_mass, h.positional ? 1 : 0, h.prev_mul, h.prev_abs,
@@ -346,7 +446,7 @@ std::string heads_table_json(const PositionalHeads& r) {
         return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
     };
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         rows.push_back({{"layer", h.layer},
                         {"head", h.head},
                         {"offset", h.offset},
@@ -367,7 +467,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
         offset_mass({L, H, K}), shares({L, H, r.frequencies});
     for (std::size_t l = 0; l < L; ++l) layer.data[l] = static_cast<std::int64_t>(r.layers[l]);
     for (std::size_t i = 0; i < r.results.size(); ++i) {
-        const HeadResult& h = r.results[i];
+        const PositionalHeadResult& h = r.results[i];
         offset.data[i] = static_cast<std::int64_t>(h.offset);
         positional.data[i] = h.positional ? 1 : 0;
         mass.data[i] = h.mass;
@@ -415,7 +515,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "tokens", static_cast<std::int64_t>(r.tokens));
 }
 
-Heatmap pattern_figure(const HeadResult& h, const std::string& source) {
+Heatmap pattern_figure(const PositionalHeadResult& h, const std::string& source) {
     Heatmap m;
     m.rows = h.picture.shape[0];
     m.cols = h.picture.shape[1];
@@ -440,7 +540,7 @@ Heatmap mass_figure(const PositionalHeads& r) {
     Heatmap m;
     m.rows = r.layers.size();
     m.cols = r.heads;
-    for (const HeadResult& h : r.results) m.values.push_back(h.mass);
+    for (const PositionalHeadResult& h : r.results) m.values.push_back(h.mass);
     m.title = "Attention mass at each head's dominant offset";
     m.x_label = "head";
     m.y_label = "layer";

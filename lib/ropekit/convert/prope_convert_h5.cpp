@@ -44,77 +44,6 @@ void write_vectors(H5Output& out, const std::string& name, const VectorAxes& axe
     out.write_slab(name, start, count, slab.data());
 }
 
-// Sequence `batch` of a post-RoPE hook ([pos, head, dim]) taken from the dump's schedule to the
-// target one. A chunk beyond the float range once re-rotated (values near 3.4e38) cannot be
-// stored: an error naming where.
-void rerotate(Tensor<float>& v, const Schedule& from, const Schedule& to, const std::string& file,
-              const std::string& dataset, std::size_t batch) {
-    const std::size_t T = v.shape[0], heads = v.shape[1], D = v.shape[2];
-    for (std::size_t t = 0; t < T; ++t) {
-        for (std::size_t h = 0; h < heads; ++h) {
-            float* x = &v.data[(t * heads + h) * D];
-            unrotate(x, from, static_cast<double>(t));
-            rotate(x, to, static_cast<double>(t));
-        }
-    }
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        if (!std::isfinite(v.data[i])) {
-            throw data_error(file, dataset,
-                             fmt::format("re-rotating batch {}, pos {}, head {} overflows float32 "
-                                         "(a chunk norm above 3.4e38)",
-                                         batch, i / (heads * D), i / D % heads));
-        }
-    }
-}
-
-// The attention hooks recomputed from the re-rotated q and k: scores (if any) before pattern.
-struct RecomputedAttention {
-    std::vector<std::pair<Hook, std::string>> hooks;
-    bool batched = true;
-    std::string file;
-};
-
-// Writes one head's recomputed scores and pattern. Float SGEMM when no score can overflow, as
-// before; otherwise the scores are computed in double (the pattern is then exact), and a score
-// beyond the float range is an error naming where.
-void write_head_attention(H5Output& out, const RecomputedAttention& a, const Tensor<float>& q,
-                          const Tensor<float>& k, std::size_t group, std::size_t batch,
-                          std::size_t head, std::vector<float>& s) {
-    const std::size_t T = q.shape[0], H = q.shape[1], D = q.shape[2], KV = k.shape[1];
-    const float* qh = &q.data[head * D];
-    const float* kh = &k.data[(head / group) * D];
-    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-    const Shape start = a.batched ? Shape{batch, head, 0, 0} : Shape{head, 0, 0};
-    const Shape count = a.batched ? Shape{1, 1, T, T} : Shape{1, T, T};
-    if (float_scores_fit(qh, H * D, kh, KV * D, T, D, scale)) {
-        causal_scores(qh, H * D, kh, KV * D, T, D, static_cast<float>(scale), s.data());
-        for (const auto& [hook, name] : a.hooks) {
-            if (hook == Hook::pattern) causal_softmax(s.data(), T);
-            out.write_slab(name, start, count, s.data());
-        }
-        return;
-    }
-    std::vector<double> wide(T * T);
-    causal_scores_f64(qh, H * D, kh, KV * D, T, D, scale, wide.data());
-    for (const auto& [hook, name] : a.hooks) {
-        if (hook == Hook::pattern) {
-            causal_softmax_f64(wide.data(), T, s.data());
-        } else {
-            for (std::size_t i = 0; i < T * T; ++i) {
-                if (std::isfinite(wide[i]) &&
-                    std::abs(wide[i]) > std::numeric_limits<float>::max()) {
-                    throw data_error(a.file, name,
-                                     fmt::format("recomputed score {:.3g} at batch {}, head {}, "
-                                                 "query {}, key {} does not fit float32",
-                                                 wide[i], batch, head, i / T, i % T));
-                }
-                s[i] = static_cast<float>(wide[i]);
-            }
-        }
-        out.write_slab(name, start, count, s.data());
-    }
-}
-
 void write_table(const H5Input& in, const std::string& output, const ConvertOptions& options,
                  ConvertReport& report) {
     const PropeRequest& request = options.request;
@@ -178,6 +107,214 @@ void copy_dataset(const H5Input& in, H5Output& out, const std::string& name) {
     }
 }
 
+// The dump's own schedule (possibly already p-RoPE), and the one to re-rotate with.
+struct Rerotation {
+    std::size_t head_dim = 0;
+    Schedule original, target;
+};
+
+Rerotation rerotation(const H5Input& in, const DumpReader& reader, const DumpAttributes& attrs,
+                      std::size_t first_layer, const PropeRequest& request) {
+    if (!attrs.rope_theta) {
+        throw data_error(in.name(), "/@rope_theta",
+                         "missing (needed to un-rotate the post-RoPE hooks)");
+    }
+    Rerotation r;
+    r.head_dim = reader.vector_shape(first_layer, Hook::rot_q).dim;
+    r.original = reader.schedule(r.head_dim, true);
+    if (attrs.p) r.original = apply_prope(r.original, *attrs.p);
+    Schedule base = r.original;
+    base.inv_freq =
+        default_inv_freq(r.original.rotary_dim, request.theta.value_or(*attrs.rope_theta));
+    r.target = apply_prope(base, request.p, request.reverse);
+    return r;
+}
+
+// One layer's post-RoPE hooks and the attention datasets recomputed from them.
+struct LayerHooks {
+    std::size_t layer = 0;
+    std::string q, k;  // dataset names
+    std::size_t sequences = 0, tokens = 0, heads = 0, kv_heads = 0, group = 1;
+    std::vector<std::pair<Hook, std::string>> attention;  // scores and/or pattern
+};
+
+// The layer's q/k hooks, checked against each other and the first layer's head_dim.
+LayerHooks vector_hooks(const H5Input& in, const DumpReader& reader, std::size_t layer,
+                        std::size_t head_dim, bool batched) {
+    if (!reader.has(layer, Hook::rot_k)) {
+        throw data_error(in.name(), reader.dataset(layer, Hook::rot_k),
+                         "missing (hook_rot_q has no keys)");
+    }
+    LayerHooks hooks;
+    hooks.layer = layer;
+    hooks.group = reader.check_query_key(layer, Hook::rot_q, Hook::rot_k);
+    const VectorShape qs = reader.vector_shape(layer, Hook::rot_q);
+    hooks.sequences = batched ? qs.batch : 1;
+    hooks.tokens = qs.pos;
+    hooks.heads = qs.heads;
+    hooks.kv_heads = reader.vector_shape(layer, Hook::rot_k).heads;
+    hooks.q = reader.dataset(layer, Hook::rot_q);
+    hooks.k = reader.dataset(layer, Hook::rot_k);
+    if (qs.dim != head_dim) throw data_error(in.name(), hooks.q, "head_dim differs between layers");
+    return hooks;
+}
+
+// The layer's attention hooks, which must hold one [T, T] matrix per query head.
+void add_attention_hooks(const H5Input& in, const DumpReader& reader, bool batched,
+                         LayerHooks& hooks) {
+    for (Hook hook : {Hook::scores, Hook::pattern}) {
+        if (!reader.has(hooks.layer, hook)) continue;
+        const std::string name = reader.dataset(hooks.layer, hook);
+        const PatternShape ps = reader.pattern_shape(hooks.layer, hook);
+        if (ps.heads != hooks.heads || ps.queries != hooks.tokens || ps.keys != hooks.tokens ||
+            (batched && ps.batch != hooks.sequences)) {
+            throw data_error(
+                in.name(), name,
+                "expected one [query_pos, key_pos] matrix per head matching the queries");
+        }
+        hooks.attention.emplace_back(hook, name);
+    }
+}
+
+// The output datasets of a layer's hooks, shaped and typed as in the input.
+void create_layer_datasets(const H5Input& in, H5Output& out, const LayerHooks& hooks,
+                           const VectorAxes& axes) {
+    for (const std::string& name : {hooks.q, hooks.k}) {
+        out.create_dataset(name, in.info(name).shape, in.info(name).dtype, axes.names,
+                           "activation");
+    }
+    std::vector<std::string> pattern_axes = hook_axes(Hook::pattern);
+    if (!axes.has_batch()) pattern_axes.erase(pattern_axes.begin());
+    for (const auto& [hook, name] : hooks.attention) {
+        out.create_dataset(name, in.info(name).shape, in.info(name).dtype, pattern_axes,
+                           hook == Hook::scores
+                               ? "logit (scaled by 1/sqrt(d_head); -inf above the diagonal)"
+                               : "probability");
+    }
+}
+
+// Every [pos, head, dim] row of sequence `batch` of `dataset`: un-rotated by the original
+// schedule, rotated by the target. A chunk beyond the float range once re-rotated (values near
+// 3.4e38) cannot be stored: an error naming where.
+void rerotate(Tensor<float>& v, const Rerotation& r, const std::string& file,
+              const std::string& dataset, std::size_t batch) {
+    const std::size_t T = v.shape[0], heads = v.shape[1], D = r.head_dim;
+    for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t h = 0; h < heads; ++h) {
+            float* x = &v.data[(t * heads + h) * D];
+            unrotate(x, r.original, static_cast<double>(t));
+            rotate(x, r.target, static_cast<double>(t));
+        }
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v.data[i])) {
+            throw data_error(file, dataset,
+                             fmt::format("re-rotating batch {}, pos {}, head {} overflows float32 "
+                                         "(a chunk norm above 3.4e38)",
+                                         batch, i / (heads * D), i / D % heads));
+        }
+    }
+}
+
+// One head of one sequence: its q and k rows, and where its [T, T] matrices go.
+struct HeadSlice {
+    const float* q;
+    std::size_t q_stride;
+    const float* k;
+    std::size_t k_stride;
+    Shape start, count;
+    std::size_t batch, head;
+};
+
+// One head's recomputed scores and pattern. Float SGEMM when no score can overflow, as before;
+// otherwise the scores are computed in double (the pattern is then exact), and a score beyond
+// the float range is an error naming where.
+void write_head_attention(H5Output& out, const LayerHooks& hooks, const HeadSlice& head,
+                          std::size_t D, const std::string& file, std::vector<float>& s) {
+    const std::size_t T = hooks.tokens;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    if (float_scores_fit(head.q, head.q_stride, head.k, head.k_stride, T, D, scale)) {
+        causal_scores(head.q, head.q_stride, head.k, head.k_stride, T, D, static_cast<float>(scale),
+                      s.data());
+        for (const auto& [hook, name] : hooks.attention) {
+            if (hook == Hook::pattern) causal_softmax(s.data(), T);
+            out.write_slab(name, head.start, head.count, s.data());
+        }
+        return;
+    }
+    std::vector<double> wide(T * T);
+    causal_scores_f64(head.q, head.q_stride, head.k, head.k_stride, T, D, scale, wide.data());
+    for (const auto& [hook, name] : hooks.attention) {
+        if (hook == Hook::pattern) {
+            causal_softmax_f64(wide.data(), T, s.data());
+        } else {
+            for (std::size_t i = 0; i < T * T; ++i) {
+                if (std::isfinite(wide[i]) &&
+                    std::abs(wide[i]) > std::numeric_limits<float>::max()) {
+                    throw data_error(file, name,
+                                     fmt::format("recomputed score {:.3g} at batch {}, head {}, "
+                                                 "query {}, key {} does not fit float32",
+                                                 wide[i], head.batch, head.head, i / T, i % T));
+                }
+                s[i] = static_cast<float>(wide[i]);
+            }
+        }
+        out.write_slab(name, head.start, head.count, s.data());
+    }
+}
+
+// Sequence b's attention hooks recomputed from its re-rotated q and k, head by head.
+void write_attention(H5Output& out, const LayerHooks& hooks, bool batched, std::size_t b,
+                     const Tensor<float>& q, const Tensor<float>& k, std::size_t D,
+                     const std::string& file) {
+    const std::size_t T = hooks.tokens, H = hooks.heads;
+    std::vector<float> s(T * T);
+    for (std::size_t h = 0; h < H; ++h) {
+        const HeadSlice head{&q.data[h * D],
+                             H * D,
+                             &k.data[(h / hooks.group) * D],
+                             hooks.kv_heads * D,
+                             batched ? Shape{b, h, 0, 0} : Shape{h, 0, 0},
+                             batched ? Shape{1, 1, T, T} : Shape{1, T, T},
+                             b,
+                             h};
+        write_head_attention(out, hooks, head, D, file, s);
+    }
+}
+
+// One sequence of one layer in memory at a time: q and k re-rotated, attention recomputed.
+void convert_layer(const DumpReader& reader, H5Output& out, const LayerHooks& hooks,
+                   const Rerotation& rotation, const VectorAxes& axes) {
+    Tensor<float> q, k;
+    for (std::size_t b = 0; b < hooks.sequences; ++b) {
+        reader.read_vectors(hooks.layer, Hook::rot_q, b, q);
+        reader.read_vectors(hooks.layer, Hook::rot_k, b, k);
+        const std::string& file = reader.input().name();
+        rerotate(q, rotation, file, hooks.q, b);
+        rerotate(k, rotation, file, hooks.k, b);
+        write_vectors(out, hooks.q, axes, b, q);
+        write_vectors(out, hooks.k, axes, b, k);
+        if (!hooks.attention.empty()) {
+            write_attention(out, hooks, axes.has_batch(), b, q, k, rotation.head_dim, file);
+        }
+    }
+}
+
+// The dump attributes under the new encoding. Descriptive attributes stay true; perplexity and
+// mean_nll were measured under the old RoPE and are left out.
+void write_converted_attributes(const H5Input& in, H5Output& out, DumpAttributes attrs,
+                                const PropeRequest& request, const Schedule& target) {
+    attrs.p = request.p;
+    if (request.theta) attrs.rope_theta = request.theta;
+    write_dump_attributes(out, attrs);
+    out.set_attr("/", "rope_reverse", static_cast<std::int64_t>(request.reverse));
+    out.set_attr("/", "rope_inv_freq", target.inv_freq);
+    for (const char* name : {"n_layers", "n_heads", "n_kv_heads", "d_head", "d_model", "d_vocab",
+                             "layers", "token_source"}) {
+        if (const auto value = in.attr("/", name)) out.set_attr("/", name, *value);
+    }
+}
+
 }  // namespace
 
 ConvertReport convert_hdf5(const std::string& input, const std::string& output,
@@ -190,94 +327,27 @@ ConvertReport convert_hdf5(const std::string& input, const std::string& output,
         write_table(in, output, options, report);
         return report;
     }
-    const PropeRequest& request = options.request;
-    DumpAttributes attrs = reader.attributes();
-    if (!attrs.rope_theta) {
-        throw data_error(in.name(), "/@rope_theta",
-                         "missing (needed to un-rotate the post-RoPE hooks)");
-    }
-    const std::size_t D = reader.vector_shape(layers.front(), Hook::rot_q).dim;
-    // The dump's own schedule (possibly already p-RoPE), and the one to re-rotate with.
-    Schedule original = reader.schedule(D, true);
-    if (attrs.p) original = apply_prope(original, *attrs.p);
-    Schedule base = original;
-    base.inv_freq =
-        default_inv_freq(original.rotary_dim, request.theta.value_or(*attrs.rope_theta));
-    const Schedule target = apply_prope(base, request.p, request.reverse);
-    report.kept = {describe_kept(target.inv_freq)};
+    const DumpAttributes attrs = reader.attributes();
+    const Rerotation rotation = rerotation(in, reader, attrs, layers.front(), options.request);
+    report.kept = {describe_kept(rotation.target.inv_freq)};
 
     H5Output out = H5Output::create(output, WriteOptions{options.force, {in.path()}});
-    std::set<std::string> done;
     const bool batched = options.axes.has_batch();
-    std::vector<std::string> pattern_axes = hook_axes(Hook::pattern);
-    if (!batched) pattern_axes.erase(pattern_axes.begin());
+    std::set<std::string> done;
     for (std::size_t layer : layers) {
         options.note(fmt::format("layer {}: re-rotating q/k and recomputing attention", layer));
-        if (!reader.has(layer, Hook::rot_k)) {
-            throw data_error(in.name(), reader.dataset(layer, Hook::rot_k),
-                             "missing (hook_rot_q has no keys)");
-        }
-        const std::size_t group = reader.check_query_key(layer, Hook::rot_q, Hook::rot_k);
-        const VectorShape qs = reader.vector_shape(layer, Hook::rot_q);
-        const std::size_t B = batched ? qs.batch : 1, T = qs.pos, H = qs.heads;
-        if (qs.dim != D)
-            throw data_error(in.name(), reader.dataset(layer, Hook::rot_q),
-                             "head_dim differs between layers");
-        const std::string qn = reader.dataset(layer, Hook::rot_q),
-                          kn = reader.dataset(layer, Hook::rot_k);
-        out.create_dataset(qn, in.info(qn).shape, in.info(qn).dtype, options.axes.names,
-                           "activation");
-        out.create_dataset(kn, in.info(kn).shape, in.info(kn).dtype, options.axes.names,
-                           "activation");
-        std::vector<std::pair<Hook, std::string>> attention;  // recomputed from the new q/k
-        for (Hook hook : {Hook::scores, Hook::pattern}) {
-            if (!reader.has(layer, hook)) continue;
-            const std::string name = reader.dataset(layer, hook);
-            const PatternShape ps = reader.pattern_shape(layer, hook);
-            if (ps.heads != H || ps.queries != T || ps.keys != T ||
-                (batched && ps.batch != qs.batch)) {
-                throw data_error(
-                    in.name(), name,
-                    "expected one [query_pos, key_pos] matrix per head matching the queries");
-            }
-            out.create_dataset(name, in.info(name).shape, in.info(name).dtype, pattern_axes,
-                               hook == Hook::scores
-                                   ? "logit (scaled by 1/sqrt(d_head); -inf above the diagonal)"
-                                   : "probability");
-            attention.emplace_back(hook, name);
-        }
-        const RecomputedAttention recomputed{attention, batched, in.name()};
-        Tensor<float> q, k;
-        std::vector<float> s(T * T);
-        for (std::size_t b = 0; b < B; ++b) {  // one sequence of one layer in memory at a time
-            reader.read_vectors(layer, Hook::rot_q, b, q);
-            reader.read_vectors(layer, Hook::rot_k, b, k);
-            rerotate(q, original, target, in.name(), qn, b);
-            rerotate(k, original, target, in.name(), kn, b);
-            write_vectors(out, qn, options.axes, b, q);
-            write_vectors(out, kn, options.axes, b, k);
-            for (std::size_t h = 0; h < H && !attention.empty(); ++h) {
-                write_head_attention(out, recomputed, q, k, group, b, h, s);
-            }
-        }
-        done.insert({qn, kn});
-        for (const auto& item : attention) done.insert(item.second);
+        LayerHooks hooks = vector_hooks(in, reader, layer, rotation.head_dim, batched);
+        add_attention_hooks(in, reader, batched, hooks);
+        create_layer_datasets(in, out, hooks, options.axes);
+        convert_layer(reader, out, hooks, rotation, options.axes);
+        done.insert({hooks.q, hooks.k});
+        for (const auto& item : hooks.attention) done.insert(item.second);
     }
     // Everything else (pre-RoPE hooks, tokens, per-token losses) is carried over unchanged.
     for (const std::string& name : in.dataset_names()) {
         if (!done.count(name)) copy_dataset(in, out, name);
     }
-    attrs.p = request.p;
-    if (request.theta) attrs.rope_theta = request.theta;
-    write_dump_attributes(out, attrs);
-    out.set_attr("/", "rope_reverse", static_cast<std::int64_t>(request.reverse));
-    out.set_attr("/", "rope_inv_freq", target.inv_freq);
-    // Descriptive attributes stay true; perplexity and mean_nll were measured under the old RoPE
-    // and are left out.
-    for (const char* name : {"n_layers", "n_heads", "n_kv_heads", "d_head", "d_model", "d_vocab",
-                             "layers", "token_source"}) {
-        if (const auto value = in.attr("/", name)) out.set_attr("/", name, *value);
-    }
+    write_converted_attributes(in, out, attrs, options.request, rotation.target);
     out.commit(options.tool, options.command_line, in.history());
     return report;
 }

@@ -28,13 +28,6 @@ bool all_finite(const float* p, std::size_t n) {
     return bad == 0;
 }
 
-const std::vector<std::pair<const char*, Hook>> kHookNames = {{"q", Hook::q},
-                                                              {"k", Hook::k},
-                                                              {"rot_q", Hook::rot_q},
-                                                              {"rot_k", Hook::rot_k},
-                                                              {"pattern", Hook::pattern},
-                                                              {"scores", Hook::scores}};
-
 std::string regex_escape(const std::string& s) {
     static const std::string special = R"(\^$.|?*+()[]{})";
     std::string out;
@@ -57,14 +50,6 @@ std::string DumpNames::template_for(Hook hook) const {
     return it != per_hook.end() ? it->second : general;
 }
 
-Hook parse_hook(const std::string& name) {
-    for (const auto& [text, hook] : kHookNames) {
-        if (name == text || name == hook_name(hook)) return hook;
-    }
-    throw usage_error("--name: unknown hook '" + name +
-                      "' (expected q, k, rot_q, rot_k, pattern or scores)");
-}
-
 DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional<Hook> primary) {
     DumpNames names;
     for (const std::string& value : values) {
@@ -74,7 +59,7 @@ DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional
             throw usage_error("--name '" + value + "': the template needs {layer}");
         }
         if (eq != std::string::npos) {
-            names.per_hook[parse_hook(value.substr(0, eq))] = tmpl;
+            names.per_hook[parse_hook(value.substr(0, eq), "--name")] = tmpl;
         } else if (tmpl.find("{hook}") != std::string::npos) {
             names.general = tmpl;
         } else if (primary) {
@@ -110,6 +95,23 @@ VectorAxes parse_vector_axes(const std::string& spec) {
                           "separated (e.g. batch,pos,head,dim or pos,head,dim)");
     }
     return axes;
+}
+
+DumpOverrides DumpOptions::overrides() const {
+    DumpOverrides o;
+    if (theta != 0) {
+        if (!(theta > 1)) throw usage_error("--theta must be > 1");
+        o.theta = theta;
+    }
+    if (!layout.empty()) o.layout = parse_layout(layout);
+    if (rotary_dim != 0) o.rotary_dim = rotary_dim;
+    if (bos >= 0) o.bos = bos;
+    return o;
+}
+
+DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary) {
+    return DumpReader(in, parse_dump_names(options.names, primary), parse_vector_axes(options.axes),
+                      options.overrides());
 }
 
 std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {

@@ -11,10 +11,10 @@
 
 #include <fmt/format.h>
 
-#include "ropekit/core/dtype.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/mapped_file.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/formats/ggml_types.hpp"
 
 namespace ropekit {
 
@@ -238,110 +238,129 @@ std::string GgufValue::as_string() const {
     return std::string(reinterpret_cast<const char*>(raw.data()) + 8, raw.size() - 8);
 }
 
-struct GgufFile::Impl {
-    MappedFile map;
-    std::uint32_t version = 0;
-    std::uint64_t alignment = kDefaultAlignment;
-    std::uint64_t data_start = 0;
-    std::vector<GgufKV> metadata;
-    std::map<std::string, std::size_t> key_index;
-    std::vector<GgufTensorInfo> tensors;
-    std::map<std::string, std::size_t> tensor_index;
-    explicit Impl(const std::string& path) : map(MappedFile::open(path)) {}
+namespace {
+
+// "GGUF", then a version this reader knows.
+std::uint32_t read_version(Cursor& c, const MappedFile& map) {
+    c.need(4, "");
+    if (std::memcmp(map.data(), "GGUF", 4) != 0)
+        throw data_error(map.path(), "", "not a GGUF file (no GGUF magic)");
+    c.skip(4, "");
+    const auto version = c.read<std::uint32_t>("version");
+    if (version != 2 && version != 3) {
+        throw data_error(
+            map.path(), "version",
+            fmt::format("GGUF version {} is not supported (expected 2 or 3, little-endian)",
+                        version));
+    }
+    return version;
+}
+
+struct Counts {
+    std::uint64_t tensors = 0, keys = 0;
 };
 
-GgufFile GgufFile::open(const std::string& path) {
-    auto impl = std::make_unique<Impl>(path);
-    Cursor c(impl->map.data(), impl->map.size(), path);
-    c.need(4, "");
-    if (std::memcmp(impl->map.data(), "GGUF", 4) != 0)
-        throw data_error(path, "", "not a GGUF file (no GGUF magic)");
-    c.skip(4, "");
-    impl->version = c.read<std::uint32_t>("version");
-    if (impl->version != 2 && impl->version != 3) {
-        throw data_error(
-            path, "version",
-            fmt::format("GGUF version {} is not supported (expected 2 or 3, little-endian)",
-                        impl->version));
-    }
-    const auto tensor_count = c.read<std::uint64_t>("tensor_count");
-    const auto kv_count = c.read<std::uint64_t>("metadata_kv_count");
+Counts read_counts(Cursor& c, const MappedFile& map) {
+    Counts n;
+    n.tensors = c.read<std::uint64_t>("tensor_count");
+    n.keys = c.read<std::uint64_t>("metadata_kv_count");
     // Every key-value needs at least 12 bytes and every tensor info at least 24.
-    if (kv_count > impl->map.size() / 12 || tensor_count > impl->map.size() / 24) {
-        throw data_error(path, "",
-                         fmt::format("{} tensors and {} keys cannot fit in {} bytes", tensor_count,
-                                     kv_count, impl->map.size()));
+    if (n.keys > map.size() / 12 || n.tensors > map.size() / 24) {
+        throw data_error(map.path(), "",
+                         fmt::format("{} tensors and {} keys cannot fit in {} bytes", n.tensors,
+                                     n.keys, map.size()));
     }
-    for (std::uint64_t i = 0; i < kv_count; ++i) {
-        GgufKV kv;
-        kv.key = c.string(fmt::format("key #{}", i));
-        kv.value.type = checked_type(c.read<std::uint32_t>(kv.key), path, kv.key);
-        const std::uint64_t start = c.pos();
-        if (kv.value.type == GgufType::array) {
-            kv.value.element_type = checked_type(load<std::uint32_t>(c.at(start)), path, kv.key);
-        }
-        skip_value(c, kv.value.type, path, kv.key, 0);
-        if (kv.value.type == GgufType::array) kv.value.count = load<std::uint64_t>(c.at(start + 4));
-        kv.value.raw.assign(c.at(start), c.at(c.pos()));
-        if (!impl->key_index.emplace(kv.key, impl->metadata.size()).second) {
-            throw data_error(path, kv.key, "key appears twice");
-        }
-        impl->metadata.push_back(std::move(kv));
+    return n;
+}
+
+// Key-value #i: its key, type tag, and the value's exact bytes.
+GgufKV read_kv(Cursor& c, std::uint64_t i, const std::string& path) {
+    GgufKV kv;
+    kv.key = c.string(fmt::format("key #{}", i));
+    kv.value.type = checked_type(c.read<std::uint32_t>(kv.key), path, kv.key);
+    const std::uint64_t start = c.pos();
+    if (kv.value.type == GgufType::array) {
+        kv.value.element_type = checked_type(load<std::uint32_t>(c.at(start)), path, kv.key);
     }
-    if (const auto it = impl->key_index.find("general.alignment"); it != impl->key_index.end()) {
-        const GgufValue& v = impl->metadata[it->second].value;
-        if (v.type != GgufType::u32) throw data_error(path, "general.alignment", "expected a u32");
-        impl->alignment = static_cast<std::uint64_t>(v.as_double());
-        if (impl->alignment == 0 || (impl->alignment & (impl->alignment - 1)) != 0) {
-            throw data_error(path, "general.alignment",
-                             fmt::format("expected a power of two, got {}", impl->alignment));
-        }
+    skip_value(c, kv.value.type, path, kv.key, 0);
+    if (kv.value.type == GgufType::array) kv.value.count = load<std::uint64_t>(c.at(start + 4));
+    kv.value.raw.assign(c.at(start), c.at(c.pos()));
+    return kv;
+}
+
+// general.alignment when given: a u32 power of two.
+std::uint64_t read_alignment(const GgufValue* value, const std::string& path) {
+    if (!value) return kDefaultAlignment;
+    if (value->type != GgufType::u32) throw data_error(path, "general.alignment", "expected a u32");
+    const auto alignment = static_cast<std::uint64_t>(value->as_double());
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        throw data_error(path, "general.alignment",
+                         fmt::format("expected a power of two, got {}", alignment));
     }
-    for (std::uint64_t i = 0; i < tensor_count; ++i) {
-        GgufTensorInfo t;
-        t.name = c.string(fmt::format("tensor #{}", i));
-        const auto n_dims = c.read<std::uint32_t>(t.name);
-        if (n_dims == 0 || n_dims > kMaxDims) {
-            throw data_error(path, t.name, fmt::format("{} dimensions (expected 1 to 4)", n_dims));
-        }
-        std::uint64_t elements = 1;
-        for (std::uint32_t d = 0; d < n_dims; ++d) {
-            const auto n = c.read<std::uint64_t>(t.name);
-            if (n > INT64_MAX || (n != 0 && elements > static_cast<std::uint64_t>(INT64_MAX) / n)) {
-                throw data_error(path, t.name, "dimensions overflow");
-            }
-            elements *= n;
-            t.dims.push_back(n);
-        }
-        t.type = c.read<std::uint32_t>(t.name);
-        const auto bytes = ggml_type_bytes(t.type, elements);
-        if (!bytes) {
-            throw data_error(path, t.name,
-                             !type_table().count(t.type)
-                                 ? fmt::format("unknown ggml type {}", t.type)
-                             : elements % type_table().at(t.type).block != 0
-                                 ? fmt::format("{} elements are not whole {} blocks", elements,
-                                               ggml_type_name(t.type))
-                                 : fmt::format("{} elements of {} need more than 2^64 bytes",
-                                               elements, ggml_type_name(t.type)));
-        }
-        t.byte_size = *bytes;
-        t.offset = c.read<std::uint64_t>(t.name);
-        if (t.offset % impl->alignment != 0) {
-            throw data_error(path, t.name,
-                             fmt::format("offset {} is not a multiple of the alignment {}",
-                                         t.offset, impl->alignment));
-        }
-        if (!impl->tensor_index.emplace(t.name, impl->tensors.size()).second) {
-            throw data_error(path, t.name, "tensor name appears twice");
-        }
-        impl->tensors.push_back(std::move(t));
+    return alignment;
+}
+
+// Reads a tensor's dimensions into t.dims and returns its element count.
+std::uint64_t read_dims(Cursor& c, GgufTensorInfo& t, const std::string& path) {
+    const auto n_dims = c.read<std::uint32_t>(t.name);
+    if (n_dims == 0 || n_dims > kMaxDims) {
+        throw data_error(path, t.name, fmt::format("{} dimensions (expected 1 to 4)", n_dims));
     }
-    impl->data_start = align_up(c.pos(), impl->alignment);
-    const std::uint64_t data_size =
-        impl->data_start <= impl->map.size() ? impl->map.size() - impl->data_start : 0;
+    std::uint64_t elements = 1;
+    for (std::uint32_t d = 0; d < n_dims; ++d) {
+        const auto n = c.read<std::uint64_t>(t.name);
+        if (n > INT64_MAX || (n != 0 && elements > static_cast<std::uint64_t>(INT64_MAX) / n)) {
+            throw data_error(path, t.name, "dimensions overflow");
+        }
+        elements *= n;
+        t.dims.push_back(n);
+    }
+    return elements;
+}
+
+// Why `elements` of ggml type `type` have no byte size.
+std::string size_error(std::uint32_t type, std::uint64_t elements) {
+    if (!type_table().count(type)) return fmt::format("unknown ggml type {}", type);
+    if (elements % type_table().at(type).block != 0) {
+        return fmt::format("{} elements are not whole {} blocks", elements, ggml_type_name(type));
+    }
+    return fmt::format("{} elements of {} need more than 2^64 bytes", elements,
+                       ggml_type_name(type));
+}
+
+// Tensor info #i: name, dimensions, type (and so byte size), and an aligned offset.
+GgufTensorInfo read_tensor_info(Cursor& c, std::uint64_t i, std::uint64_t alignment,
+                                const std::string& path) {
+    GgufTensorInfo t;
+    t.name = c.string(fmt::format("tensor #{}", i));
+    const std::uint64_t elements = read_dims(c, t, path);
+    t.type = c.read<std::uint32_t>(t.name);
+    const auto bytes = ggml_type_bytes(t.type, elements);
+    if (!bytes) throw data_error(path, t.name, size_error(t.type, elements));
+    t.byte_size = *bytes;
+    t.offset = c.read<std::uint64_t>(t.name);
+    if (t.offset % alignment != 0) {
+        throw data_error(
+            path, t.name,
+            fmt::format("offset {} is not a multiple of the alignment {}", t.offset, alignment));
+    }
+    return t;
+}
+
+// Appends `item` and indexes it by `name`; false if the name was taken.
+template <class T>
+bool add_named(std::vector<T>& items, std::map<std::string, std::size_t>& index,
+               const std::string& name, T item) {
+    if (!index.emplace(name, items.size()).second) return false;
+    items.push_back(std::move(item));
+    return true;
+}
+
+// Every tensor's data lies inside the data section, without overlapping another's.
+void check_tensor_data(const std::vector<GgufTensorInfo>& tensors, std::uint64_t data_size,
+                       const std::string& path) {
     std::vector<const GgufTensorInfo*> order;
-    for (const auto& t : impl->tensors) order.push_back(&t);
+    for (const auto& t : tensors) order.push_back(&t);
     std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
     std::uint64_t end = 0;
     for (const GgufTensorInfo* t : order) {
@@ -354,74 +373,76 @@ GgufFile GgufFile::open(const std::string& path) {
         }
         end = t->offset + t->byte_size;
     }
-    return GgufFile(std::move(impl));
 }
 
-GgufFile::GgufFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-GgufFile::GgufFile(GgufFile&&) noexcept = default;
-GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
-GgufFile::~GgufFile() = default;
+}  // namespace
+
+GgufFile GgufFile::open(const std::string& path) {
+    GgufFile f(MappedFile::open(path));
+    Cursor c(f.map_.data(), f.map_.size(), path);
+    f.version_ = read_version(c, f.map_);
+    const Counts counts = read_counts(c, f.map_);
+    for (std::uint64_t i = 0; i < counts.keys; ++i) {
+        GgufKV kv = read_kv(c, i, path);
+        const std::string key = kv.key;
+        if (!add_named(f.metadata_, f.key_index_, key, std::move(kv))) {
+            throw data_error(path, key, "key appears twice");
+        }
+    }
+    f.alignment_ = read_alignment(f.find("general.alignment"), path);
+    for (std::uint64_t i = 0; i < counts.tensors; ++i) {
+        GgufTensorInfo t = read_tensor_info(c, i, f.alignment_, path);
+        const std::string name = t.name;
+        if (!add_named(f.tensors_, f.tensor_index_, name, std::move(t))) {
+            throw data_error(path, name, "tensor name appears twice");
+        }
+    }
+    f.data_start_ = align_up(c.pos(), f.alignment_);
+    const std::uint64_t size = f.map_.size();
+    check_tensor_data(f.tensors_, f.data_start_ <= size ? size - f.data_start_ : 0, path);
+    return f;
+}
 
 const std::string& GgufFile::path() const {
-    return impl_->map.path();
+    return map_.path();
 }
 std::uint32_t GgufFile::version() const {
-    return impl_->version;
+    return version_;
 }
 std::uint64_t GgufFile::alignment() const {
-    return impl_->alignment;
+    return alignment_;
 }
 const std::vector<GgufKV>& GgufFile::metadata() const {
-    return impl_->metadata;
+    return metadata_;
 }
 const std::vector<GgufTensorInfo>& GgufFile::tensors() const {
-    return impl_->tensors;
+    return tensors_;
 }
 
 const GgufValue* GgufFile::find(const std::string& key) const {
-    const auto it = impl_->key_index.find(key);
-    return it == impl_->key_index.end() ? nullptr : &impl_->metadata[it->second].value;
+    const auto it = key_index_.find(key);
+    return it == key_index_.end() ? nullptr : &metadata_[it->second].value;
 }
 
 const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
-    const auto it = impl_->tensor_index.find(name);
-    return it == impl_->tensor_index.end() ? nullptr : &impl_->tensors[it->second];
+    const auto it = tensor_index_.find(name);
+    return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
 const std::uint8_t* GgufFile::bytes(const GgufTensorInfo& t) const {
-    return impl_->map.data() + impl_->data_start + t.offset;
+    return map_.data() + data_start_ + t.offset;
 }
 
 std::uint64_t GgufFile::file_offset(const GgufTensorInfo& t) const {
-    return impl_->data_start + t.offset;
+    return data_start_ + t.offset;
 }
 
 std::vector<float> GgufFile::read_float(const std::string& name) const {
     const GgufTensorInfo* t = find_tensor(name);
     if (!t) throw data_error(path(), name, "no such tensor");
-    const std::uint8_t* p = bytes(*t);
-    std::uint64_t n = 1;
-    for (auto d : t->dims) n *= d;
-    std::vector<float> out(static_cast<std::size_t>(n));
-    for (std::size_t i = 0; i < out.size(); ++i) {
-        switch (t->type) {
-            case 0:
-                out[i] = load<float>(p + 4 * i);
-                break;
-            case 1:
-                out[i] = half_to_float(load<std::uint16_t>(p + 2 * i));
-                break;
-            case 30:
-                out[i] = bf16_to_float(load<std::uint16_t>(p + 2 * i));
-                break;
-            case 28:
-                out[i] = static_cast<float>(load<double>(p + 8 * i));
-                break;
-            default:
-                throw data_error(path(), name,
-                                 ggml_type_name(t->type) + " cannot be read as float here");
-        }
-    }
+    require_dequantizable(*this, *t);
+    std::vector<float> out(static_cast<std::size_t>(gguf_row_count(*t) * t->dims[0]));
+    dequantize_rows(*this, *t, 0, gguf_row_count(*t), out.data());
     return out;
 }
 

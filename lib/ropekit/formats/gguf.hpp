@@ -11,11 +11,13 @@
 // copied into memory: the writer streams it from the source mapping.
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "ropekit/core/mapped_file.hpp"
 #include "ropekit/core/tensor.hpp"
 
 namespace ropekit {
@@ -70,12 +72,11 @@ struct GgufTensorInfo {
 std::optional<std::uint64_t> ggml_type_bytes(std::uint32_t type, std::uint64_t elements);
 std::string ggml_type_name(std::uint32_t type);
 
+// Holds its mapping and what open() read from it by value, as SafetensorsFile does: movable
+// (pointers into tensors() and metadata() stay valid), not copyable.
 class GgufFile {
   public:
     static GgufFile open(const std::string& path);  // data_error(path, key/tensor, what)
-    GgufFile(GgufFile&&) noexcept;
-    GgufFile& operator=(GgufFile&&) noexcept;
-    ~GgufFile();
 
     const std::string& path() const;
     std::uint32_t version() const;
@@ -86,14 +87,19 @@ class GgufFile {
     const GgufTensorInfo* find_tensor(const std::string& name) const;
     const std::uint8_t* bytes(const GgufTensorInfo& tensor) const;  // zero-copy
     std::uint64_t file_offset(const GgufTensorInfo& tensor) const;  // of its first byte
-    // F32, F16, BF16 and F64 tensors as float (data_error for quantized types).
+    // A whole tensor as float, in every type ggml_types.hpp converts (data_error for others).
     std::vector<float> read_float(const std::string& name) const;
 
-    struct Impl;
-
   private:
-    explicit GgufFile(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    explicit GgufFile(MappedFile map) : map_(std::move(map)) {}
+    MappedFile map_;
+    std::uint32_t version_ = 0;
+    std::uint64_t alignment_ = 0;   // general.alignment (32 when absent)
+    std::uint64_t data_start_ = 0;  // file offset of the data section
+    std::vector<GgufKV> metadata_;
+    std::map<std::string, std::size_t> key_index_;  // key -> index in metadata_
+    std::vector<GgufTensorInfo> tensors_;
+    std::map<std::string, std::size_t> tensor_index_;  // name -> index in tensors_
 };
 
 struct GgufOutputTensor {

@@ -90,50 +90,30 @@ SafetensorsTensor parse_entry(const std::string& name, const Json& v, const std:
     return t;
 }
 
-}  // namespace
-
-std::size_t safetensors_dtype_size(const std::string& dtype) {
-    static const std::map<std::string, std::size_t> sizes = {
-        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
-        {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
-        {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
-    const auto it = sizes.find(dtype);
-    return it == sizes.end() ? 0 : it->second;
-}
-
-struct SafetensorsFile::Impl {
-    MappedFile map;
-    std::uint64_t header_size = 0;
-    std::vector<SafetensorsTensor> tensors;
-    std::map<std::string, std::size_t> by_name;
-    std::map<std::string, std::string> metadata;
-
-    explicit Impl(const std::string& path) : map(MappedFile::open(path)) {}
-    const std::string& path() const { return map.path(); }
-    std::uint64_t data_start() const { return 8 + header_size; }
-};
-
-SafetensorsFile SafetensorsFile::open(const std::string& path) {
-    auto impl = std::make_unique<Impl>(path);
-    const std::uint64_t size = impl->map.size();
+// The 8-byte header length N: it must leave room in the file and stay below the limit.
+std::uint64_t read_header_length(const MappedFile& map) {
+    const std::uint64_t size = map.size();
     if (size < 8) {
-        throw data_error(path, "",
+        throw data_error(map.path(), "",
                          fmt::format("{} bytes: too short for a safetensors header", size));
     }
-    const std::uint64_t n = load<std::uint64_t>(impl->map.data());
+    const std::uint64_t n = load<std::uint64_t>(map.data());
     if (n > size - 8) {
         throw data_error(
-            path, "",
+            map.path(), "",
             fmt::format("header length {} runs past the end of the file ({} bytes)", n, size));
     }
     if (n > kMaxHeader) {
-        throw data_error(path, "", fmt::format("header length {} exceeds the 100 MB limit", n));
+        throw data_error(map.path(), "",
+                         fmt::format("header length {} exceeds the 100 MB limit", n));
     }
-    impl->header_size = n;
-    const char* text = reinterpret_cast<const char*>(impl->map.data() + 8);
-    if (n == 0 || text[0] != '{') throw data_error(path, "", "header is not a JSON object");
+    return n;
+}
 
-    // Duplicate names are an error, not "last one wins": track the root object's keys.
+// The n header bytes as a JSON object. Duplicate names are an error, not "last one wins": the
+// parser callback tracks the root object's keys.
+Json parse_header(const char* text, std::uint64_t n, const std::string& path) {
+    if (n == 0 || text[0] != '{') throw data_error(path, "", "header is not a JSON object");
     std::set<std::string> seen;
     std::string duplicate;
     const Json::parser_callback_t on_event = [&](int depth, nlohmann::json::parse_event_t event,
@@ -156,31 +136,28 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     if (!duplicate.empty())
         throw data_error(path, duplicate, "tensor name appears twice in the header");
     if (!header.is_object()) throw data_error(path, "", "header is not a JSON object");
+    return header;
+}
 
-    for (const auto& item : header.items()) {
-        if (item.key() == "__metadata__") {
-            if (!item.value().is_object())
-                throw data_error(path, "__metadata__", "expected a string map");
-            for (const auto& m : item.value().items()) {
-                if (!m.value().is_string()) {
-                    throw data_error(path, "__metadata__",
-                                     "value of '" + m.key() + "' is not a string");
-                }
-                impl->metadata[m.key()] = m.value().get<std::string>();
-            }
-            continue;
+// "__metadata__": a map of strings.
+std::map<std::string, std::string> parse_metadata(const Json& value, const std::string& path) {
+    if (!value.is_object()) throw data_error(path, "__metadata__", "expected a string map");
+    std::map<std::string, std::string> metadata;
+    for (const auto& m : value.items()) {
+        if (!m.value().is_string()) {
+            throw data_error(path, "__metadata__", "value of '" + m.key() + "' is not a string");
         }
-        impl->tensors.push_back(parse_entry(item.key(), item.value(), path));
+        metadata[m.key()] = m.value().get<std::string>();
     }
-    auto& ts = impl->tensors;
-    std::stable_sort(ts.begin(), ts.end(),
-                     [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
-                         return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-                     });
-    // The tensors must tile the data section: each starts where the previous ended.
-    const std::uint64_t data_size = size - impl->data_start();
+    return metadata;
+}
+
+// Tensors sorted by data offsets must tile the data section: each starts where the previous
+// ended, and the last ends at its end.
+void check_tiling(const std::vector<SafetensorsTensor>& tensors, std::uint64_t data_size,
+                  const std::string& path) {
     std::uint64_t cursor = 0;
-    for (const SafetensorsTensor& t : ts) {
+    for (const SafetensorsTensor& t : tensors) {
         if (t.begin != cursor) {
             throw data_error(path, t.name,
                              t.begin < cursor
@@ -202,34 +179,59 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
         throw data_error(path, "",
                          fmt::format("tensors cover {} of the {} data bytes", cursor, data_size));
     }
-    for (std::size_t i = 0; i < ts.size(); ++i) impl->by_name[ts[i].name] = i;
-    return SafetensorsFile(std::move(impl));
 }
 
-SafetensorsFile::SafetensorsFile(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;
-SafetensorsFile::~SafetensorsFile() = default;
+}  // namespace
+
+std::size_t safetensors_dtype_size(const std::string& dtype) {
+    static const std::map<std::string, std::size_t> sizes = {
+        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
+        {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+        {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
+    const auto it = sizes.find(dtype);
+    return it == sizes.end() ? 0 : it->second;
+}
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+    SafetensorsFile f(MappedFile::open(path));
+    f.header_size_ = read_header_length(f.map_);
+    const Json header =
+        parse_header(reinterpret_cast<const char*>(f.map_.data() + 8), f.header_size_, path);
+    for (const auto& item : header.items()) {
+        if (item.key() == "__metadata__") {
+            f.metadata_ = parse_metadata(item.value(), path);
+        } else {
+            f.tensors_.push_back(parse_entry(item.key(), item.value(), path));
+        }
+    }
+    std::stable_sort(f.tensors_.begin(), f.tensors_.end(),
+                     [](const SafetensorsTensor& a, const SafetensorsTensor& b) {
+                         return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+                     });
+    check_tiling(f.tensors_, f.map_.size() - f.data_start(), path);
+    for (std::size_t i = 0; i < f.tensors_.size(); ++i) f.by_name_[f.tensors_[i].name] = i;
+    return f;
+}
 
 const std::string& SafetensorsFile::path() const {
-    return impl_->path();
+    return map_.path();
 }
 const std::vector<SafetensorsTensor>& SafetensorsFile::tensors() const {
-    return impl_->tensors;
+    return tensors_;
 }
 const std::map<std::string, std::string>& SafetensorsFile::metadata() const {
-    return impl_->metadata;
+    return metadata_;
 }
 std::uint64_t SafetensorsFile::header_size() const {
-    return impl_->header_size;
+    return header_size_;
 }
 std::uint64_t SafetensorsFile::file_size() const {
-    return impl_->map.size();
+    return map_.size();
 }
 
 const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
-    const auto it = impl_->by_name.find(name);
-    return it == impl_->by_name.end() ? nullptr : &impl_->tensors[it->second];
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : &tensors_[it->second];
 }
 
 const SafetensorsTensor& SafetensorsFile::at(const std::string& name) const {
@@ -239,11 +241,11 @@ const SafetensorsTensor& SafetensorsFile::at(const std::string& name) const {
 }
 
 const std::uint8_t* SafetensorsFile::bytes(const SafetensorsTensor& t) const {
-    return impl_->map.data() + impl_->data_start() + t.begin;
+    return map_.data() + data_start() + t.begin;
 }
 
 std::uint64_t SafetensorsFile::file_offset(const SafetensorsTensor& t) const {
-    return impl_->data_start() + t.begin;
+    return data_start() + t.begin;
 }
 
 namespace {

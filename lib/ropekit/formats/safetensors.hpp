@@ -12,10 +12,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "ropekit/core/mapped_file.hpp"
 #include "ropekit/core/tensor.hpp"
 
 namespace ropekit {
@@ -32,13 +33,12 @@ struct SafetensorsTensor {
     std::uint64_t byte_size() const { return end - begin; }
 };
 
+// Holds its mapping and what open() read from it by value, as GgufFile does: movable (pointers
+// into tensors() stay valid), not copyable.
 class SafetensorsFile {
   public:
     // Maps the file and validates its header. Throws data_error(path, tensor or key, what).
     static SafetensorsFile open(const std::string& path);
-    SafetensorsFile(SafetensorsFile&&) noexcept;
-    SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
-    ~SafetensorsFile();
 
     const std::string& path() const;
     // Tensors in data order (ascending offsets).
@@ -58,11 +58,14 @@ class SafetensorsFile {
     Tensor<float> read_float(const std::string& name) const;
     Tensor<double> read_double(const std::string& name) const;
 
-    struct Impl;
-
   private:
-    explicit SafetensorsFile(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    explicit SafetensorsFile(MappedFile map) : map_(std::move(map)) {}
+    std::uint64_t data_start() const { return 8 + header_size_; }
+    MappedFile map_;
+    std::uint64_t header_size_ = 0;
+    std::vector<SafetensorsTensor> tensors_;
+    std::map<std::string, std::size_t> by_name_;  // name -> index in tensors_
+    std::map<std::string, std::string> metadata_;
 };
 
 struct SafetensorsSpec {

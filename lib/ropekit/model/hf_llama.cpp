@@ -78,6 +78,113 @@ std::vector<SafetensorsFile> open_shards(const fs::path& dir) {
     return files;
 }
 
+// The sizes config.json gives; head_dim and rope_theta come from its RoPE keys.
+LlamaConfig read_llama_config(const Json& config, const std::string& file) {
+    LlamaConfig c;
+    c.dim = count_key(config, file, "hidden_size");
+    c.hidden_dim = count_key(config, file, "intermediate_size");
+    c.n_layers = count_key(config, file, "num_hidden_layers");
+    c.n_heads = count_key(config, file, "num_attention_heads");
+    c.n_kv_heads = count_key(config, file, "num_key_value_heads", c.n_heads);
+    c.vocab_size = count_key(config, file, "vocab_size");
+    c.seq_len = count_key(config, file, "max_position_embeddings", std::size_t{0});
+    c.norm_eps = config.value("rms_norm_eps", 1e-6);
+    c.shared_classifier = flag_key(config, "tie_word_embeddings");
+    return c;
+}
+
+// The one RoPE schedule every layer uses.
+const HfRopeParameters& global_rope(const HfRopeConfig& rope, const std::string& file) {
+    if (rope.per_layer()) {
+        throw data_error(file, "rope_parameters",
+                         "expected one RoPE schedule for all layers (per-layer-type schedules are "
+                         "not supported for Llama)");
+    }
+    return rope.global();
+}
+
+// The tensors of every shard by name, each converted to float32 into `storage` when loaded.
+class ShardedTensors {
+  public:
+    ShardedTensors(std::string directory, std::vector<SafetensorsFile> files, HfStorage& storage)
+        : directory_(std::move(directory)), files_(std::move(files)), storage_(storage) {
+        for (const auto& f : files_) {
+            for (const auto& t : f.tensors()) where_[t.name] = &f;
+        }
+    }
+    bool has(const std::string& name) const { return where_.count(name) > 0; }
+
+    // The tensor `name`, which must be a float type of this shape.
+    const float* load(const std::string& name, const Shape& shape) {
+        const auto it = where_.find(name);
+        if (it == where_.end()) {
+            throw data_error(directory_, name, "expected this tensor in the safetensors files");
+        }
+        const SafetensorsFile& file = *it->second;
+        const SafetensorsTensor& t = file.at(name);
+        if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") {
+            throw data_error(file.path(), name,
+                             fmt::format("expected F32, F16 or BF16, found {}", t.dtype));
+        }
+        if (t.shape != shape) {
+            throw data_error(file.path(), name,
+                             fmt::format("expected shape {} from config.json, found {}",
+                                         shape_string(shape), shape_string(t.shape)));
+        }
+        return storage_.tensors.emplace(name, file.read_float(name)).first->second.ptr();
+    }
+
+  private:
+    std::string directory_;
+    std::vector<SafetensorsFile> files_;
+    std::map<std::string, const SafetensorsFile*> where_;
+    HfStorage& storage_;
+};
+
+LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, std::size_t layer) {
+    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
+    const std::string p = fmt::format("model.layers.{}.", layer);
+    LlamaLayerWeights w;
+    w.rms_att = tensors.load(p + "input_layernorm.weight", {c.dim});
+    w.wq = tensors.load(p + "self_attn.q_proj.weight", {qdim, c.dim});
+    w.wk = tensors.load(p + "self_attn.k_proj.weight", {kvdim, c.dim});
+    w.wv = tensors.load(p + "self_attn.v_proj.weight", {kvdim, c.dim});
+    w.wo = tensors.load(p + "self_attn.o_proj.weight", {c.dim, qdim});
+    w.rms_ffn = tensors.load(p + "post_attention_layernorm.weight", {c.dim});
+    w.w1 = tensors.load(p + "mlp.gate_proj.weight", {c.hidden_dim, c.dim});
+    w.w2 = tensors.load(p + "mlp.down_proj.weight", {c.dim, c.hidden_dim});
+    w.w3 = tensors.load(p + "mlp.up_proj.weight", {c.hidden_dim, c.dim});
+    return w;
+}
+
+// lm_head.weight, or the embedding when config.json ties them.
+const float* load_classifier(ShardedTensors& tensors, const LlamaConfig& c,
+                             const std::string& directory, const float* embedding) {
+    if (c.shared_classifier) return embedding;
+    if (!tensors.has("lm_head.weight")) {
+        throw data_error(directory, "lm_head.weight",
+                         "expected this tensor (config.json does not tie the embeddings)");
+    }
+    return tensors.load("lm_head.weight", {c.vocab_size, c.dim});
+}
+
+LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c,
+                          const std::string& directory) {
+    LlamaWeights w;
+    w.token_embedding = tensors.load("model.embed_tokens.weight", {c.vocab_size, c.dim});
+    for (std::size_t l = 0; l < c.n_layers; ++l) w.layers.push_back(load_layer(tensors, c, l));
+    w.rms_final = tensors.load("model.norm.weight", {c.dim});
+    w.classifier = load_classifier(tensors, c, directory, w.token_embedding);
+    return w;
+}
+
+// The directory's own name ("model" for "path/model" and "path/model/").
+std::string model_name(const fs::path& dir) {
+    std::string name = dir.filename().string();
+    if (name.empty()) name = dir.parent_path().filename().string();
+    return name;
+}
+
 }  // namespace
 
 LlamaModel load_hf_llama(const std::string& directory) {
@@ -88,82 +195,19 @@ LlamaModel load_hf_llama(const std::string& directory) {
     }
     const Json config = read_json_file(config_file);
     require_llama(config, config_file);
-
-    LlamaConfig c;
-    c.dim = count_key(config, config_file, "hidden_size");
-    c.hidden_dim = count_key(config, config_file, "intermediate_size");
-    c.n_layers = count_key(config, config_file, "num_hidden_layers");
-    c.n_heads = count_key(config, config_file, "num_attention_heads");
-    c.n_kv_heads = count_key(config, config_file, "num_key_value_heads", c.n_heads);
-    c.vocab_size = count_key(config, config_file, "vocab_size");
-    c.seq_len = count_key(config, config_file, "max_position_embeddings", std::size_t{0});
-    c.norm_eps = config.value("rms_norm_eps", 1e-6);
-    c.shared_classifier = flag_key(config, "tie_word_embeddings");
-
+    LlamaConfig c = read_llama_config(config, config_file);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
-    if (rope.per_layer()) {
-        throw data_error(config_file, "rope_parameters",
-                         "expected one RoPE schedule for all layers (per-layer-type schedules are "
-                         "not supported for Llama)");
-    }
-    Schedule schedule = hf_schedule(rope.global());
+    const HfRopeParameters& rope_parameters = global_rope(rope, config_file);
+    Schedule schedule = hf_schedule(rope_parameters);
     c.head_dim = schedule.head_dim;
-    c.rope_theta = rope.global().theta;
+    c.rope_theta = rope_parameters.theta;
     validate_config(c, config_file);
 
     auto storage = std::make_shared<HfStorage>();
-    std::map<std::string, const SafetensorsFile*> where;
-    const std::vector<SafetensorsFile> files = open_shards(dir);
-    for (const auto& f : files) {
-        for (const auto& t : f.tensors()) where[t.name] = &f;
-    }
-    auto load = [&](const std::string& name, Shape shape) -> const float* {
-        const auto it = where.find(name);
-        if (it == where.end()) {
-            throw data_error(directory, name, "expected this tensor in the safetensors files");
-        }
-        const SafetensorsTensor& t = it->second->at(name);
-        if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") {
-            throw data_error(it->second->path(), name,
-                             fmt::format("expected F32, F16 or BF16, found {}", t.dtype));
-        }
-        if (t.shape != shape) {
-            throw data_error(it->second->path(), name,
-                             fmt::format("expected shape {} from config.json, found {}",
-                                         shape_string(shape), shape_string(t.shape)));
-        }
-        return storage->tensors.emplace(name, it->second->read_float(name)).first->second.ptr();
-    };
-    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
-    LlamaWeights w;
-    w.token_embedding = load("model.embed_tokens.weight", {c.vocab_size, c.dim});
-    w.layers.resize(c.n_layers);
-    for (std::size_t l = 0; l < c.n_layers; ++l) {
-        const std::string p = fmt::format("model.layers.{}.", l);
-        LlamaLayerWeights& lw = w.layers[l];
-        lw.rms_att = load(p + "input_layernorm.weight", {c.dim});
-        lw.wq = load(p + "self_attn.q_proj.weight", {qdim, c.dim});
-        lw.wk = load(p + "self_attn.k_proj.weight", {kvdim, c.dim});
-        lw.wv = load(p + "self_attn.v_proj.weight", {kvdim, c.dim});
-        lw.wo = load(p + "self_attn.o_proj.weight", {c.dim, qdim});
-        lw.rms_ffn = load(p + "post_attention_layernorm.weight", {c.dim});
-        lw.w1 = load(p + "mlp.gate_proj.weight", {c.hidden_dim, c.dim});
-        lw.w2 = load(p + "mlp.down_proj.weight", {c.dim, c.hidden_dim});
-        lw.w3 = load(p + "mlp.up_proj.weight", {c.hidden_dim, c.dim});
-    }
-    w.rms_final = load("model.norm.weight", {c.dim});
-    if (c.shared_classifier || !where.count("lm_head.weight")) {
-        if (!c.shared_classifier) {
-            throw data_error(directory, "lm_head.weight",
-                             "expected this tensor (config.json does not tie the embeddings)");
-        }
-        w.classifier = w.token_embedding;
-    } else {
-        w.classifier = load("lm_head.weight", {c.vocab_size, c.dim});
-    }
-    std::string name = dir.filename().string();
-    if (name.empty()) name = dir.parent_path().filename().string();  // "model/"
-    return LlamaModel(c, std::move(schedule), std::move(w), std::move(storage), name);
+    ShardedTensors tensors(directory, open_shards(dir), *storage);
+    LlamaWeights weights = load_weights(tensors, c, directory);
+    return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
+                      model_name(dir));
 }
 
 }  // namespace ropekit

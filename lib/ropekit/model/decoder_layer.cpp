@@ -1,0 +1,186 @@
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/threads.hpp"
+#include "ropekit/model/decoder_layer_internal.hpp"
+#include "ropekit/rope/attention.hpp"
+
+namespace ropekit::decoder {
+
+namespace {
+
+// gate <- silu(gate) * up, SwiGLU's elementwise step.
+void swiglu(float* gate, const float* up, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+}
+
+// The keys and values attention reads: sequence b's start at b * sequence_rows rows.
+struct KeyValues {
+    const float* keys = nullptr;
+    const float* values = nullptr;
+    std::size_t sequence_rows = 0;
+};
+
+// q, k, v from the normalised residual xb.
+void project_qkv(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    project(ws.xb.data(), rows, c.dim, w.wq, ws.qdim, ws.q.data());
+    project(ws.xb.data(), rows, c.dim, w.wk, ws.kvdim, ws.k.data());
+    project(ws.xb.data(), rows, c.dim, w.wv, ws.kvdim, ws.v.data());
+}
+
+// Rotates every head of q and k by its row's position (one cos/sin per chunk for all heads).
+void rotate_qk(const LlamaConfig& c, const Schedule& schedule, ForwardWorkspace& ws) {
+    const ForwardShape& shape = ws.shape;
+    for (std::size_t r = 0; r < shape.rows(); ++r) {
+        const auto position = static_cast<double>(shape.start + r % shape.tokens);
+        rotate(&ws.q[r * ws.qdim], c.n_heads, c.head_dim, schedule, position);
+        rotate(&ws.k[r * ws.kvdim], c.n_kv_heads, c.head_dim, schedule, position);
+    }
+}
+
+// Appends this call's keys and values to the layer's cache, if any, and says where attention
+// reads them: the cache, or k and v themselves.
+KeyValues store_keys_values(const LayerCache& cache, const ForwardWorkspace& ws) {
+    const ForwardShape& shape = ws.shape;
+    if (!cache.keys) return {ws.k.data(), ws.v.data(), shape.tokens};
+    const std::size_t block = shape.tokens * ws.kvdim;
+    for (std::size_t b = 0; b < shape.batch; ++b) {
+        const std::size_t at = (b * cache.capacity + shape.start) * ws.kvdim;
+        std::copy_n(&ws.k[b * block], block, cache.keys + at);
+        std::copy_n(&ws.v[b * block], block, cache.values + at);
+    }
+    return {cache.keys, cache.values, cache.capacity};
+}
+
+// Attention of the (sequence, head) tasks [begin, end): scores, causal softmax, and the
+// pattern-weighted sum of values into att.
+void attend_heads(const LlamaConfig& c, const DecoderLayer& layer, const KeyValues& kv,
+                  const ForwardOptions& options, ForwardWorkspace& ws, std::size_t begin,
+                  std::size_t end) {
+    const std::size_t H = c.n_heads, D = c.head_dim, group = H / c.n_kv_heads;
+    const std::size_t tokens = ws.shape.tokens, keys = ws.shape.keys(), block = ws.head_block();
+    const std::size_t qdim = ws.qdim, kvdim = ws.kvdim;
+    std::vector<float> scratch(block);
+    for (std::size_t task = begin; task < end; ++task) {
+        const std::size_t b = task / H, h = task % H, kv_head = h / group;
+        const float* key = kv.keys + b * kv.sequence_rows * kvdim + kv_head * D;
+        const float* value = kv.values + b * kv.sequence_rows * kvdim + kv_head * D;
+        float* probabilities = options.keep_pattern ? &ws.pattern[task * block] : scratch.data();
+        causal_scores(&ws.q[b * tokens * qdim + h * D], qdim, key, kvdim, tokens, keys, D,
+                      layer.attention_scale, probabilities);
+        if (options.keep_scores) std::copy_n(probabilities, block, &ws.scores[task * block]);
+        causal_softmax(probabilities, tokens, keys);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(tokens),
+                    static_cast<blasint>(D), static_cast<blasint>(keys), 1.0f, probabilities,
+                    static_cast<blasint>(keys), value, static_cast<blasint>(kvdim), 0.0f,
+                    &ws.att[b * tokens * qdim + h * D], static_cast<blasint>(qdim));
+    }
+}
+
+// One (sequence, head) per task. Each task's GEMMs are small, so OpenBLAS runs them on the
+// calling thread and the tasks run in parallel instead; a token-by-token decoding step is too
+// little work to be worth starting threads.
+void attend(const LlamaConfig& c, const DecoderLayer& layer, const KeyValues& kv,
+            const ForwardOptions& options, ForwardWorkspace& ws) {
+    const SingleThreadedBlas blas;
+    const std::size_t tasks = ws.shape.batch * c.n_heads;
+    if (tasks * ws.head_block() < (std::size_t{1} << 16)) {
+        attend_heads(c, layer, kv, options, ws, 0, tasks);
+    } else {
+        parallel_for(tasks, [&](std::size_t begin, std::size_t end) {
+            attend_heads(c, layer, kv, options, ws, begin, end);
+        });
+    }
+}
+
+// What the observer is shown of the layer that just ran attention.
+LayerActivations layer_activations(std::size_t layer, const ForwardWorkspace& ws,
+                                   const ForwardOptions& options) {
+    LayerActivations a;
+    a.layer = layer;
+    a.batch = ws.shape.batch;
+    a.tokens = ws.shape.tokens;
+    a.keys = ws.shape.keys();
+    a.start = ws.shape.start;
+    a.q = ws.q_raw.data();
+    a.k = ws.k_raw.data();
+    a.rot_q = ws.q.data();
+    a.rot_k = ws.k.data();
+    a.scores = options.keep_scores ? ws.scores.data() : nullptr;
+    a.pattern = options.keep_pattern ? ws.pattern.data() : nullptr;
+    return a;
+}
+
+}  // namespace
+
+void project(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out,
+             float* y, float beta) {
+    ensure_blas_address_space();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+                static_cast<blasint>(out), static_cast<blasint>(in), 1.0f, x,
+                static_cast<blasint>(in), w, static_cast<blasint>(in), beta, y,
+                static_cast<blasint>(out));
+}
+
+void rms_norm(const float* x, const float* weight, std::size_t rows, std::size_t dim, double eps,
+              float* out) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float* row = x + r * dim;
+        double squares = 0.0;
+        for (std::size_t i = 0; i < dim; ++i) squares += static_cast<double>(row[i]) * row[i];
+        const double inverse = 1.0 / std::sqrt(squares / static_cast<double>(dim) + eps);
+        for (std::size_t i = 0; i < dim; ++i) {
+            out[r * dim + i] = static_cast<float>(weight[i] * (inverse * row[i]));
+        }
+    }
+}
+
+void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const float* embedding,
+                  std::vector<float>& x) {
+    for (std::size_t r = 0; r < x.size() / c.dim; ++r) {
+        if (ids[r] < 0 || static_cast<std::size_t>(ids[r]) >= c.vocab_size) {
+            throw data_error(
+                "", "tokens",
+                fmt::format("token id {} is outside the vocabulary [0, {})", ids[r], c.vocab_size));
+        }
+        const float* e = embedding + static_cast<std::size_t>(ids[r]) * c.dim;
+        std::copy(e, e + c.dim, x.begin() + static_cast<std::ptrdiff_t>(r * c.dim));
+    }
+}
+
+void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const ForwardOptions& options,
+                     ForwardWorkspace& ws) {
+    const LlamaLayerWeights& w = *layer.weights;
+    const std::size_t rows = ws.shape.rows();
+    rms_norm(ws.x.data(), w.rms_att, rows, c.dim, c.norm_eps, ws.xb.data());
+    project_qkv(c, w, ws);
+    if (options.observer) {
+        ws.q_raw = ws.q;
+        ws.k_raw = ws.k;
+    }
+    rotate_qk(c, *layer.schedule, ws);
+    const KeyValues kv = store_keys_values(layer.cache, ws);
+    attend(c, layer, kv, options, ws);
+    if (options.observer) options.observer(layer_activations(layer.index, ws, options));
+    project(ws.att.data(), rows, ws.qdim, w.wo, c.dim, ws.x.data(), 1.0f);
+}
+
+void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    rms_norm(ws.x.data(), w.rms_ffn, rows, c.dim, c.norm_eps, ws.xb.data());
+    project(ws.xb.data(), rows, c.dim, w.w1, c.hidden_dim, ws.gate.data());
+    project(ws.xb.data(), rows, c.dim, w.w3, c.hidden_dim, ws.up.data());
+    swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    project(ws.gate.data(), rows, c.hidden_dim, w.w2, c.dim, ws.x.data(), 1.0f);
+}
+
+}  // namespace ropekit::decoder
