@@ -50,6 +50,7 @@ void add_options(Tool& tool, KeyConstructionCommand& c) {
     app.add_flag("--no-pattern", c.no_pattern,
                  "--head: skip hook_pattern/hook_attn_scores ([N, N] each)");
     tool.with_output();
+    tool.reads_hdf5();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
     tool.require(
         app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
     tool.with_optional_output();
+    tool.reads_hdf5();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
                    "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule)")

@@ -12,6 +12,7 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
     tool.require(
         app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
     tool.with_output();
+    tool.reads_hdf5();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
     app.add_flag("--exclude-bos", c.options.exclude_bos,

@@ -32,6 +32,7 @@ void add_options(Tool& tool, PropeConvertCommand& c) {
     add_dump_options(*app.add_option_group("HDF5 dumps", "Where the hooks of an HDF5 dump are"),
                      c.dump, DumpOptionSet::names_and_layout);
     tool.with_output();
+    tool.reads_hdf5();
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
         ->check(CLI::IsMember({"f32", "f16"}))
         ->capture_default_str();
     tool.with_output();
+    tool.reads_hdf5();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ using namespace ropekit;
 int main(int argc, char** argv) {
     Tool tool("h5-echo", "Copy datasets and attributes through ropekit's HDF5 reader and writer.");
     tool.with_output();
+    tool.reads_hdf5();
     std::string input, dtype = "f32";
     std::vector<std::string> datasets;
     tool.require(tool.app().add_option("INPUT", input, "Input file or -"));

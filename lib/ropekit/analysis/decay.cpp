@@ -34,11 +34,57 @@ struct DecayAccumulator::Impl {
     std::size_t head_dim, chunks, width, offsets;
     Schedule schedule;
     std::vector<std::int64_t> offset_values;
-    std::vector<float> trig;    // [width x offsets]: cos rows, sin rows, then a row of ones
-    std::vector<float> coeffs;  // [block x width]
-    std::vector<float> logits;  // [block x offsets]
+    std::vector<float> trig;        // [width x offsets]: cos rows, sin rows, then a row of ones
+    std::vector<float> coeffs;      // [block x width]
+    std::vector<float> logits;      // [block x offsets]
+    std::vector<double> row_scale;  // [block]: what each row's logits are multiplied back by
+    // Power sums of the logits: rows of ordinary size in double (the fast path), rows whose
+    // coefficients had to be rescaled in long double (x^4 of 1e77 or 1e-80 fits only there).
     std::vector<double> s1, s2, s3, s4;
+    std::vector<long double> w1, w2, w3, w4;
+
+    void scale_coefficients(std::size_t row, const std::vector<double>& c, double inv_d);
+    void accumulate(std::size_t rows, std::size_t begin, std::size_t end);
 };
+
+// Stores row `row` of the SGEMM's left factor. Coefficients from 2^-60 to 2^60 are stored as
+// they are; a row outside (|q|, |k| near the float maximum, or subnormal) is first scaled by a
+// power of two so that float holds it without overflow or underflow, and its logits are scaled
+// back in double (powers of two scale exactly).
+void DecayAccumulator::Impl::scale_coefficients(std::size_t row, const std::vector<double>& c,
+                                                double inv_d) {
+    double peak = 0.0;
+    for (double v : c) peak = std::max(peak, std::abs(v * inv_d));
+    int exponent = 0;
+    if (peak > 0x1p60 || (peak > 0.0 && peak < 0x1p-60)) std::frexp(peak, &exponent);
+    row_scale[row] = std::ldexp(1.0, exponent);
+    for (std::size_t w = 0; w < width; ++w) {
+        coeffs[row * width + w] = static_cast<float>(std::ldexp(c[w] * inv_d, -exponent));
+    }
+}
+
+void DecayAccumulator::Impl::accumulate(std::size_t rows, std::size_t begin, std::size_t end) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float* row = logits.data() + r * offsets;
+        if (row_scale[r] == 1.0) {
+            for (std::size_t o = begin; o < end; ++o) {
+                const double x = row[o], x2 = x * x;
+                s1[o] += x;
+                s2[o] += x2;
+                s3[o] += x2 * x;
+                s4[o] += x2 * x2;
+            }
+            continue;
+        }
+        for (std::size_t o = begin; o < end; ++o) {
+            const long double x = static_cast<long double>(row[o]) * row_scale[r], x2 = x * x;
+            w1[o] += x;
+            w2[o] += x2;
+            w3[o] += x2 * x;
+            w4[o] += x2 * x2;
+        }
+    }
+}
 
 DecayAccumulator::DecayAccumulator(const Schedule& s, std::vector<std::int64_t> offsets)
     : impl_(new Impl) {
@@ -58,7 +104,9 @@ DecayAccumulator::DecayAccumulator(const Schedule& s, std::vector<std::int64_t> 
               1.0f);
     m.coeffs.resize(kBlockPairs * m.width);
     m.logits.resize(kBlockPairs * m.offsets);
+    m.row_scale.resize(kBlockPairs);
     for (auto* v : {&m.s1, &m.s2, &m.s3, &m.s4}) v->assign(m.offsets, 0.0);
+    for (auto* v : {&m.w1, &m.w2, &m.w3, &m.w4}) v->assign(m.offsets, 0.0L);
 }
 
 DecayAccumulator::~DecayAccumulator() {
@@ -75,9 +123,7 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
             const float* qr = q + (start + r) * m.head_dim;
             const float* kr = k + (start + r) * m.head_dim;
             c.back() = pair_coefficients(qr, kr, m.schedule, c.data());
-            for (std::size_t w = 0; w < m.width; ++w) {
-                m.coeffs[r * m.width + w] = static_cast<float>(c[w] * inv_d);
-            }
+            m.scale_coefficients(r, c, inv_d);
         }
         if (m.offsets == 0) continue;
         ensure_blas_address_space();
@@ -86,18 +132,8 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
                     m.coeffs.data(), static_cast<blasint>(m.width), m.trig.data(),
                     static_cast<blasint>(m.offsets), 0.0f, m.logits.data(),
                     static_cast<blasint>(m.offsets));
-        parallel_for(m.offsets, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t r = 0; r < rows; ++r) {
-                const float* row = m.logits.data() + r * m.offsets;
-                for (std::size_t o = begin; o < end; ++o) {
-                    const double x = row[o], x2 = x * x;
-                    m.s1[o] += x;
-                    m.s2[o] += x2;
-                    m.s3[o] += x2 * x;
-                    m.s4[o] += x2 * x2;
-                }
-            }
-        });
+        parallel_for(m.offsets,
+                     [&](std::size_t begin, std::size_t end) { m.accumulate(rows, begin, end); });
     }
     samples_ += n;
 }
@@ -107,22 +143,28 @@ DecayCurve DecayAccumulator::result() const {
     DecayCurve out;
     out.offsets = m.offset_values;
     out.samples = samples_;
-    const double n = static_cast<double>(samples_);
+    // In long double: the moments of logits near 1e77 (or 1e-80) do not fit a double.
+    using Wide = long double;
+    const Wide n = static_cast<Wide>(samples_);
     out.activation.resize(m.offsets);
-    for (std::size_t o = 0; o < m.offsets; ++o) out.activation[o] = samples_ ? m.s1[o] / n : 0.0;
+    for (std::size_t o = 0; o < m.offsets; ++o) {
+        out.activation[o] = samples_ ? static_cast<double>((m.s1[o] + m.w1[o]) / n) : 0.0;
+    }
     if (samples_ < 2) return out;
     out.std.resize(m.offsets);
     out.stderr_mean.resize(m.offsets);
     out.variance_se.resize(m.offsets);
     for (std::size_t o = 0; o < m.offsets; ++o) {
-        const double mu = m.s1[o] / n, e2 = m.s2[o] / n, e3 = m.s3[o] / n, e4 = m.s4[o] / n;
-        const double central2 = std::max(0.0, e2 - mu * mu);
-        const double central4 =
-            std::max(0.0, e4 - 4 * mu * e3 + 6 * mu * mu * e2 - 3 * mu * mu * mu * mu);
-        const double var = central2 * n / (n - 1);
-        out.std[o] = std::sqrt(var);
-        out.stderr_mean[o] = std::sqrt(var / n);
-        out.variance_se[o] = std::sqrt(std::max(0.0, central4 - central2 * central2) / n);
+        const Wide mu = (m.s1[o] + m.w1[o]) / n, e2 = (m.s2[o] + m.w2[o]) / n,
+                   e3 = (m.s3[o] + m.w3[o]) / n, e4 = (m.s4[o] + m.w4[o]) / n;
+        const Wide central2 = std::max(Wide(0), e2 - mu * mu);
+        const Wide central4 =
+            std::max(Wide(0), e4 - 4 * mu * e3 + 6 * mu * mu * e2 - 3 * mu * mu * mu * mu);
+        const Wide var = central2 * n / (n - 1);
+        out.std[o] = static_cast<double>(std::sqrt(var));
+        out.stderr_mean[o] = static_cast<double>(std::sqrt(var / n));
+        out.variance_se[o] =
+            static_cast<double>(std::sqrt(std::max(Wide(0), central4 - central2 * central2) / n));
     }
     return out;
 }

@@ -58,10 +58,21 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
     return v;
 }
 
-void rotate_all(Tensor<float>& slab, const Schedule& s) {
+// Rotates sequence `batch` of a pre-RoPE hook by the schedule. A chunk whose norm is beyond the
+// float range (values near 3.4e38) cannot be stored rotated: that is an error naming where.
+void rotate_all(Tensor<float>& slab, const Schedule& s, const DumpReader& dump, std::size_t layer,
+                Hook hook, std::size_t batch) {
     const std::size_t T = slab.shape[0], H = slab.shape[1], D = slab.shape[2];
     for (std::size_t t = 0; t < T; ++t)
         rotate(&slab.data[t * H * D], H, D, s, static_cast<double>(t));
+    for (std::size_t i = 0; i < slab.size(); ++i) {
+        if (!std::isfinite(slab.data[i])) {
+            throw data_error(dump.input().name(), dump.dataset(layer, hook),
+                             fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                         "overflows float32 (a chunk norm above 3.4e38)",
+                                         batch, i / (H * D), i / D % H));
+        }
+    }
 }
 
 void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
@@ -188,9 +199,8 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                               s.dump.dataset(s.layer, Hook::pattern), b, h);
         return;
     }
-    causal_scores(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
-                  g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
-    causal_softmax(pattern.ptr(), g.tokens);
+    causal_attention(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
+                     g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
 }
 
 void add_sequence_stats(HeadAccumulator& a, const SequenceStats& s) {
@@ -256,8 +266,8 @@ void scan_sequence(LayerScan& s, std::size_t b) {
         s.dump.read_vectors(s.layer, v.q, b, s.q);
         s.dump.read_vectors(s.layer, v.k, b, s.k);
         if (v.rotate) {
-            rotate_all(s.q, v.schedule);
-            rotate_all(s.k, v.schedule);
+            rotate_all(s.q, v.schedule, s.dump, s.layer, v.q, b);
+            rotate_all(s.k, v.schedule, s.dump, s.layer, v.k, b);
         }
     }
     if (s.options.from == HeadSource::pattern) {

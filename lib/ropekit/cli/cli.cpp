@@ -21,6 +21,7 @@
 #include <new>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/core/version.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -90,6 +91,14 @@ Tool& Tool::add_output(bool required) {
                                             : "Output file ('-' = standard output)");
     if (required) require(output);
     app_.add_flag("--force", force_, "Replace an existing output (never an input)");
+    return *this;
+}
+
+Tool& Tool::reads_hdf5() {
+    app_.add_flag_callback(
+        "--allow-external", [] { allow_external_hdf5(true); },
+        "Let HDF5 inputs read other files (external storage, external links, virtual datasets) "
+        "and load filter plugins from HDF5_PLUGIN_PATH; refused by default");
     return *this;
 }
 
@@ -192,6 +201,7 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);
+    install_interrupt_handler(name_);
     return run_body(body);
 }
 

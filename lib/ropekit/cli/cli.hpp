@@ -31,6 +31,8 @@ class Tool {
     Tool& with_output();
     // The same for a tool whose output is optional (its table goes to stdout either way).
     Tool& with_optional_output();
+    // For tools that read HDF5 inputs: adds --allow-external (allow_external_hdf5).
+    Tool& reads_hdf5();
 
     // Marks an option or positional argument as required: "NAME is required (see --help)".
     // Not CLI11's required(): CLI11 2.1 reports a missing required option before an unknown

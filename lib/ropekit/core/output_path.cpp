@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 
 namespace ropekit {
 
@@ -68,6 +69,7 @@ void check_output_path(const std::string& path, bool force,
 
 std::string make_temp_beside(const std::string& path) {
     std::string name = temp_template(path);
+    const InterruptsHeld held;  // created and registered as one step
     const int fd = ::mkstemp(name.data());
     if (fd < 0) {
         throw data_error(
@@ -76,6 +78,7 @@ std::string make_temp_beside(const std::string& path) {
     }
     ::fchmod(fd, 0666 & ~user_umask());
     ::close(fd);
+    register_temporary(name);
     return name;
 }
 
@@ -100,21 +103,25 @@ std::FILE* open_for_writing(const std::string& path) {
 
 std::string make_temp_dir_beside(const std::string& path) {
     std::string name = temp_template(path);
+    const InterruptsHeld held;
     if (::mkdtemp(name.data()) == nullptr) {
         throw data_error(
             path, "",
             fmt::format("cannot write in '{}': {}", parent_of(path), std::strerror(errno)));
     }
     ::chmod(name.c_str(), 0777 & ~user_umask());
+    register_temporary(name);
     return name;
 }
 
 void commit_temp(const std::string& temp, const std::string& path) {
+    begin_commit();
     std::error_code ec;
     if (fs::is_directory(temp) && fs::exists(path)) {
         // rename() cannot replace a non-empty directory: move the old one aside first.
         const std::string old = make_temp_dir_beside(path);
         fs::remove(old);
+        unregister_temporary(old);
         fs::rename(path, old, ec);
         if (ec) throw data_error(path, "", "cannot replace the existing output: " + ec.message());
         fs::rename(temp, path, ec);
@@ -153,10 +160,12 @@ TempOutput::~TempOutput() {
     if (path_.empty()) return;
     std::error_code ec;
     fs::remove_all(path_, ec);
+    unregister_temporary(path_);
 }
 
 void TempOutput::commit_to(const std::string& target) {
     commit_temp(path_, target);
+    unregister_temporary(path_);
     path_.clear();
 }
 

@@ -17,7 +17,8 @@ struct WriteOptions {
 // and inode) or exists and !force; data_error if its directory is missing.
 void check_output_path(const std::string& path, bool force, const std::vector<std::string>& inputs);
 
-// Creates an empty file ".NAME.tmp-XXXXXX" in the target's directory and returns its path.
+// Creates an empty file ".NAME.tmp-XXXXXX" in the target's directory and returns its path,
+// registered with the interrupt handler (core/interrupt.hpp) until it is committed or removed.
 // Throws data_error naming the target if the directory is not writable.
 std::string make_temp_beside(const std::string& path);
 
@@ -31,7 +32,8 @@ std::FILE* open_for_writing(const std::string& path);
 std::string make_temp_dir_beside(const std::string& path);
 
 // Moves a finished temporary file or directory onto `path`, replacing what is there when
-// force allowed it. Directories are swapped through a second temporary name.
+// force allowed it. Directories are swapped through a second temporary name. The run is
+// committing from here on: interrupt signals are held until it ends (core/interrupt.hpp).
 void commit_temp(const std::string& temp, const std::string& path);
 
 // Writes a whole text output (SVG, HTML, TSV) atomically; "-" writes it to stdout.

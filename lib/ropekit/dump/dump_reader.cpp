@@ -294,13 +294,18 @@ void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
     }
     const float* p = out.ptr();
     if (all_finite(p, out.size())) return;
+    // f64 values beyond the float range arrive as inf: ropekit computes from float32 vectors.
+    const bool wide = in_.info(name).dtype == DType::f64;
     for (std::size_t i = 0; i < out.size(); ++i) {
         if (!std::isfinite(p[i])) {
             const std::size_t pos = i / (s.heads * s.dim), head = i / s.dim % s.heads;
-            throw data_error(
-                in_.name(), name,
-                fmt::format("{} at batch {}, pos {}, head {}, dim {}",
-                            std::isnan(p[i]) ? "NaN" : "inf", batch, pos, head, i % s.dim));
+            throw data_error(in_.name(), name,
+                             fmt::format("{} at batch {}, pos {}, head {}, dim {}",
+                                         std::isnan(p[i]) ? "NaN"
+                                         : wide ? "inf or a value beyond the float32 range "
+                                                  "(3.4e38)"
+                                                : "inf",
+                                         batch, pos, head, i % s.dim));
         }
     }
 }

@@ -18,9 +18,12 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/output_path.hpp"
 #include "ropekit/core/version.hpp"
+#include "ropekit/hdf5/h5_containment_internal.hpp"
 #include "ropekit/hdf5/h5_datatypes_internal.hpp"
+#include "ropekit/hdf5/h5_probe_internal.hpp"
 
 namespace ropekit {
 
@@ -99,7 +102,10 @@ class SpooledInput {
     }
     // Once HDF5 holds the file open, its name is no longer needed.
     void forget_name() {
-        if (fd_ >= 0 && !path_.empty()) ::unlink(path_.c_str());
+        if (fd_ >= 0 && !path_.empty()) {
+            ::unlink(path_.c_str());
+            unregister_temporary(path_);
+        }
         path_.clear();
     }
 
@@ -107,11 +113,13 @@ class SpooledInput {
     void create(const std::string& name) {
         const char* dir = std::getenv("TMPDIR");
         std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/ropekit-input-XXXXXX";
+        const InterruptsHeld held;  // an interrupted spool removes its copy
         fd_ = ::mkstemp(tmpl.data());
         if (fd_ < 0) {
             throw data_error(name, "",
                              "cannot spool the input to a temporary file: " + errno_text());
         }
+        register_temporary(tmpl);
         path_ = tmpl;
     }
     void write_fully(const char* data, std::size_t size, const std::string& name) {
@@ -166,9 +174,18 @@ hid_t open_readonly(const std::string& file, const std::string& name) {
     if (::stat(file.c_str(), &st) != 0) throw data_error(name, "", "cannot open: " + errno_text());
     if (S_ISDIR(st.st_mode)) throw data_error(name, "", "is a directory, expected an HDF5 file");
     if (st.st_size == 0) throw data_error(name, "", "empty input, expected an HDF5 file");
+    probe_in_child(file, name);  // a file that crashes or hangs libhdf5 stops here
     if (H5Fis_hdf5(file.c_str()) <= 0) throw data_error(name, "", "not an HDF5 file");
     const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw data_error(name, "", "cannot open as HDF5 (truncated or corrupt)");
+    if (!external_hdf5_allowed()) {
+        try {
+            check_self_contained(id, name);
+        } catch (...) {
+            H5Fclose(id);
+            throw;
+        }
+    }
     return id;
 }
 
@@ -214,7 +231,9 @@ bool H5Input::has(const std::string& dataset) const {
 std::vector<std::string> H5Input::dataset_names() const {
     std::vector<std::string> names;
     auto visit = [](hid_t group, const char* name, const H5L_info_t* info, void* data) -> herr_t {
-        if (info->type != H5L_TYPE_HARD) return 0;
+        const bool followed = info->type == H5L_TYPE_HARD ||
+                              (info->type == H5L_TYPE_EXTERNAL && external_hdf5_allowed());
+        if (!followed) return 0;
         Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
         if (obj && H5Iget_type(obj.get()) == H5I_DATASET) {
             static_cast<std::vector<std::string>*>(data)->emplace_back(name);

@@ -1,7 +1,8 @@
 #pragma once
 // HDF5 input and output with the guarantees every tool relies on:
 //  - "-" reads stdin (a regular file directly; a pipe spooled to an unlinked file in $TMPDIR);
-//  - inputs are opened read-only and never modified;
+//  - inputs are opened read-only and never modified, and may not reach outside themselves
+//    (other files, plugins) unless allow_external_hdf5;
 //  - f16, bf16 (uint16 tagged dtype="bfloat16", a 2-byte bf16 float, or 2-byte opaque), f32 and
 //    f64 datasets read into float or double; integer data is refused with a clear error;
 //  - reads can be hyperslabs, so large dumps stream;
@@ -116,6 +117,12 @@ class H5Output {
     explicit H5Output(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// Whether inputs may reach outside their own file: external raw-data storage, external links,
+// virtual datasets whose sources are other files, filters loaded as plugins from
+// HDF5_PLUGIN_PATH. By default (false) H5Input refuses such a file when it opens it, with a
+// data_error naming the object and the mechanism, and HDF5 loads no plugins (--allow-external).
+void allow_external_hdf5(bool allow);
 
 // Turns off HDF5's own error printing (we report errors ourselves) and its exit handler.
 // Call before any other HDF5 function (Tool's constructor does). Idempotent.
