@@ -29,7 +29,8 @@ DecayRequest decay_request(const DecayCommand& command) {
 
 void run_rope_decay(const DecayCommand& command, const RunContext& context) {
     const std::vector<std::string> inputs{command.input};
-    if (!command.plot.empty()) check_output_path(command.plot, context.force, inputs);
+    check_file_output(context.output, context.force, inputs);
+    if (!command.plot.empty()) check_file_output(command.plot, context.force, inputs);
     DecayRequest request = decay_request(command);
     std::optional<H5Input> in;
     if (!command.input.empty()) {
@@ -47,11 +48,12 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context) {
     H5Output out = H5Output::create(context.output, context.write_options(inputs));
     write_decay(out, curve, request.params);
     if (check) write_decay_check(out, *check);
-    out.commit(context.tool, context.command_line, in ? in->history() : "");
+    OutputBatch batch;
+    out.finish_into(batch, context.tool, context.command_line, in ? in->history() : "");
     if (!command.plot.empty()) {
-        write_text_output(command.plot, decay_plot_svg(curve, request.params), context.force,
-                          inputs);
+        batch.add_text(command.plot, decay_plot_svg(curve, request.params), context.force, inputs);
     }
+    batch.commit();
     if (check && !check->passed) {
         throw check_failed_error("Proposition 3.2 check FAILED: " + describe_decay_check(*check));
     }

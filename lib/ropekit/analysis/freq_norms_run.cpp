@@ -42,7 +42,8 @@ FreqNormsOptions checked_options(const FreqNormsCommand& command) {
 void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) {
     FreqNormsOptions options = checked_options(command);
     const std::vector<std::string> inputs{command.input};
-    check_output_path(context.output, context.force, inputs);
+    check_file_output(context.output, context.force, inputs);
+    check_figure_prefix(command.plot);
     const H5Input in = H5Input::open(command.input);
     const bool both = options.queries && options.keys;
     const DumpReader dump =
@@ -58,11 +59,13 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) 
 
     const std::vector<FigureFile> figures = freq_norms_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
+    OutputBatch batch;
     H5Output out = H5Output::create(context.output, context.write_options(inputs));
     write_freq_norms(out, result, options);
     write_dump_attributes(out, dump.attributes());
-    out.commit(context.tool, context.command_line, in.history());
-    write_figures(figures, context, inputs);
+    out.finish_into(batch, context.tool, context.command_line, in.history());
+    add_figures(batch, figures, context, inputs);
+    batch.commit();
     if (!figures.empty()) {
         context.note(fmt::format("wrote {} figures {}-*.svg", figures.size(), command.plot));
     }

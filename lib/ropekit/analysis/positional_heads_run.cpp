@@ -42,7 +42,8 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
     PositionalOptions options = checked_options(command);
     const HeadsTableFormat format = parse_enum(kHeadsTableFormatNames, command.format, "--format");
     const std::vector<std::string> inputs{command.input};
-    if (!context.output.empty()) check_output_path(context.output, context.force, inputs);
+    if (!context.output.empty()) check_file_output(context.output, context.force, inputs);
+    check_figure_prefix(command.plot);
     const H5Input in = H5Input::open(command.input);
     const bool from_pattern = options.from == HeadSource::pattern;
     const DumpReader dump = open_dump(
@@ -57,13 +58,16 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
 
     const std::vector<FigureFile> figures = positional_heads_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
+    OutputBatch batch;
+    std::optional<H5Output> out;
     if (!context.output.empty()) {
-        H5Output out = H5Output::create(context.output, context.write_options(inputs));
-        write_positional_heads(out, result);
-        write_dump_attributes(out, dump.attributes());
-        out.commit(context.tool, context.command_line, in.history());
+        out = H5Output::create(context.output, context.write_options(inputs));
+        write_positional_heads(*out, result);
+        write_dump_attributes(*out, dump.attributes());
+        out->finish_into(batch, context.tool, context.command_line, in.history());
     }
-    write_figures(figures, context, inputs);
+    add_figures(batch, figures, context, inputs);
+    batch.commit();
     context.print(format == HeadsTableFormat::json ? heads_table_json(result)
                                                    : heads_table_tsv(result));
 }

@@ -140,20 +140,63 @@ void commit_temp(const std::string& temp, const std::string& path) {
 
 void write_text_output(const std::string& path, const std::string& content, bool force,
                        const std::vector<std::string>& inputs) {
-    if (path == "-") {
-        std::fwrite(content.data(), 1, content.size(), stdout);
-        if (std::fflush(stdout) != 0) throw data_error("<stdout>", "", "write failed");
-        return;
+    OutputBatch batch;
+    batch.add_text(path, content, force, inputs);
+    batch.commit();
+}
+
+void check_output_directory(const std::string& dir, const std::string& what) {
+    struct stat d {};
+    if (::stat(dir.c_str(), &d) != 0 || !S_ISDIR(d.st_mode)) {
+        throw data_error(what, "", fmt::format("output directory '{}' does not exist", dir));
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        throw data_error(what, "", fmt::format("cannot write in '{}'", dir));
+    }
+}
+
+void check_file_output(const std::string& path, bool force,
+                       const std::vector<std::string>& inputs) {
+    if (path == "-") return;
+    struct stat out {};
+    if (::stat(path.c_str(), &out) == 0 && S_ISDIR(out.st_mode)) {
+        throw usage_error(fmt::format("{}: is a directory; -o takes a file name", path));
     }
     check_output_path(path, force, inputs);
-    TempOutput temp(make_temp_beside(path));
-    std::FILE* f = open_for_writing(temp.path());
+    check_output_directory(parent_of(path), path);
+}
+
+void OutputBatch::add(std::unique_ptr<TempOutput> temp, std::string target) {
+    pending_.push_back({std::move(temp), std::move(target), {}});
+}
+
+void OutputBatch::add_text(const std::string& path, const std::string& content, bool force,
+                           const std::vector<std::string>& inputs) {
+    if (path == "-") {
+        pending_.push_back({nullptr, path, content});
+        return;
+    }
+    check_file_output(path, force, inputs);
+    auto temp = std::make_unique<TempOutput>(make_temp_beside(path));
+    std::FILE* f = open_for_writing(temp->path());
     if (!f) throw data_error(path, "", std::string("cannot write: ") + std::strerror(errno));
     const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size();
     if (std::fclose(f) != 0 || !written) {
         throw data_error(path, "", "write failed (disk full?)");
     }
-    temp.commit_to(path);
+    add(std::move(temp), path);
+}
+
+void OutputBatch::commit() {
+    for (Pending& p : pending_) {
+        if (p.temp) {
+            p.temp->commit_to(p.target);
+            continue;
+        }
+        std::fwrite(p.content.data(), 1, p.content.size(), stdout);
+        if (std::fflush(stdout) != 0) throw data_error("<stdout>", "", "write failed");
+    }
+    pending_.clear();
 }
 
 TempOutput::~TempOutput() {

@@ -528,6 +528,13 @@ void write_all(int fd, const char* data, std::size_t size, const std::string& na
 
 void H5Output::commit(const std::string& tool, const std::string& command_line,
                       const std::string& history) {
+    OutputBatch batch;
+    finish_into(batch, tool, command_line, history);
+    batch.commit();
+}
+
+void H5Output::finish_into(OutputBatch& batch, const std::string& tool,
+                           const std::string& command_line, const std::string& history) {
     const std::string entry =
         fmt::format("{} ropekit {}: {}", utc_timestamp(), kVersion, command_line);
     set_attr("/", "ropekit_version", std::string(kVersion));
@@ -554,7 +561,7 @@ void H5Output::commit(const std::string& tool, const std::string& command_line,
     const herr_t closed = H5Fclose(impl_->file);
     impl_->file = -1;
     if (closed < 0) throw data_error(impl_->name, "", "cannot finish writing (disk full?)");
-    impl_->temp->commit_to(impl_->path);
+    batch.add(std::move(impl_->temp), impl_->path);
 }
 
 }  // namespace ropekit

@@ -110,6 +110,10 @@ class H5Output {
     // Provenance goes on the root; `history` is the inputs' history this output continues.
     void commit(const std::string& tool, const std::string& command_line,
                 const std::string& history = "");
+    // The same, but the finished file joins `batch` and is renamed into place by its commit(),
+    // together with the run's other outputs. Standard output is written at once.
+    void finish_into(OutputBatch& batch, const std::string& tool, const std::string& command_line,
+                     const std::string& history = "");
 
     struct Impl;
 
