@@ -37,6 +37,45 @@ def numpy_decay(q, k, offsets, theta, p=1.0):
     return np.array(out)
 
 
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """One splitmix64 step on uint64 arrays: (new state, output)."""
+    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(M64)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+def ropekit_normals(seed, streams, n):
+    """Second implementation of core/normal_samples.cpp (sampler v2): xoshiro256+ seeded by
+    splitmix64 from (seed, stream), Box-Muller. Returns [len(streams), n] float32."""
+    with np.errstate(over="ignore"):
+        _, mixed = splitmix64(np.asarray(streams, dtype=np.uint64))
+        state = np.uint64(seed) ^ mixed
+        s = []
+        for _ in range(4):
+            state, word = splitmix64(state)
+            s.append(word)
+        uniforms = []
+        for _ in range(2 * ((n + 1) // 2)):
+            result = s[0] + s[3]
+            t = s[1] << np.uint64(17)
+            s[2] ^= s[0]
+            s[3] ^= s[1]
+            s[1] ^= s[2]
+            s[0] ^= s[3]
+            s[2] ^= t
+            s[3] = (s[3] << np.uint64(45)) | (s[3] >> np.uint64(19))
+            uniforms.append(((result >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53)
+    u = np.stack(uniforms, axis=-1)
+    radius, angle = np.sqrt(-2.0 * np.log(u[:, 0::2])), 2 * np.pi * u[:, 1::2]
+    pairs = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
+    return pairs.reshape(len(streams), -1)[:, :n].astype(np.float32)
+
+
 class RopeDecay(TempDirTest):
     def decay(self, *args, check=0):
         out = self.path("d.h5")
@@ -77,6 +116,21 @@ class RopeDecay(TempDirTest):
             np.testing.assert_allclose(std, 1 / np.sqrt(64), rtol=0.08)
             np.testing.assert_allclose(se, std / np.sqrt(4000), rtol=1e-12)
             self.assertLess(np.max(np.abs(act)), 6 * np.max(se))
+
+    def test_gaussian_mode_is_the_moments_of_its_documented_samples(self):
+        # Pair i is q = stream 2i, k = stream 2i + 1 of the seed; numpy regenerates the samples
+        # and computes every pair's curve (no moments), the tool uses the moment formulation.
+        m, d, offsets = 300, 16, [0, 1, 5, 50, 700]
+        with self.decay("--mode", "gaussian", "--samples", m, "--head-dim", d, "--seed", 3,
+                        "--offsets", ",".join(map(str, offsets))) as f:
+            self.assertEqual(f.attrs["sampler"], "v2")
+            normals = ropekit_normals(3, np.arange(2 * m), d).astype(np.float64)
+            q, k = normals[0::2], normals[1::2]
+            g = inv_freq(d, 1e4)
+            curves = np.array([np.sum(q * rotate_half(k, -o * g), axis=-1) / d for o in offsets])
+            np.testing.assert_allclose(f["activation"][:], curves.mean(axis=1), rtol=1e-9,
+                                       atol=1e-15)
+            np.testing.assert_allclose(f["std"][:], curves.std(axis=1, ddof=1), rtol=1e-9)
 
     def test_check_fails_when_the_curve_decays(self):
         # Structured vectors: ones plus a little noise decay like Figure 2a.

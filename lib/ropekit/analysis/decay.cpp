@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
+#include <optional>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "ropekit/analysis/decay_moments.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
+#include "ropekit/core/normal_samples.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/dump/dump_schema.hpp"
 #include "ropekit/hdf5/row_blocks.hpp"
@@ -180,36 +183,60 @@ DecayCurve ones_decay(const Schedule& s, const std::vector<std::int64_t>& offset
 
 namespace {
 
-void fill_gaussian(std::mt19937_64& rng, float* v, std::size_t n) {
-    std::normal_distribution<float> normal;
-    for (std::size_t i = 0; i < n; ++i) v[i] = normal(rng);
-}
+// What the sampled modes accumulate: the moments (activation, std, stderr) and, only when
+// --check's spread test needs variance_se, the per-offset fourth moments of a per-sample pass.
+class DecaySums {
+  public:
+    DecaySums(const Schedule& s, std::vector<std::int64_t> offsets, bool variance_se)
+        : schedule_(s), offsets_(std::move(offsets)), moments_(empty_decay_moments(s)) {
+        if (variance_se) per_sample_.emplace(s, offsets_);
+    }
+    void add(const float* q, const float* k, std::size_t n) {
+        accumulate(moments_, schedule_, q, k, n);
+        if (per_sample_) per_sample_->add(q, k, n);
+    }
+    DecayCurve result() const {
+        DecayCurve curve = finish(moments_, schedule_, offsets_);
+        if (per_sample_) curve.variance_se = per_sample_->result().variance_se;
+        return curve;
+    }
+
+  private:
+    Schedule schedule_;
+    std::vector<std::int64_t> offsets_;
+    DecayMoments moments_;
+    std::optional<DecayAccumulator> per_sample_;
+};
 
 }  // namespace
 
 DecayCurve gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
-                          std::size_t samples, std::uint64_t seed, const Progress& progress) {
-    DecayAccumulator acc(s, offsets);
-    std::mt19937_64 rng(seed);
-    const std::size_t block = 4 * kBlockPairs;
-    std::vector<float> q(block * s.head_dim), k(block * s.head_dim);
+                          std::size_t samples, std::uint64_t seed, const Progress& progress,
+                          bool variance_se) {
+    DecaySums sums(s, offsets, variance_se);
+    const std::size_t block = 4 * kBlockPairs, d = s.head_dim;
+    std::vector<float> q(block * d), k(block * d);
     for (std::size_t done = 0; done < samples;) {
         const std::size_t n = std::min(block, samples - done);
-        fill_gaussian(rng, q.data(), n * s.head_dim);
-        fill_gaussian(rng, k.data(), n * s.head_dim);
-        acc.add(q.data(), k.data(), n);
+        // Pair i draws q from stream 2i and k from stream 2i + 1 of the seed.
+        parallel_for(n, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) {
+                fill_standard_normal(seed, 2 * (done + r), q.data() + r * d, d);
+                fill_standard_normal(seed, 2 * (done + r) + 1, k.data() + r * d, d);
+            }
+        });
+        sums.add(q.data(), k.data(), n);
         done += n;
         if (progress) progress(done, samples);
     }
-    return acc.result();
+    return sums.result();
 }
 
 DecayCurve repeated_gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
                                    std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::vector<float> qf(s.head_dim), kf(s.head_dim);
-    fill_gaussian(rng, qf.data(), s.head_dim);
-    fill_gaussian(rng, kf.data(), s.head_dim);
+    std::vector<float> qf(s.head_dim), kf(s.head_dim);  // pair 0 of gaussian mode's streams
+    fill_standard_normal(seed, 0, qf.data(), s.head_dim);
+    fill_standard_normal(seed, 1, kf.data(), s.head_dim);
     const std::vector<double> q(qf.begin(), qf.end()), k(kf.begin(), kf.end());
     DecayCurve out;
     out.offsets = offsets;
@@ -242,7 +269,7 @@ std::size_t key_group_size(const H5Input& in, const std::string& key, const Shap
 
 DecayCurve file_decay(const H5Input& in, const std::string& query, const std::string& key,
                       const Schedule& s, const std::vector<std::int64_t>& offsets,
-                      std::size_t max_samples, const Progress& progress) {
+                      std::size_t max_samples, const Progress& progress, bool variance_se) {
     RowBlocks qb(in, query, 4 * kBlockPairs);
     if (qb.width() != s.head_dim) {
         throw data_error(in.name(), query,
@@ -257,7 +284,7 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
         throw data_error(in.name(), query, "expected at most 2048 query heads for GQA pairing");
     }
     const std::size_t total = max_samples ? std::min(max_samples, qb.rows()) : qb.rows();
-    DecayAccumulator acc(s, offsets);
+    DecaySums sums(s, offsets, variance_se);
     const std::size_t d = s.head_dim;
     std::vector<float> q(qb.block_capacity() * d), k(q.size()), k_rows(q.size());
     for (std::size_t done = 0; done < total;) {
@@ -279,11 +306,11 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
                                              std::isfinite(q[i]) ? k[i] : q[i], done + i / d));
             }
         }
-        acc.add(q.data(), k.data(), use);
+        sums.add(q.data(), k.data(), use);
         done += use;
         if (progress) progress(done, total);
     }
-    return acc.result();
+    return sums.result();
 }
 
 DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
@@ -303,11 +330,12 @@ DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
             return ones_decay(s, r.offsets);
         case DecayMode::gaussian:
             return gaussian_decay(s, r.offsets, r.samples ? r.samples : 10000, r.params.seed,
-                                  progress);
+                                  progress, r.variance_se);
         case DecayMode::repeated_gaussian:
             return repeated_gaussian_decay(s, r.offsets, r.params.seed);
         case DecayMode::file:
-            return file_decay(*r.input, r.query, r.key, s, r.offsets, r.samples, progress);
+            return file_decay(*r.input, r.query, r.key, s, r.offsets, r.samples, progress,
+                              r.variance_se);
     }
     return {};
 }
@@ -334,6 +362,9 @@ double two_sided_normal_quantile(double tail) {
 DecayCheck check_no_decay(const DecayCurve& curve, double alpha) {
     if (curve.std.empty()) {
         throw usage_error("--check needs a sampled curve (gaussian or file mode, >= 2 pairs)");
+    }
+    if (curve.variance_se.size() != curve.std.size()) {
+        throw std::invalid_argument("check_no_decay: the curve was computed without variance_se");
     }
     DecayCheck c;
     c.alpha = alpha;
@@ -445,6 +476,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
     out.set_attr("/", "p", params.p);
     out.set_attr("/", "samples", static_cast<std::int64_t>(curve.samples));
     out.set_attr("/", "seed", static_cast<std::int64_t>(params.seed));
+    // Which numbers a seed gives: v2 = normal_samples.hpp (v1, before issue 17: std::mt19937_64
+    // and std::normal_distribution, in blocks).
+    if (params.mode == DecayMode::gaussian || params.mode == DecayMode::repeated_gaussian) {
+        out.set_attr("/", "sampler", std::string("v2"));
+    }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
 }
 

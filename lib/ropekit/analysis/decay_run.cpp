@@ -22,6 +22,7 @@ DecayRequest decay_request(const DecayCommand& command) {
     request.samples = command.samples;
     request.query = command.query;
     request.key = command.key;
+    request.variance_se = command.check;
     return request;
 }
 

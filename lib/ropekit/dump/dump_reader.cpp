@@ -11,22 +11,11 @@
 #include <fmt/ranges.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/finite.hpp"
 #include "ropekit/core/index_spec.hpp"
 
 namespace ropekit {
 namespace {
-
-// True when no element is NaN or inf. A branch-free OR over the exponent bits vectorises, which an
-// early-exit std::isfinite loop does not; callers look for the culprit only when this fails.
-bool all_finite(const float* p, std::size_t n) {
-    std::uint32_t bad = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        std::uint32_t bits;
-        std::memcpy(&bits, p + i, sizeof bits);
-        bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
 
 std::string regex_escape(const std::string& s) {
     static const std::string special = R"(\^$.|?*+()[]{})";
@@ -258,6 +247,13 @@ Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
     s.rotary_dim = rotary;
     s.layout = layout;
     return s;
+}
+
+std::optional<ContiguousStorage> DumpReader::vectors_in_place(std::size_t layer, Hook hook) const {
+    const std::vector<std::string> batch_first{"batch", "pos", "head", "dim"};
+    const std::vector<std::string> no_batch{"pos", "head", "dim"};
+    if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
+    return in_.contiguous_storage(dataset(layer, hook));
 }
 
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,

@@ -102,6 +102,11 @@ class DumpReader {
     // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
     // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
     void read_vectors(std::size_t layer, Hook hook, std::size_t batch, Tensor<float>& out) const;
+    // Where a vector hook's elements sit in the file, when sequence b is the contiguous
+    // [pos, head, dim] block at offset + b * pos * head * dim elements (stored order
+    // [batch,] pos, head, dim and H5Input::contiguous_storage says yes); nullopt otherwise.
+    // Readers of that block check finiteness themselves (read_vectors names the culprit).
+    std::optional<ContiguousStorage> vectors_in_place(std::size_t layer, Hook hook) const;
     // One [query_pos, key_pos] matrix of a pattern or scores hook. Non-finite values are allowed
     // above the diagonal only (scores store -inf there).
     void read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,

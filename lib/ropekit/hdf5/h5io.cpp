@@ -254,6 +254,59 @@ DatasetInfo H5Input::info(const std::string& dataset) const {
     return out;
 }
 
+namespace {
+
+// IEEE little-endian binary32 or h5py's binary16 layout, little-endian.
+std::optional<DType> little_endian_ieee(hid_t dataset, DType dtype) {
+    Hid type(H5Dget_type(dataset), H5Tclose);
+    if (!type || H5Tget_order(type.get()) != H5T_ORDER_LE) return std::nullopt;
+    if (dtype == DType::f32 && H5Tequal(type.get(), H5T_IEEE_F32LE) > 0) return dtype;
+    if (dtype == DType::f16 && H5Tget_class(type.get()) == H5T_FLOAT) return dtype;
+    return std::nullopt;
+}
+
+bool plain_contiguous_layout(hid_t dataset) {
+    Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    return dcpl && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS &&
+           H5Pget_nfilters(dcpl.get()) == 0 && H5Pget_external_count(dcpl.get()) == 0;
+}
+
+}  // namespace
+
+namespace {
+
+// True if `object` is stored in the same file as `file`: not reached through an external link
+// (which --allow-external lets a dump contain), whose bytes sit in another file.
+bool in_file(hid_t object, hid_t file) {
+    H5O_info_t a{}, b{};
+    return H5Oget_info2(object, &a, H5O_INFO_BASIC) >= 0 &&
+           H5Oget_info2(file, &b, H5O_INFO_BASIC) >= 0 && a.fileno == b.fileno;
+}
+
+}  // namespace
+
+std::optional<ContiguousStorage> H5Input::contiguous_storage(const std::string& dataset) const {
+    if (impl_->spooled || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__) return std::nullopt;
+    Hid d = impl_->open_dataset(dataset);
+    const DatasetInfo info{dataspace_shape(d.get(), impl_->name, dataset),
+                           classify_float_type(d.get(), impl_->name, dataset)};
+    const std::optional<DType> dtype = little_endian_ieee(d.get(), info.dtype);
+    if (!dtype || !plain_contiguous_layout(d.get()) || !in_file(d.get(), impl_->file)) {
+        return std::nullopt;
+    }
+    std::uint64_t elements = 1;
+    for (std::size_t n : info.shape) elements *= n;
+    const std::uint64_t bytes = elements * (*dtype == DType::f32 ? 4 : 2);
+    const haddr_t offset = H5Dget_offset(d.get());
+    struct stat st {};
+    if (offset == HADDR_UNDEF || H5Dget_storage_size(d.get()) != bytes ||
+        ::stat(impl_->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        offset + bytes > static_cast<std::uint64_t>(st.st_size) || offset + bytes < offset) {
+        return std::nullopt;
+    }
+    return ContiguousStorage{offset, bytes, *dtype};
+}
+
 std::vector<std::string> H5Input::axes(const std::string& dataset) const {
     Hid d = impl_->open_dataset(dataset);
     const Shape shape = dataspace_shape(d.get(), impl_->name, dataset);

@@ -28,6 +28,13 @@ struct DatasetInfo {
     DType dtype;
 };
 
+// Where a dataset's elements sit in its file (what h5py users wrap in numpy.memmap).
+struct ContiguousStorage {
+    std::uint64_t offset = 0;  // from the start of the file
+    std::uint64_t bytes = 0;
+    DType dtype = DType::f32;  // f32 or f16, IEEE little-endian
+};
+
 class H5Input {
   public:
     // path "-" reads standard input. Throws data_error naming the file if it is missing,
@@ -52,6 +59,12 @@ class H5Input {
     std::vector<std::string> axes(const std::string& dataset) const;
     // True for an integer dataset (read it with read_int64); false for anything else.
     bool is_integer(const std::string& dataset) const;
+
+    // The dataset's bytes in the file when reading them there is provably what HDF5 would read:
+    // a file opened by path (not stdin or memory), contiguous layout without filters or external
+    // storage, IEEE little-endian f32 or f16 on a little-endian host, every element allocated
+    // and inside the file. nullopt otherwise (read it through HDF5). data_error if missing.
+    std::optional<ContiguousStorage> contiguous_storage(const std::string& dataset) const;
 
     Tensor<float> read_float(const std::string& dataset) const;
     Tensor<double> read_double(const std::string& dataset) const;
