@@ -10,7 +10,10 @@ namespace {
 void add_options(Tool& tool, PositionalHeadsCommand& c) {
     auto& app = tool.app();
     tool.require(
-        app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
+        app.add_option("DUMP", c.inputs,
+                       "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
+                       "@LIST (a file of paths), are the shards of one dump, concatenated along "
+                       "batch"));
     tool.with_optional_output();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "

@@ -10,7 +10,10 @@ namespace {
 void add_options(Tool& tool, FreqNormsCommand& c) {
     auto& app = tool.app();
     tool.require(
-        app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
+        app.add_option("DUMP", c.inputs,
+                       "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
+                       "@LIST (a file of paths), are the shards of one dump, concatenated along "
+                       "batch"));
     tool.with_output();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();

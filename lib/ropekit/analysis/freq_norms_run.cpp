@@ -9,6 +9,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -41,12 +42,12 @@ FreqNormsOptions checked_options(const FreqNormsCommand& command) {
 
 void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) {
     FreqNormsOptions options = checked_options(command);
-    const std::vector<std::string> inputs{command.input};
+    const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
     check_output_path(context.output, context.force, inputs);
-    const H5Input in = H5Input::open(command.input);
+    const std::vector<H5Input> files = open_dump_files(inputs);
     const bool both = options.queries && options.keys;
     const DumpReader dump =
-        open_dump(in, command.dump,
+        open_dump(files, command.dump,
                   both ? std::nullopt : std::optional<Hook>(options.queries ? Hook::q : Hook::k));
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
@@ -61,7 +62,7 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) 
     H5Output out = H5Output::create(context.output, context.write_options(inputs));
     write_freq_norms(out, result, options);
     write_dump_attributes(out, dump.attributes());
-    out.commit(context.tool, context.command_line, in.history());
+    out.commit(context.tool, context.command_line, files.front().history());
     write_figures(figures, context, inputs);
     if (!figures.empty()) {
         context.note(fmt::format("wrote {} figures {}-*.svg", figures.size(), command.plot));

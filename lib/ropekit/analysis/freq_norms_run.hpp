@@ -2,6 +2,7 @@
 // freq-norms as one call: what its command line asks (FreqNormsCommand) is read from the dump,
 // computed (freq_norms.hpp), written as HDF5 and SVG figures, and summarised per head.
 #include <string>
+#include <vector>
 
 #include "ropekit/analysis/freq_norms.hpp"
 #include "ropekit/core/enum_names.hpp"
@@ -15,11 +16,11 @@ inline constexpr EnumNames<NormedTensors, 3> kNormedTensorNames{
     {{NormedTensors::q, "q"}, {NormedTensors::k, "k"}, {NormedTensors::both, "both"}}};
 
 struct FreqNormsCommand {
-    std::string input;            // the dump, "-" = stdin
-    std::string tensor = "both";  // q | k | both
-    std::string layers = "all";   // index spec over freq_norms_layers() (core/index_spec.hpp)
-    std::string plot;             // figure path prefix; empty = no figures
-    FreqNormsOptions options;     // exclude_bos, band_ratio; layers come from `layers`
+    std::vector<std::string> inputs;  // the dump: files (shards), @LIST files of paths, or "-"
+    std::string tensor = "both";      // q | k | both
+    std::string layers = "all";       // index spec over freq_norms_layers() (core/index_spec.hpp)
+    std::string plot;                 // figure path prefix; empty = no figures
+    FreqNormsOptions options;         // exclude_bos, band_ratio; layers come from `layers`
     DumpOptions dump;
 };
 

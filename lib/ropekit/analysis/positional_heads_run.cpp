@@ -9,6 +9,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -41,12 +42,12 @@ PositionalOptions checked_options(const PositionalHeadsCommand& command) {
 void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context) {
     PositionalOptions options = checked_options(command);
     const HeadsTableFormat format = parse_enum(kHeadsTableFormatNames, command.format, "--format");
-    const std::vector<std::string> inputs{command.input};
+    const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
     if (!context.output.empty()) check_output_path(context.output, context.force, inputs);
-    const H5Input in = H5Input::open(command.input);
+    const std::vector<H5Input> files = open_dump_files(inputs);
     const bool from_pattern = options.from == HeadSource::pattern;
     const DumpReader dump = open_dump(
-        in, command.dump, from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
+        files, command.dump, from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
     options.logit_scale = logit_scale_choice(command.scale, dump.attributes());
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
@@ -61,7 +62,7 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
         H5Output out = H5Output::create(context.output, context.write_options(inputs));
         write_positional_heads(out, result);
         write_dump_attributes(out, dump.attributes());
-        out.commit(context.tool, context.command_line, in.history());
+        out.commit(context.tool, context.command_line, files.front().history());
     }
     write_figures(figures, context, inputs);
     context.print(format == HeadsTableFormat::json ? heads_table_json(result)

@@ -3,6 +3,7 @@
 // from the dump, computed (positional_heads.hpp), printed as a table and optionally written as
 // HDF5 and SVG figures.
 #include <string>
+#include <vector>
 
 #include "ropekit/analysis/positional_heads.hpp"
 #include "ropekit/core/enum_names.hpp"
@@ -16,13 +17,13 @@ inline constexpr EnumNames<HeadsTableFormat, 2> kHeadsTableFormatNames{
     {{HeadsTableFormat::tsv, "tsv"}, {HeadsTableFormat::json, "json"}}};
 
 struct PositionalHeadsCommand {
-    std::string input;             // the dump, "-" = stdin
-    std::string from = "pattern";  // pattern | qk
-    std::string scale = "auto";    // auto | sqrt | none (logit_scale_choice)
-    std::string format = "tsv";    // tsv | json
-    std::string layers = "all";    // index spec over positional_head_layers()
-    std::string plot;              // figure path prefix; empty = no figures
-    PositionalOptions options;     // epsilon, max_offset, exclusions; the rest from the above
+    std::vector<std::string> inputs;  // the dump: files (shards), @LIST files of paths, or "-"
+    std::string from = "pattern";     // pattern | qk
+    std::string scale = "auto";       // auto | sqrt | none (logit_scale_choice)
+    std::string format = "tsv";       // tsv | json
+    std::string layers = "all";       // index spec over positional_head_layers()
+    std::string plot;                 // figure path prefix; empty = no figures
+    PositionalOptions options;        // epsilon, max_offset, exclusions; the rest from the above
     DumpOptions dump;
 };
 

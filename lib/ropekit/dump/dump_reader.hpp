@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ropekit/core/tensor.hpp"
@@ -74,11 +75,15 @@ struct PatternShape {
     std::size_t batch = 0, heads = 0, queries = 0, keys = 0;
 };
 
+// One dump in one or several files (shards, dump_files.hpp) concatenated along batch: shapes and
+// sequence indices are over all of them; attributes are the first file's (shards agree).
 class DumpReader {
   public:
     DumpReader(const H5Input& in, DumpNames names, VectorAxes axes, const DumpOverrides& overrides);
+    DumpReader(const std::vector<H5Input>& shards, DumpNames names, VectorAxes axes,
+               const DumpOverrides& overrides);
 
-    const H5Input& input() const { return in_; }
+    const H5Input& input() const { return *shards_.front(); }  // the first file, for messages
     const DumpAttributes& attributes() const { return attributes_; }  // file + overrides
     const VectorAxes& axes() const { return axes_; }
 
@@ -108,7 +113,12 @@ class DumpReader {
                       Tensor<float>& out) const;
 
   private:
-    const H5Input& in_;
+    VectorShape shard_vector_shape(const H5Input& in, const std::string& name) const;
+    PatternShape shard_pattern_shape(const H5Input& in, const std::string& name) const;
+    // The shard holding global sequence `batch`, and the sequence's index within it.
+    std::pair<const H5Input*, std::size_t> locate(const std::string& name, std::size_t batch) const;
+
+    std::vector<const H5Input*> shards_;
     DumpNames names_;
     VectorAxes axes_;
     DumpAttributes attributes_;
@@ -116,6 +126,7 @@ class DumpReader {
 
 // The reader `options` describe. `primary`: the hook a plain --name TEMPLATE (without {hook})
 // names; none when the tool reads several kinds of tensor.
-DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary);
+DumpReader open_dump(const std::vector<H5Input>& shards, const DumpOptions& options,
+                     std::optional<Hook> primary);
 
 }  // namespace ropekit
