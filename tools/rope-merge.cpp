@@ -6,9 +6,10 @@ using namespace ropekit;
 
 int main(int argc, char** argv) {
     Tool tool("rope-merge",
-              "Combine outputs of freq-norms made with the same options over parts of one dump "
+              "Combine outputs of freq-norms or find-positional-heads made with the same options "
+              "over parts of one dump "
               "(shards, or sequence ranges) into the output over the whole, from the sufficient "
-              "statistics every such output stores (sums and counts). The result equals a run "
+              "statistics every such output stores (sums, minima, counts). The result equals a run "
               "over the union up to rounding (1e-12 relative); outputs of different tools or "
               "options are refused by name.");
     MergeCommand command;

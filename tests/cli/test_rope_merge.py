@@ -76,6 +76,27 @@ class RopeMerge(TempDirTest):
         run("rope-merge", self.path("m01.h5"), parts[2], "-o", self.path("m.h5"), "-q", check=0)
         self.assertSameOutput(whole, self.path("m.h5"))
 
+    def test_merged_positional_heads_of_any_split_equal_the_whole_dump(self):
+        layers = make_layers(seed=11)
+        flags = ("--from", "qk", "--exclude-bos", "--max-offset", "12")  # offsets 10-12: NaN
+        whole = self.path("whole.out.h5")
+        run("find-positional-heads", *self.write_split(layers, [BATCH], "whole"), *flags,
+            "-o", whole, "-q", check=0)
+        for sizes in ([3, 4], [1, 6], [2, 1, 4]):
+            with self.subTest(sizes=sizes):
+                tag = "_".join(map(str, sizes))
+                parts = []
+                for i, shard in enumerate(self.write_split(layers, sizes, "s" + tag)):
+                    parts.append(self.path(f"p{tag}-{i}.out.h5"))
+                    run("find-positional-heads", shard, *flags, "-o", parts[-1], "-q", check=0)
+                merged = self.path(f"merged{tag}.h5")
+                r = run("rope-merge", *parts, "-o", merged, check=0)
+                self.assertSameOutput(whole, merged)
+                table = run("find-positional-heads", self.path(f"s{tag}-0.h5"),
+                            *[self.path(f"s{tag}-{i}.h5") for i in range(1, len(sizes))], *flags,
+                            check=0).stdout
+                self.assertEqual(r.stdout, table)
+
     def test_outputs_that_do_not_merge_are_refused_by_name(self):
         shards = self.write_split(make_layers(), [3, 4], "part")
         plain = self.freq_norms([shards[0]], self.path("plain.h5"))

@@ -10,7 +10,7 @@ namespace ropekit {
 namespace {
 
 std::vector<ToolMerger> tool_mergers() {
-    return {freq_norms_merger()};
+    return {freq_norms_merger(), positional_heads_merger()};
 }
 
 ToolMerger merger_for(const H5Input& first) {

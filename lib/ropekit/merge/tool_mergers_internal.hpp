@@ -18,5 +18,6 @@ struct ToolMerger {
 };
 
 ToolMerger freq_norms_merger();
+ToolMerger positional_heads_merger();
 
 }  // namespace ropekit
