@@ -47,6 +47,15 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
 // results (summed sums and positions) does to give the result of the union.
 void finish_freq_norms(FreqNorms& result);
 
+// Sequences in the dump (of the first layer's queries, keys when `queries` is false).
+std::size_t freq_norms_sequences(const DumpReader& dump, bool queries);
+
+// Adds a part's sums and positions into `total` (same layers, heads, frequencies); finish after.
+void add_freq_norms(FreqNorms& total, const FreqNorms& part);
+// The sums and positions as one vector, and back into a result shaped like `like` (unfinished).
+std::vector<double> pack_freq_norms(const FreqNorms& result);
+FreqNorms unpack_freq_norms(const FreqNorms& like, const std::vector<double>& packed);
+
 // The result write_freq_norms wrote, from its sufficient statistics (q_norm_sums, k_norm_sums,
 // positions_averaged), finished. Throws data_error naming the file when one is missing.
 FreqNorms read_freq_norms(const H5Input& in, FreqNormsOptions& options);

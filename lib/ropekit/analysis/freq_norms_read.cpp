@@ -1,5 +1,8 @@
-// Reading a freq-norms output back from its sufficient statistics (for rope-merge).
+// freq-norms' sufficient statistics: read back from an output (rope-merge), added, and packed
+// for a reduction between processes (the MPI build).
+#include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "ropekit/analysis/freq_norms.hpp"
 #include "ropekit/core/enum_names.hpp"
@@ -38,6 +41,43 @@ Schedule stored_schedule(const H5Input& in) {
 }
 
 }  // namespace
+
+std::size_t freq_norms_sequences(const DumpReader& dump, bool queries) {
+    const std::size_t layer = freq_norms_layers(dump, queries).front();
+    for (Hook hook : queries ? std::vector<Hook>{Hook::q, Hook::rot_q}
+                             : std::vector<Hook>{Hook::k, Hook::rot_k}) {
+        if (dump.has(layer, hook)) return dump.vector_shape(layer, hook).batch;
+    }
+    return 0;
+}
+
+void add_freq_norms(FreqNorms& total, const FreqNorms& part) {
+    for (int which = 0; which < 2; ++which) {
+        Tensor<double>& sums = which == 0 ? total.q.sums : total.k.sums;
+        const Tensor<double>& more = which == 0 ? part.q.sums : part.k.sums;
+        for (std::size_t i = 0; i < sums.size(); ++i) sums.data[i] += more.data[i];
+    }
+    total.positions += part.positions;
+}
+
+std::vector<double> pack_freq_norms(const FreqNorms& r) {
+    std::vector<double> packed(r.q.sums.data);
+    packed.insert(packed.end(), r.k.sums.data.begin(), r.k.sums.data.end());
+    packed.push_back(static_cast<double>(r.positions));
+    return packed;
+}
+
+FreqNorms unpack_freq_norms(const FreqNorms& like, const std::vector<double>& packed) {
+    FreqNorms r = like;
+    const std::size_t nq = like.q.sums.size(), nk = like.k.sums.size();
+    if (packed.size() != nq + nk + 1) throw std::logic_error("unpack_freq_norms: wrong size");
+    std::copy(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(nq),
+              r.q.sums.data.begin());
+    std::copy(packed.begin() + static_cast<std::ptrdiff_t>(nq), packed.end() - 1,
+              r.k.sums.data.begin());
+    r.positions = static_cast<std::size_t>(packed.back());
+    return r;
+}
 
 FreqNorms read_freq_norms(const H5Input& in, FreqNormsOptions& options) {
     FreqNorms r;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ropekit/analysis/freq_norms.hpp"
+#include "ropekit/analysis/work_share.hpp"
 #include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/run_context.hpp"
 #include "ropekit/dump/dump_reader.hpp"
@@ -26,7 +27,9 @@ struct FreqNormsCommand {
 
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
 // context.output, then PREFIX-{q,k}-layers.svg and PREFIX-{q,k}-layer{L}.svg; prints the
-// per-head summary (freq_norms_summary).
-void run_freq_norms(const FreqNormsCommand& command, const RunContext& context);
+// per-head summary (freq_norms_summary). Under a WorkShare of several parts, each reads its share
+// of the sequences and only part 0, with every part's statistics added in part order, writes.
+void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
+                    const WorkShare& share = {});
 
 }  // namespace ropekit

@@ -211,6 +211,7 @@ VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
         }
         total.batch += s.batch;
     }
+    total.batch = restricted_batch(total.batch);
     return total;
 }
 
@@ -254,11 +255,22 @@ PatternShape DumpReader::pattern_shape(std::size_t layer, Hook hook) const {
         }
         total.batch += s.batch;
     }
+    total.batch = restricted_batch(total.batch);
     return total;
+}
+
+void DumpReader::restrict_sequences(std::size_t first, std::size_t count) {
+    first_sequence_ = first;
+    sequence_count_ = count;
+}
+
+std::size_t DumpReader::restricted_batch(std::size_t batch) const {
+    return batch > first_sequence_ ? std::min(sequence_count_, batch - first_sequence_) : 0;
 }
 
 std::pair<const H5Input*, std::size_t> DumpReader::locate(const std::string& name,
                                                           std::size_t batch) const {
+    batch += first_sequence_;
     if (shards_.size() == 1) return {shards_.front(), batch};
     for (const H5Input* shard : shards_) {
         const std::size_t n = axes_.has_batch() ? shard->info(name).shape[axes_.index("batch")] : 1;

@@ -87,6 +87,10 @@ class DumpReader {
     const DumpAttributes& attributes() const { return attributes_; }  // file + overrides
     const VectorAxes& axes() const { return axes_; }
 
+    // Reads only sequences [first, first + count) of the dump (fewer at its end), numbered from 0:
+    // one process's share when several split a dump (an MPI rank's).
+    void restrict_sequences(std::size_t first, std::size_t count);
+
     // Layers that have `hook`, ascending, from the file's dataset names.
     std::vector<std::size_t> layers(Hook hook) const;
     bool has(std::size_t layer, Hook hook) const;
@@ -118,7 +122,10 @@ class DumpReader {
     // The shard holding global sequence `batch`, and the sequence's index within it.
     std::pair<const H5Input*, std::size_t> locate(const std::string& name, std::size_t batch) const;
 
+    std::size_t restricted_batch(std::size_t batch) const;  // of the whole dump, to the share
+
     std::vector<const H5Input*> shards_;
+    std::size_t first_sequence_ = 0, sequence_count_ = static_cast<std::size_t>(-1);
     DumpNames names_;
     VectorAxes axes_;
     DumpAttributes attributes_;

@@ -5,20 +5,13 @@
 namespace ropekit {
 namespace {
 
-void add_sums(Tensor<double>& total, const Tensor<double>& part) {
-    for (std::size_t i = 0; i < total.size(); ++i) total.data[i] += part.data[i];
-}
-
 void merge_freq_norms(const std::vector<H5Input>& files, const RunContext& context,
                       const std::vector<std::string>& inputs) {
     FreqNormsOptions options;
     FreqNorms total = read_freq_norms(files.front(), options);
     for (std::size_t i = 1; i < files.size(); ++i) {
         FreqNormsOptions part_options;
-        const FreqNorms part = read_freq_norms(files[i], part_options);
-        add_sums(total.q.sums, part.q.sums);
-        add_sums(total.k.sums, part.k.sums);
-        total.positions += part.positions;
+        add_freq_norms(total, read_freq_norms(files[i], part_options));
     }
     finish_freq_norms(total);
     H5Output out = H5Output::create(context.output, context.write_options(inputs));
