@@ -1,6 +1,6 @@
-"""The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3 the tools give the serial
-tool's output; an error on any rank is one line naming the rank and the file, every rank stops,
-and no output is left. Skipped while build-mpi/ does not exist (the serial build needs no MPI)."""
+"""The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3, freq-norms and
+find-positional-heads give the serial tool's output; an error on any rank is one line naming the
+rank and the file, every rank stops, and no output is left. Skipped while build-mpi/ does not exist (the serial build needs no MPI)."""
 import os
 import shutil
 import subprocess
@@ -53,6 +53,26 @@ class MpiRuns(TempDirTest):
                         np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
                                                    err_msg=k)
                     self.assertEqual(f.attrs["positions_averaged"], 7 * 9)
+
+    def test_find_positional_heads_under_1_2_and_3_ranks_is_the_serial_output(self):
+        shards = self.write_shards(make_layers(seed=5), [1, 6])
+        flags = ("--from", "qk", "--exclude-bos", "--threads", "1")
+        serial = self.path("serial.h5")
+        expected = run("find-positional-heads", *shards, *flags, "-o", serial, check=0).stdout
+        with h5py.File(serial) as f:
+            want = {k: f[k][...] for k in f}
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                out = self.path(f"heads{ranks}.h5")
+                r = mpi_run(ranks, "find-positional-heads", *shards, *flags, "-o", out, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout, expected)
+                with h5py.File(out) as f:
+                    self.assertEqual(sorted(f), sorted(want))
+                    for k in want:
+                        np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
+                                                   err_msg=k)
+                    self.assertEqual(f.attrs["sequences"], 7)
 
     def test_an_error_on_one_rank_is_one_line_with_rank_and_file_and_no_output(self):
         layers = make_layers()

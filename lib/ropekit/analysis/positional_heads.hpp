@@ -122,6 +122,15 @@ PositionalHeads read_positional_heads(const H5Input& in);
 // Every head's numbers again from its statistics and r.sequences (after a merge added them).
 void finish_positional_heads(PositionalHeads& r);
 
+// Sequences in the dump (of the first layer's patterns, or its queries for --from qk).
+std::size_t positional_head_sequences(const DumpReader& dump, HeadSource from);
+// Adds a part's statistics (minimum for mass_min) and sequences into `total`; finish after.
+void add_positional_heads(PositionalHeads& total, const PositionalHeads& part);
+// The statistics and sequences as one vector, and back into a result shaped like `like`.
+std::vector<double> pack_positional_heads(const PositionalHeads& result);
+PositionalHeads unpack_positional_heads(const PositionalHeads& like,
+                                        const std::vector<double>& packed);
+
 // Figure 5: a head's attention pattern (query on y from the top, key on x).
 Heatmap pattern_figure(const PositionalHeadResult& head, const std::string& source);
 // Overview: mass at the dominant offset per layer (y) and head (x).

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ropekit/analysis/positional_heads.hpp"
+#include "ropekit/analysis/work_share.hpp"
 #include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/run_context.hpp"
 #include "ropekit/dump/dump_reader.hpp"
@@ -29,7 +30,10 @@ struct PositionalHeadsCommand {
 
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
 // context.output when given, PREFIX-mass.svg and PREFIX-L{l}H{h}.svg per positional head; prints
-// the table (heads_table_tsv / heads_table_json).
-void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context);
+// the table (heads_table_tsv / heads_table_json). Under a WorkShare of several parts, each reads
+// its share of the sequences and only part 0, with every part's statistics added in part order,
+// writes and prints.
+void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context,
+                               const WorkShare& share = {});
 
 }  // namespace ropekit

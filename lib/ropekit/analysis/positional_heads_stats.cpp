@@ -1,5 +1,6 @@
 // find-positional-heads' sufficient statistics: written beside the numbers, read back for
 // rope-merge.
+#include <algorithm>
 #include <cmath>
 
 #include "ropekit/analysis/positional_heads.hpp"
@@ -121,11 +122,79 @@ PositionalHeads read_positional_heads(const H5Input& in) {
     return r;
 }
 
+std::size_t positional_head_sequences(const DumpReader& dump, HeadSource from) {
+    const std::size_t layer = positional_head_layers(dump, from).front();
+    if (from == HeadSource::pattern) return dump.pattern_shape(layer, Hook::pattern).batch;
+    return dump.vector_shape(layer, dump.has(layer, Hook::rot_q) ? Hook::rot_q : Hook::q).batch;
+}
+
+namespace {
+
+void add(std::vector<double>& total, const std::vector<double>& part) {
+    for (std::size_t i = 0; i < total.size(); ++i) total[i] += part[i];
+}
+
+void add_statistics(HeadStatistics& total, const HeadStatistics& part) {
+    add(total.mass_sum, part.mass_sum);
+    for (std::size_t o = 0; o < total.mass_min.size(); ++o) {
+        total.mass_min[o] = std::min(total.mass_min[o], part.mass_min[o]);
+    }
+    total.prev_mul += part.prev_mul;
+    total.prev_abs += part.prev_abs;
+    add(total.logit, part.logit);
+    for (std::size_t o = 0; o < total.chunk_logit.size(); ++o) {
+        add(total.chunk_logit[o], part.chunk_logit[o]);
+    }
+}
+
+// Every number of a head's statistics in one fixed order, for pack and unpack alike.
+template <typename Visit>
+void visit_statistics(HeadStatistics& a, Visit&& visit) {
+    for (double& v : a.mass_sum) visit(v);
+    for (double& v : a.mass_min) visit(v);
+    visit(a.prev_mul);
+    visit(a.prev_abs);
+    for (double& v : a.logit) visit(v);
+    for (auto& row : a.chunk_logit)
+        for (double& v : row) visit(v);
+}
+
+}  // namespace
+
+void add_positional_heads(PositionalHeads& total, const PositionalHeads& part) {
+    for (std::size_t h = 0; h < total.results.size(); ++h) {
+        add_statistics(total.results[h].statistics, part.results[h].statistics);
+    }
+    total.sequences += part.sequences;
+}
+
+std::vector<double> pack_positional_heads(const PositionalHeads& r) {
+    std::vector<double> packed;
+    for (PositionalHeadResult res : r.results) {
+        visit_statistics(res.statistics, [&](double& v) { packed.push_back(v); });
+    }
+    packed.push_back(static_cast<double>(r.sequences));
+    return packed;
+}
+
+PositionalHeads unpack_positional_heads(const PositionalHeads& like,
+                                        const std::vector<double>& packed) {
+    PositionalHeads r = like;
+    std::size_t i = 0;
+    for (PositionalHeadResult& res : r.results) {
+        visit_statistics(res.statistics, [&](double& v) { v = packed.at(i++); });
+    }
+    r.sequences = static_cast<std::size_t>(packed.at(i));
+    return r;
+}
+
 void finish_positional_heads(PositionalHeads& r) {
     const std::size_t F = r.attributed ? r.frequencies : 0;
     for (std::size_t i = 0; i < r.results.size(); ++i) {
         HeadStatistics statistics = std::move(r.results[i].statistics);
+        Tensor<float> picture = std::move(r.results[i].picture);
         r.results[i] = finish_head(statistics, r.sequences, r.options.epsilon, F);
+        r.results[i].picture = std::move(picture);
         r.results[i].layer = r.layers[i / r.heads];
         r.results[i].head = i % r.heads;
         r.results[i].statistics = std::move(statistics);
