@@ -2,6 +2,9 @@
 #include "ropekit/analysis/positional_heads_run.hpp"
 #include "ropekit/cli/cli.hpp"
 #include "ropekit/cli/dump_options.hpp"
+#ifdef ROPEKIT_MPI
+#include "ropekit/mpi/mpi_session.hpp"
+#endif
 
 using namespace ropekit;
 
@@ -10,7 +13,10 @@ namespace {
 void add_options(Tool& tool, PositionalHeadsCommand& c) {
     auto& app = tool.app();
     tool.require(
-        app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
+        app.add_option("DUMP", c.inputs,
+                       "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
+                       "@LIST (a file of paths), are the shards of one dump, concatenated along "
+                       "batch"));
     tool.with_optional_output();
     tool.reads_hdf5();
     app.add_option("--from", c.from,
@@ -46,6 +52,9 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef ROPEKIT_MPI
+    MpiSession mpi(argc, argv);  // before the tool, so MPI ends after it
+#endif
     Tool tool(
         "find-positional-heads",
         "Find the heads of an activation dump that attend by position alone (Definition "
@@ -62,5 +71,13 @@ int main(int argc, char** argv) {
         "  find-positional-heads dump.h5 --from qk --scale none --epsilon 0.01 -o heads.h5\n"
         "  find-positional-heads dump.h5 --format json | jq '.[] | select(.positional)'\n"
         "  make-demo-dump -o - | find-positional-heads - --plot fig/heads | awk '$6 == 1'\n");
+#ifdef ROPEKIT_MPI
+    return tool.run(argc, argv, [&] {
+        mpi.run([&](const WorkShare& share) {
+            run_find_positional_heads(command, tool.context(), share);
+        });
+    });
+#else
     return tool.run(argc, argv, [&] { run_find_positional_heads(command, tool.context()); });
+#endif
 }

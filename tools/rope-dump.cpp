@@ -44,6 +44,10 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
                    "sequences")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--shard-size", c.shard_size,
+                   "Write the dump as shards of this many sequences, OUT-00000-of-000NN.h5 beside "
+                   "-o OUT.h5 (all or none); every dump-reading tool reads them as one dump")
+        ->check(CLI::PositiveNumber);
     app.add_option("--p", c.p, "p-RoPE: keep the highest fraction p of frequencies (0 = NoPE)")
         ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--reverse", c.reverse,

@@ -88,8 +88,8 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
     std::size_t q_heads = 0, kv_heads = 0;
     if (options.queries) q_heads = dump.vector_shape(first, q0).heads;
     if (options.keys) kv_heads = dump.vector_shape(first, k0).heads;
-    if (options.queries) r.q = {hook_name(q0), Tensor<double>({L, q_heads, F})};
-    if (options.keys) r.k = {hook_name(k0), Tensor<double>({L, kv_heads, F})};
+    if (options.queries) r.q = {hook_name(q0), {}, Tensor<double>({L, q_heads, F})};
+    if (options.keys) r.k = {hook_name(k0), {}, Tensor<double>({L, kv_heads, F})};
 
     for (std::size_t row = 0; row < L; ++row) {
         const std::size_t layer = r.layers[row];
@@ -99,7 +99,7 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
             const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
                                       : pick_hook(dump, layer, Hook::k, Hook::rot_k);
             const VectorShape shape = dump.vector_shape(layer, hook);
-            Tensor<double>& norms = queries ? r.q.norms : r.k.norms;
+            Tensor<double>& norms = queries ? r.q.sums : r.k.sums;
             if (shape.dim != head_dim || shape.heads != norms.shape[1]) {
                 throw data_error(
                     in_name, dump.dataset(layer, hook),
@@ -109,7 +109,6 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
             double* sums = &norms({row, 0, 0});
             std::size_t count = 0;
             accumulate_layer(dump, layer, hook, r.schedule, options, sums, count);
-            for (std::size_t i = 0; i < shape.heads * F; ++i) sums[i] /= static_cast<double>(count);
             r.positions = count;
         }
         if (options.queries && options.keys)
@@ -117,7 +116,15 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
                                  pick_hook(dump, layer, Hook::k, Hook::rot_k));
         if (progress) progress(fmt::format("layer {} ({}/{})", layer, row + 1, L));
     }
+    finish_freq_norms(r);
     return r;
+}
+
+void finish_freq_norms(FreqNorms& r) {
+    for (TensorNorms* t : {&r.q, &r.k}) {
+        t->norms = t->sums;
+        for (double& v : t->norms.data) v /= static_cast<double>(r.positions);
+    }
 }
 
 Tensor<double> mean_over_heads(const Tensor<double>& norms) {
@@ -206,6 +213,12 @@ void write_freq_norms(H5Output& out, const FreqNorms& r, const FreqNormsOptions&
         out.set_attr(name + "_norms", "description",
                      "mean over batch and positions of the 2-norm of each RoPE chunk; freq 0 = "
                      "highest frequency");
+        out.write(name + "_norm_sums", t.sums, {"layer", which == 0 ? "head" : "kv_head", "freq"},
+                  "activation");
+        out.set_attr(name + "_norm_sums", "description",
+                     "sum over batch and positions of the 2-norm of each RoPE chunk (divided by "
+                     "positions_averaged: " +
+                         name + "_norms); rope-merge adds them");
         out.write("layer_" + name + "_norms", mean_over_heads(t.norms), {"layer", "freq"},
                   "activation");
         out.set_attr("layer_" + name + "_norms", "description",

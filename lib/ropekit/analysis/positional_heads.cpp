@@ -21,14 +21,6 @@ std::size_t first_query(std::size_t r, bool exclude_bos) {
     return exclude_bos ? r + 1 : r;
 }
 
-// Per head, summed over sequences.
-struct HeadAccumulator {
-    std::vector<double> mass_sum, mass_min;
-    double prev_mul = 0, prev_abs = 0;
-    std::vector<std::vector<double>> chunk_logit;  // [offset][chunk], summed over queries
-    std::vector<double> logit;                     // [offset], whole dot product
-};
-
 // Where the vectors come from, for qk mode and frequency attribution.
 struct VectorSource {
     bool available = false;
@@ -164,8 +156,8 @@ void record_layer_geometry(PositionalHeads& r, std::size_t row, const DumpReader
     }
 }
 
-HeadAccumulator empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
-    HeadAccumulator a;
+HeadStatistics empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
+    HeadStatistics a;
     a.mass_sum.assign(offsets, 0.0);
     a.mass_min.assign(offsets, std::numeric_limits<double>::infinity());
     if (attributed) {
@@ -186,7 +178,7 @@ struct LayerScan {
     std::size_t frequencies = 0;
     float scale = 0;  // qk: multiplier of q.k
     Tensor<float> q{}, k{};
-    std::vector<HeadAccumulator> acc{};     // per head
+    std::vector<HeadStatistics> acc{};      // per head
     std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
 };
 
@@ -203,7 +195,7 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                      g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
 }
 
-void add_sequence_stats(HeadAccumulator& a, const SequenceStats& s) {
+void add_sequence_stats(HeadStatistics& a, const SequenceStats& s) {
     for (std::size_t o = 0; o < a.mass_sum.size(); ++o) {
         a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
         a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
@@ -223,7 +215,7 @@ Tensor<float> pattern_corner(const Tensor<float>& pattern, std::size_t n) {
 // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c). Summed over
 // queries per dimension first (a loop over d that vectorises), then per chunk (its two dims)
 // and in whole (every dim, unrotated ones included). dim_logit [D] is the caller's scratch.
-void add_chunk_logits(const LayerScan& s, std::size_t h, HeadAccumulator& a,
+void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
                       std::vector<double>& dim_logit) {
     const LayerGeometry& g = s.g;
     const std::size_t T = g.tokens, D = g.dim;
@@ -293,7 +285,7 @@ std::size_t dominant_offset(const std::vector<double>& offset_mass) {
 }
 
 // Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
-void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
+void attribute_frequencies(const HeadStatistics& a, std::size_t frequencies,
                            PositionalHeadResult& res) {
     const double total = a.logit[res.offset];
     res.frequency_share.resize(frequencies);
@@ -305,24 +297,14 @@ void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
     res.top_freq_share = top;
 }
 
-// Head h's means over the layer's sequences, its dominant offset, and whether it is positional.
+// Head h of the layer, from its statistics over the layer's sequences.
 PositionalHeadResult head_result(LayerScan& s, std::size_t h) {
-    const HeadAccumulator& a = s.acc[h];
-    const double B = static_cast<double>(s.g.batch);
-    PositionalHeadResult res;
+    PositionalHeadResult res =
+        finish_head(s.acc[h], s.g.batch, s.options.epsilon, s.attributed ? s.frequencies : 0);
     res.layer = s.layer;
     res.head = h;
-    res.offset_mass.resize(a.mass_sum.size());
-    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) res.offset_mass[o] = a.mass_sum[o] / B;
-    res.offset = dominant_offset(res.offset_mass);
-    res.mass = res.offset_mass[res.offset];
-    res.min_mass = a.mass_min[res.offset];
-    res.positional = res.min_mass >= 1.0 - s.options.epsilon;
-    res.prev_mul = a.prev_mul / B;
-    res.prev_abs = a.prev_abs / B;
-    res.top_freq_share = kNaN;
-    if (s.attributed) attribute_frequencies(a, s.frequencies, res);
     res.picture = std::move(s.pictures[h]);
+    res.statistics = std::move(s.acc[h]);
     return res;
 }
 
@@ -345,6 +327,23 @@ void scan_layer(const DumpReader& dump, std::size_t row, PositionalHeads& r) {
 }
 
 }  // namespace
+
+PositionalHeadResult finish_head(const HeadStatistics& a, std::size_t sequences, double epsilon,
+                                 std::size_t frequencies) {
+    const double B = static_cast<double>(sequences);
+    PositionalHeadResult res;
+    res.offset_mass.resize(a.mass_sum.size());
+    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) res.offset_mass[o] = a.mass_sum[o] / B;
+    res.offset = dominant_offset(res.offset_mass);
+    res.mass = res.offset_mass[res.offset];
+    res.min_mass = a.mass_min[res.offset];
+    res.positional = res.min_mass >= 1.0 - epsilon;
+    res.prev_mul = a.prev_mul / B;
+    res.prev_abs = a.prev_abs / B;
+    res.top_freq_share = kNaN;
+    if (frequencies > 0) attribute_frequencies(a, frequencies, res);
+    return res;
+}
 
 double previous_token_score_mul(const float* a, std::size_t T, bool exclude_bos,
                                 bool exclude_current_token) {
@@ -513,6 +512,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "exclude_current_token", static_cast<std::int64_t>(o.exclude_current_token));
     out.set_attr("/", "sequences", static_cast<std::int64_t>(r.sequences));
     out.set_attr("/", "tokens", static_cast<std::int64_t>(r.tokens));
+    write_head_statistics(out, r);
 }
 
 Heatmap pattern_figure(const PositionalHeadResult& h, const std::string& source) {

@@ -9,6 +9,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -36,25 +37,41 @@ PositionalOptions checked_options(const PositionalHeadsCommand& command) {
     return options;
 }
 
+// The other parts' statistics added to this part's, in part order (part 0 only).
+void add_other_parts(PositionalHeads& result, const WorkShare& share) {
+    const std::vector<std::vector<double>> parts = share.gather(pack_positional_heads(result));
+    for (std::size_t p = 1; p < parts.size(); ++p) {
+        add_positional_heads(result, unpack_positional_heads(result, parts[p]));
+    }
+    finish_positional_heads(result);
+}
+
 }  // namespace
 
-void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context) {
+void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context,
+                               const WorkShare& share) {
     PositionalOptions options = checked_options(command);
     const HeadsTableFormat format = parse_enum(kHeadsTableFormatNames, command.format, "--format");
-    const std::vector<std::string> inputs{command.input};
+    const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
     if (!context.output.empty()) check_file_output(context.output, context.force, inputs);
     check_figure_prefix(command.plot);
-    const H5Input in = H5Input::open(command.input);
+    const std::vector<H5Input> files = open_dump_files(inputs);
     const bool from_pattern = options.from == HeadSource::pattern;
-    const DumpReader dump = open_dump(
-        in, command.dump, from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
+    DumpReader dump = open_dump(files, command.dump,
+                                from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
     options.logit_scale = logit_scale_choice(command.scale, dump.attributes());
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
     }
     options.layers = parse_index_spec(
         command.layers, positional_head_layers(dump, options.from).size(), "--layers");
-    const PositionalHeads result = find_positional_heads(dump, options, context.note);
+    const auto [first, count] = share.sequences(positional_head_sequences(dump, options.from));
+    dump.restrict_sequences(first, count);
+    PositionalHeads result = find_positional_heads(dump, options, context.note);
+    if (share.gather) {
+        add_other_parts(result, share);
+        if (!share.writes()) return;
+    }
 
     const std::vector<FigureFile> figures = positional_heads_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
@@ -64,7 +81,7 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
         out = H5Output::create(context.output, context.write_options(inputs));
         write_positional_heads(*out, result);
         write_dump_attributes(*out, dump.attributes());
-        out->finish_into(batch, context.tool, context.command_line, in.history());
+        out->finish_into(batch, context.tool, context.command_line, files.front().history());
     }
     add_figures(batch, figures, context, inputs);
     batch.commit();
