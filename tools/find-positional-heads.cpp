@@ -14,7 +14,8 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
     tool.with_optional_output();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
-                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule)")
+                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule); "
+                   "auto: pattern when the dump has patterns, else qk (said on stderr)")
         ->capture_default_str();
     app.add_option("--epsilon", c.options.epsilon,
                    "Positional when the mass is >= 1 - epsilon on every sequence")

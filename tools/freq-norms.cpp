@@ -11,7 +11,7 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
     auto& app = tool.app();
     tool.require(
         app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
-    tool.with_output();
+    tool.with_optional_output();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
     app.add_flag("--exclude-bos", c.options.exclude_bos,

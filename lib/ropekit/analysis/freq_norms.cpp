@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 
 namespace ropekit {
 namespace {
@@ -87,8 +88,10 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
     std::vector<std::size_t> layers = dump.layers(queries ? Hook::q : Hook::k);
     if (layers.empty()) layers = dump.layers(queries ? Hook::rot_q : Hook::rot_k);
     if (layers.empty()) {
-        throw data_error(dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
-                         "no layers found (see --name)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
+            "no layers found (see --name)" +
+                dump_contents_hint(dump.input(), {Hook::q, Hook::k, Hook::rot_q, Hook::rot_k}));
     }
     return layers;
 }

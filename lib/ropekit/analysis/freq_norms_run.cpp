@@ -42,7 +42,7 @@ FreqNormsOptions checked_options(const FreqNormsCommand& command) {
 void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) {
     FreqNormsOptions options = checked_options(command);
     const std::vector<std::string> inputs{command.input};
-    check_output_path(context.output, context.force, inputs);
+    if (!context.output.empty()) check_output_path(context.output, context.force, inputs);
     const H5Input in = H5Input::open(command.input);
     const bool both = options.queries && options.keys;
     const DumpReader dump =
@@ -58,10 +58,12 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) 
 
     const std::vector<FigureFile> figures = freq_norms_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
-    H5Output out = H5Output::create(context.output, context.write_options(inputs));
-    write_freq_norms(out, result, options);
-    write_dump_attributes(out, dump.attributes());
-    out.commit(context.tool, context.command_line, in.history());
+    if (!context.output.empty()) {
+        H5Output out = H5Output::create(context.output, context.write_options(inputs));
+        write_freq_norms(out, result, options);
+        write_dump_attributes(out, dump.attributes());
+        out.commit(context.tool, context.command_line, in.history());
+    }
     write_figures(figures, context, inputs);
     if (!figures.empty()) {
         context.note(fmt::format("wrote {} figures {}-*.svg", figures.size(), command.plot));

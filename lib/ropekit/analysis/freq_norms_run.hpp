@@ -24,7 +24,7 @@ struct FreqNormsCommand {
 };
 
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
-// context.output, then PREFIX-{q,k}-layers.svg and PREFIX-{q,k}-layer{L}.svg; prints the
+// context.output when given, then PREFIX-{q,k}-layers.svg and PREFIX-{q,k}-layer{L}.svg; prints the
 // per-head summary (freq_norms_summary).
 void run_freq_norms(const FreqNormsCommand& command, const RunContext& context);
 

@@ -9,6 +9,7 @@
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 #include "ropekit/rope/attention.hpp"
 
 namespace ropekit {
@@ -390,9 +391,10 @@ std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSour
     std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
     if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
     if (layers.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+            "no layers found (see --name, --from)" +
+                dump_contents_hint(dump.input(), {Hook::pattern, Hook::rot_q, Hook::q, Hook::k}));
     }
     return layers;
 }

@@ -16,13 +16,13 @@ inline constexpr EnumNames<HeadsTableFormat, 2> kHeadsTableFormatNames{
     {{HeadsTableFormat::tsv, "tsv"}, {HeadsTableFormat::json, "json"}}};
 
 struct PositionalHeadsCommand {
-    std::string input;             // the dump, "-" = stdin
-    std::string from = "pattern";  // pattern | qk
-    std::string scale = "auto";    // auto | sqrt | none (logit_scale_choice)
-    std::string format = "tsv";    // tsv | json
-    std::string layers = "all";    // index spec over positional_head_layers()
-    std::string plot;              // figure path prefix; empty = no figures
-    PositionalOptions options;     // epsilon, max_offset, exclusions; the rest from the above
+    std::string input;           // the dump, "-" = stdin
+    std::string from = "auto";   // auto (pattern if the dump has them, else qk) | pattern | qk
+    std::string scale = "auto";  // auto | sqrt | none (logit_scale_choice)
+    std::string format = "tsv";  // tsv | json
+    std::string layers = "all";  // index spec over positional_head_layers()
+    std::string plot;            // figure path prefix; empty = no figures
+    PositionalOptions options;   // epsilon, max_offset, exclusions; the rest from the above
     DumpOptions dump;
 };
 

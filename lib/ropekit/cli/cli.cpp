@@ -87,7 +87,8 @@ Tool& Tool::with_optional_output() {
 Tool& Tool::add_output(bool required) {
     auto* output = app_.add_option("-o,--output", output_,
                                    required ? "Output file ('-' = standard output), required"
-                                            : "Output file ('-' = standard output)");
+                                            : "Output file ('-' = standard output); without it "
+                                              "the table alone is printed");
     if (required) require(output);
     app_.add_flag("--force", force_, "Replace an existing output (never an input)");
     return *this;
