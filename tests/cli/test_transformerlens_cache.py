@@ -108,5 +108,47 @@ class FreqNormsWithoutOutput(TempDirTest):
         self.assertEqual(len(alone.stdout.strip().splitlines()), 1 + 2 * 4 + 2 * 2)
 
 
+class Bfloat16AsIntegers(TempDirTest):
+    """t.view(torch.int16).numpy() and .view(torch.uint16): bf16 bits in a 16-bit integer dataset."""
+
+    def write(self, name, int_type, mark):
+        rng = np.random.default_rng(3)
+        values = {}
+        path = self.path(name)
+        with h5py.File(path, "w") as f:
+            f.attrs["rope_theta"] = 10000.0
+            for hook in ("hook_q", "hook_k"):
+                x = rng.normal(size=(1, 12, 2, 8)).astype(np.float32)
+                bits = (x.view(np.uint32) >> 16).astype(np.uint16)  # truncated to bf16
+                values[hook] = (bits.astype(np.uint32) << 16).view(np.float32)
+                d = f.create_dataset(f"blocks.0.attn.{hook}", data=bits.view(int_type))
+                if mark:
+                    d.attrs["dtype"] = "bfloat16"
+        return path, values
+
+    def test_marked_int16_and_uint16_read_as_their_bf16_values(self):
+        reference = self.path("f32.h5")
+        for int_type in (np.int16, np.uint16):
+            path, values = self.write(f"{int_type.__name__}.h5", int_type, mark=True)
+            with h5py.File(reference, "w") as f:
+                f.attrs["rope_theta"] = 10000.0
+                for hook, v in values.items():
+                    f[f"blocks.0.attn.{hook}"] = v
+            got = run("freq-norms", path, "-o", self.path("got.h5"), "--force", "-q", check=0)
+            want = run("freq-norms", reference, "-q", check=0)
+            self.assertEqual(got.stdout, want.stdout, int_type.__name__)
+            with h5py.File(self.path("got.h5")) as f:
+                norms = f["q_norms"][...]
+            pairs = values["hook_q"][0].reshape(12, 2, 2, 4)  # half layout: dims k and k + 4
+            direct = np.sqrt(pairs[:, :, 0, :] ** 2 + pairs[:, :, 1, :] ** 2).mean(axis=0)
+            np.testing.assert_allclose(norms[0], direct, rtol=1e-5)
+
+    def test_unmarked_integers_say_how_to_mark_them(self):
+        path, _ = self.write("plain.h5", np.int16, mark=False)
+        r = run("freq-norms", path, "-q")
+        self.assertOneLineError(r, 1, "blocks.0.attn.hook_q", "bf16 bits?",
+                                "dset.attrs['dtype'] = 'bfloat16'")
+
+
 if __name__ == "__main__":
     unittest.main()
