@@ -17,7 +17,7 @@ void add_options(Tool& tool, PlotDatasetCommand& c) {
         app.add_option("-:", c.stdin_dataset, "DATASET of the file on stdin")->group("");
     tool.require_one_of({input, stdin_input}, "INPUT (FILE[:DATASET] or -:DATASET)");
     tool.single_threaded("drawing one figure takes milliseconds");
-    tool.with_output();
+    tool.with_output().writes_text();
     app.add_option("--kind", c.kind,
                    "auto (1-D: lines, 2-D: heatmap), heatmap or lines; lines on a 2-D dataset "
                    "draws one line per row")

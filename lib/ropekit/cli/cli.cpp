@@ -20,6 +20,7 @@
 #include <iostream>
 #include <new>
 
+#include "ropekit/cli/terminal.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/core/version.hpp"
@@ -91,6 +92,11 @@ Tool& Tool::add_output(bool required) {
                                               "the table alone is printed");
     if (required) require(output);
     app_.add_flag("--force", force_, "Replace an existing output (never an input)");
+    return *this;
+}
+
+Tool& Tool::writes_text() {
+    text_output_ = true;
     return *this;
 }
 
@@ -190,6 +196,12 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
             return static_cast<int>(ExitCode::usage);
         }
     }
+    if (const std::string refusal = terminal_output_refusal(output_, text_output_);
+        !refusal.empty()) {
+        report(refusal);
+        return static_cast<int>(ExitCode::usage);
+    }
+    if (reads_terminal_input(app_)) note(kReadingTerminalNote);
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);
