@@ -61,6 +61,6 @@ int main(int argc, char** argv) {
         "  find-positional-heads dump.h5                          # TSV table on stdout\n"
         "  find-positional-heads dump.h5 --from qk --scale none --epsilon 0.01 -o heads.h5\n"
         "  find-positional-heads dump.h5 --format json | jq '.[] | select(.positional)'\n"
-        "  make-demo-dump -o - | find-positional-heads - --plot fig/heads | awk '$6 == 1'\n");
+        "  make-demo-dump -o - | find-positional-heads - --plot heads | awk '$6 == 1'\n");
     return tool.run(argc, argv, [&] { run_find_positional_heads(command, tool.context()); });
 }

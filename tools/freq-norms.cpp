@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     FreqNormsCommand command;
     add_options(tool, command);
     tool.examples(
-        "  freq-norms dump.h5 -o norms.h5 --plot fig/norms      # Figures 3 and 4 as SVG\n"
+        "  freq-norms dump.h5 -o norms.h5 --plot norms          # Figures 3 and 4 as SVG\n"
         "  freq-norms dump.h5 --tensor q --layers 0,-1 --exclude-bos -o q.h5\n"
         "  freq-norms cache.h5 --name q=model.layers.{layer}.q --axes pos,head,dim --tensor q -o "
         "n.h5\n"
