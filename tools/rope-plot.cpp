@@ -28,6 +28,9 @@ void add_options(Tool& tool, PlotDatasetCommand& c) {
                    "of q_norms [layer, head, freq])")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--transpose", c.options.transpose, "Heatmap: swap the x and y axes");
+    app.add_flag("--from-zero", c.options.from_zero,
+                 "Start the value scale at 0 (the y axis of a line plot, a heatmap's colours), "
+                 "so that small differences are not magnified");
     app.add_flag("--log", c.options.log,
                  "Heatmap: logarithmic colour scale (chunk norms span decades); lines: "
                  "logarithmic x axis");

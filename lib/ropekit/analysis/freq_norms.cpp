@@ -277,6 +277,7 @@ Heatmap layer_norms_figure(const FreqNorms& r, bool queries) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 
@@ -296,6 +297,7 @@ Heatmap head_norms_figure(const FreqNorms& r, bool queries, std::size_t row) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 
