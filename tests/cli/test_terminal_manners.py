@@ -79,5 +79,51 @@ class TerminalInput(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
 
 
+class Progress(TempDirTest):
+    """One progress facility: in place on a terminal, a plain line every few seconds otherwise."""
+
+    ARGS = ("--mode", "gaussian", "--head-dim", 64, "--samples", 60000, "--max-offset", 200)
+
+    def test_in_place_on_a_terminal(self):
+        master, slave = os.openpty()
+        try:
+            p = subprocess.run([tool_path("rope-decay"), *map(str, self.ARGS), "-o",
+                                self.path("g.h5")], stderr=slave, stdout=subprocess.DEVNULL,
+                               timeout=300)
+            os.close(slave)
+            slave = None
+            screen = b""
+            while select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        self.assertEqual(p.returncode, 0)
+        text = screen.decode()
+        self.assertIn("\r\x1b[K", text)  # redrawn in place
+        self.assertEqual(text.count("\n"), 1, text)  # one line, ended once at the end
+        self.assertIn("60000 / 60000 pairs (100%)", text)
+
+    def test_plain_lines_when_not_a_terminal_and_none_with_quiet(self):
+        r = run("rope-decay", *self.ARGS, "-o", self.path("g.h5"), check=0)
+        lines = r.stderr.strip().splitlines()
+        self.assertTrue(lines[-1].startswith("rope-decay: 60000 / 60000 pairs (100%)"), lines)
+        self.assertNotIn("\r", r.stderr)
+        self.assertLessEqual(len(lines), 4, lines)  # at most one every 5 s, not one per 8192
+        quiet = run("rope-decay", *self.ARGS, "-o", self.path("q.h5"), "-q", check=0)
+        self.assertEqual(quiet.stderr, "")
+
+    def test_make_demo_dump_reports_progress(self):
+        r = run("make-demo-dump", "-o", self.path("d.h5"), check=0)
+        self.assertIn("make-demo-dump: 3 / 3 layers (100%)", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

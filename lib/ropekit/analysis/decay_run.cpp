@@ -43,8 +43,7 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context) {
                            command.layout);
     }
     const DecayCurve curve = compute_decay(request, [&](std::size_t done, std::size_t total) {
-        if (done == total || done % 8192 == 0)
-            context.note(fmt::format("{} / {} pairs", done, total));
+        context.progress(done, total, "pairs");
     });
     std::optional<DecayCheck> check;
     if (command.check) check = check_no_decay(curve, command.alpha);

@@ -13,13 +13,17 @@
 
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <new>
 
+#include "ropekit/cli/progress.hpp"
 #include "ropekit/cli/terminal.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
@@ -117,6 +121,12 @@ RunContext Tool::context() const {
     context.force = force_;
     context.note = [this](const std::string& line) { note(line); };
     context.print = [this](const std::string& text) { print(text); };
+    if (!quiet_) {
+        auto line = std::make_shared<ProgressLine>(name_, ::isatty(STDERR_FILENO) != 0);
+        context.progress = [line](std::size_t done, std::size_t total, const std::string& units) {
+            line->update(done, total, units);
+        };
+    }
     return context;
 }
 
