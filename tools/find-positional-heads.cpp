@@ -21,7 +21,8 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
     tool.reads_hdf5();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
-                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule)")
+                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule); "
+                   "auto: pattern when the dump has patterns, else qk (said on stderr)")
         ->capture_default_str();
     app.add_option("--epsilon", c.options.epsilon,
                    "Positional when the mass is >= 1 - epsilon on every sequence")
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
         "  find-positional-heads dump.h5                          # TSV table on stdout\n"
         "  find-positional-heads dump.h5 --from qk --scale none --epsilon 0.01 -o heads.h5\n"
         "  find-positional-heads dump.h5 --format json | jq '.[] | select(.positional)'\n"
-        "  make-demo-dump -o - | find-positional-heads - --plot fig/heads | awk '$6 == 1'\n");
+        "  make-demo-dump -o - | find-positional-heads - --plot heads | awk '$6 == 1'\n");
 #ifdef ROPEKIT_MPI
     return tool.run(argc, argv, [&] {
         mpi.run([&](const WorkShare& share) {

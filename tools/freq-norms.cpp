@@ -17,7 +17,7 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
                        "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
                        "@LIST (a file of paths), are the shards of one dump, concatenated along "
                        "batch"));
-    tool.with_output();
+    tool.with_optional_output();
     tool.reads_hdf5();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
     FreqNormsCommand command;
     add_options(tool, command);
     tool.examples(
-        "  freq-norms dump.h5 -o norms.h5 --plot fig/norms      # Figures 3 and 4 as SVG\n"
+        "  freq-norms dump.h5 -o norms.h5 --plot norms          # Figures 3 and 4 as SVG\n"
         "  freq-norms dump.h5 --tensor q --layers 0,-1 --exclude-bos -o q.h5\n"
         "  freq-norms cache.h5 --name q=model.layers.{layer}.q --axes pos,head,dim --tensor q -o "
         "n.h5\n"

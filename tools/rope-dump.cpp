@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
     tool.examples(
         "  rope-dump stories260K.bin --sample 16 --length 256 --seed 1 -o dump.h5\n"
         "  rope-dump stories260K.bin --tokens held_out.txt --p 0.75 --what '' -o p075.h5\n"
-        "  rope-dump stories260K.bin --ids \"1 461 461 401\" --what pattern --layers 0 -o - "
-        "| h5ls -r -\n"
+        "  rope-dump stories260K.bin --ids \"1 461 461 401\" --what pattern --layers 0 -o p.h5 "
+        "&& h5ls -r p.h5\n"
         "  rope-dump stories260K.bin --sample 16 --length 256 -o - | freq-norms - -o norms.h5\n"
         "  rope-dump llama-dir/ --text wiki.txt --length 512 -o - | freq-norms - -o norms.h5\n");
     return tool.run(argc, argv, [&] { run_rope_dump(command, tool.context()); });

@@ -20,6 +20,6 @@ int main(int argc, char** argv) {
     tool.examples(
         "  freq-norms shard-0.h5 -o n0.h5; freq-norms shard-1.h5 -o n1.h5\n"
         "  rope-merge n0.h5 n1.h5 -o norms.h5        # = freq-norms shard-0.h5 shard-1.h5\n"
-        "  rope-merge n*.h5 -o - | rope-plot -:layer_q_norms -o fig3.svg\n");
+        "  rope-merge n0.h5 n1.h5 -o - | rope-plot -:layer_q_norms -o fig3.svg\n");
     return tool.run(argc, argv, [&] { run_merge(command, tool.context()); });
 }

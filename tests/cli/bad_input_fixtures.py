@@ -183,6 +183,7 @@ def dump_with_theta_as_text(fx):
     with h5py.File(path, "w") as f:
         f.attrs["rope_theta"] = "ten thousand"
         f[Q] = np.ones((1, 4, 2, 8), np.float32)
+        f[K] = np.ones((1, 4, 2, 8), np.float32)
     return path
 
 

@@ -9,6 +9,7 @@
 #include "ropekit/analysis/chunk_norms_internal.hpp"
 #include "ropekit/analysis/freq_norms_in_place_internal.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 
 namespace ropekit {
 namespace {
@@ -58,8 +59,10 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
     std::vector<std::size_t> layers = dump.layers(queries ? Hook::q : Hook::k);
     if (layers.empty()) layers = dump.layers(queries ? Hook::rot_q : Hook::rot_k);
     if (layers.empty()) {
-        throw data_error(dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
-                         "no layers found (see --name)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
+            "no layers found (see --name)" +
+                dump_contents_hint(dump.input(), {Hook::q, Hook::k, Hook::rot_q, Hook::rot_k}));
     }
     return layers;
 }
@@ -258,6 +261,7 @@ Heatmap layer_norms_figure(const FreqNorms& r, bool queries) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 
@@ -277,6 +281,7 @@ Heatmap head_norms_figure(const FreqNorms& r, bool queries, std::size_t row) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 

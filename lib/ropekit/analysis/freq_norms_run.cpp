@@ -53,7 +53,7 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
                     const WorkShare& share) {
     FreqNormsOptions options = checked_options(command);
     const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
-    check_file_output(context.output, context.force, inputs);
+    if (!context.output.empty()) check_file_output(context.output, context.force, inputs);
     check_figure_prefix(command.plot);
     const std::vector<H5Input> files = open_dump_files(inputs);
     const bool both = options.queries && options.keys;
@@ -77,10 +77,13 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
     const std::vector<FigureFile> figures = freq_norms_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
     OutputBatch batch;
-    H5Output out = H5Output::create(context.output, context.write_options(inputs));
-    write_freq_norms(out, result, options);
-    write_dump_attributes(out, dump.attributes());
-    out.finish_into(batch, context.tool, context.command_line, files.front().history());
+    std::optional<H5Output> out;
+    if (!context.output.empty()) {
+        out = H5Output::create(context.output, context.write_options(inputs));
+        write_freq_norms(*out, result, options);
+        write_dump_attributes(*out, dump.attributes());
+        out->finish_into(batch, context.tool, context.command_line, files.front().history());
+    }
     add_figures(batch, figures, context, inputs);
     batch.commit();
     if (!figures.empty()) {

@@ -26,7 +26,7 @@ struct FreqNormsCommand {
 };
 
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
-// context.output, then PREFIX-{q,k}-layers.svg and PREFIX-{q,k}-layer{L}.svg; prints the
+// context.output when given, then PREFIX-{q,k}-layers.svg and PREFIX-{q,k}-layer{L}.svg; prints the
 // per-head summary (freq_norms_summary). Under a WorkShare of several parts, each reads its share
 // of the sequences and only part 0, with every part's statistics added in part order, writes.
 void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,

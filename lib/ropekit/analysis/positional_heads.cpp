@@ -9,6 +9,7 @@
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 #include "ropekit/rope/attention.hpp"
 
 namespace ropekit {
@@ -284,14 +285,18 @@ std::size_t dominant_offset(const std::vector<double>& offset_mass) {
     return offset;
 }
 
-// Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
+// Each frequency chunk's share of the logit at the head's offset, over absolute contributions
+// (|chunk c| / sum of |chunk|), so that shares lie in [0, 1] and sum to 1 even when chunks cancel;
+// top_freq_share is that of the highest quarter. NaN when every chunk contributes exactly 0.
 void attribute_frequencies(const HeadStatistics& a, std::size_t frequencies,
                            PositionalHeadResult& res) {
-    const double total = a.logit[res.offset];
+    const std::vector<double>& chunks = a.chunk_logit[res.offset];
+    double total = 0;
+    for (std::size_t c = 0; c < frequencies; ++c) total += std::abs(chunks[c]);
     res.frequency_share.resize(frequencies);
     double top = 0;
     for (std::size_t c = 0; c < frequencies; ++c) {
-        res.frequency_share[c] = a.chunk_logit[res.offset][c] / total;
+        res.frequency_share[c] = total > 0 ? std::abs(chunks[c]) / total : kNaN;
         if (c < std::max<std::size_t>(1, (frequencies + 3) / 4)) top += res.frequency_share[c];
     }
     res.top_freq_share = top;
@@ -399,9 +404,10 @@ std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSour
     std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
     if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
     if (layers.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+            "no layers found (see --name, --from)" +
+                dump_contents_hint(dump.input(), {Hook::pattern, Hook::rot_q, Hook::q, Hook::k}));
     }
     return layers;
 }
@@ -500,8 +506,8 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("prev_abs", "description",
                  "TransformerLens previous_token_head score, error_measure='abs' (unrounded)");
     out.set_attr("top_freq_share", "description",
-                 "share of the logit at the offset carried by the highest quarter of frequencies "
-                 "(NaN without q and k)");
+                 "share of the logit at the offset carried by the highest quarter of frequencies, "
+                 "over absolute chunk contributions: in [0, 1] (NaN without q and k)");
     const PositionalOptions& o = r.options;
     out.set_attr("/", "from", std::string(o.from == HeadSource::pattern ? "pattern" : "qk"));
     out.set_attr("/", "source", r.source);

@@ -19,7 +19,7 @@ inline constexpr EnumNames<HeadsTableFormat, 2> kHeadsTableFormatNames{
 
 struct PositionalHeadsCommand {
     std::vector<std::string> inputs;  // the dump: files (shards), @LIST files of paths, or "-"
-    std::string from = "pattern";     // pattern | qk
+    std::string from = "auto";        // auto (pattern if the dump has them, else qk) | pattern | qk
     std::string scale = "auto";       // auto | sqrt | none (logit_scale_choice)
     std::string format = "tsv";       // tsv | json
     std::string layers = "all";       // index spec over positional_head_layers()

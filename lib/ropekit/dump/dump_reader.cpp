@@ -186,6 +186,16 @@ VectorShape DumpReader::shard_vector_shape(const H5Input& in, const std::string&
     return s;
 }
 
+namespace {
+// Patterns follow the batch axis of --axes; a pattern of the other rank names the --axes that fit.
+std::string pattern_axes_hint(std::size_t rank, bool batched) {
+    if (batched && rank == 3)
+        return " (saved as [head, query_pos, key_pos]? pass --axes pos,head,dim)";
+    if (!batched && rank == 4) return " (saved with a batch axis? pass --axes batch,pos,head,dim)";
+    return "";
+}
+}  // namespace
+
 VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
     const std::string name = dataset(layer, hook);
     VectorShape total = shard_vector_shape(input(), name);
@@ -211,8 +221,9 @@ PatternShape DumpReader::shard_pattern_shape(const H5Input& in, const std::strin
     if (shape.size() != rank) {
         throw data_error(
             in.name(), name,
-            fmt::format("expected rank {} [{}head, query_pos, key_pos], found shape {}", rank,
-                        batched ? "batch, " : "", shape_string(shape)));
+            fmt::format("expected rank {} [{}head, query_pos, key_pos], found shape {}{}", rank,
+                        batched ? "batch, " : "", shape_string(shape),
+                        pattern_axes_hint(shape.size(), batched)));
     }
     PatternShape s;
     s.batch = batched ? shape[0] : 1;
@@ -303,6 +314,11 @@ Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
     const Layout layout = attributes_.rope_layout.value_or(Layout::half);
     if (attributes_.rope_theta)
         return make_schedule(head_dim, *attributes_.rope_theta, layout, rotary);
+    if (need_theta && attributes_.unreadable_rope_theta) {
+        throw data_error(input().name(), "/@rope_theta",
+                         fmt::format("expected a number, found '{}' (or pass --theta)",
+                                     *attributes_.unreadable_rope_theta));
+    }
     if (need_theta) {
         throw usage_error(input().name() +
                           " has no rope_theta attribute: pass --theta (e.g. 10000)");
