@@ -30,11 +30,11 @@ struct KeyValues {
 };
 
 // q, k, v from the normalised residual xb.
-void project_qkv(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+void project_qkv(const LlamaLayerWeights& w, ForwardWorkspace& ws) {
     const std::size_t rows = ws.shape.rows();
-    project(ws.xb.data(), rows, c.dim, w.wq, ws.qdim, ws.q.data());
-    project(ws.xb.data(), rows, c.dim, w.wk, ws.kvdim, ws.k.data());
-    project(ws.xb.data(), rows, c.dim, w.wv, ws.kvdim, ws.v.data());
+    project(ws.xb.data(), rows, w.wq, ws.q.data());
+    project(ws.xb.data(), rows, w.wk, ws.k.data());
+    project(ws.xb.data(), rows, w.wv, ws.v.data());
 }
 
 // Rotates every head of q and k by its row's position (one cos/sin per chunk for all heads).
@@ -122,15 +122,6 @@ LayerActivations layer_activations(std::size_t layer, const ForwardWorkspace& ws
 
 }  // namespace
 
-void project(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out,
-             float* y, float beta) {
-    ensure_blas_address_space();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                static_cast<blasint>(out), static_cast<blasint>(in), 1.0f, x,
-                static_cast<blasint>(in), w, static_cast<blasint>(in), beta, y,
-                static_cast<blasint>(out));
-}
-
 void rms_norm(const float* x, const float* weight, std::size_t rows, std::size_t dim, double eps,
               float* out) {
     for (std::size_t r = 0; r < rows; ++r) {
@@ -144,7 +135,7 @@ void rms_norm(const float* x, const float* weight, std::size_t rows, std::size_t
     }
 }
 
-void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const float* embedding,
+void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const WeightMatrix& embedding,
                   std::vector<float>& x) {
     for (std::size_t r = 0; r < x.size() / c.dim; ++r) {
         if (ids[r] < 0 || static_cast<std::size_t>(ids[r]) >= c.vocab_size) {
@@ -152,8 +143,7 @@ void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const float* em
                 "", "tokens",
                 fmt::format("token id {} is outside the vocabulary [0, {})", ids[r], c.vocab_size));
         }
-        const float* e = embedding + static_cast<std::size_t>(ids[r]) * c.dim;
-        std::copy(e, e + c.dim, x.begin() + static_cast<std::ptrdiff_t>(r * c.dim));
+        embedding.read_rows(static_cast<std::size_t>(ids[r]), 1, &x[r * c.dim]);
     }
 }
 
@@ -162,7 +152,7 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const LlamaLayerWeights& w = *layer.weights;
     const std::size_t rows = ws.shape.rows();
     rms_norm(ws.x.data(), w.rms_att, rows, c.dim, c.norm_eps, ws.xb.data());
-    project_qkv(c, w, ws);
+    project_qkv(w, ws);
     if (options.observer) {
         ws.q_raw = ws.q;
         ws.k_raw = ws.k;
@@ -171,16 +161,16 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const KeyValues kv = store_keys_values(layer.cache, ws);
     attend(c, layer, kv, options, ws);
     if (options.observer) options.observer(layer_activations(layer.index, ws, options));
-    project(ws.att.data(), rows, ws.qdim, w.wo, c.dim, ws.x.data(), 1.0f);
+    project(ws.att.data(), rows, w.wo, ws.x.data(), 1.0f);
 }
 
 void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
     const std::size_t rows = ws.shape.rows();
     rms_norm(ws.x.data(), w.rms_ffn, rows, c.dim, c.norm_eps, ws.xb.data());
-    project(ws.xb.data(), rows, c.dim, w.w1, c.hidden_dim, ws.gate.data());
-    project(ws.xb.data(), rows, c.dim, w.w3, c.hidden_dim, ws.up.data());
+    project(ws.xb.data(), rows, w.w1, ws.gate.data());
+    project(ws.xb.data(), rows, w.w3, ws.up.data());
     swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
-    project(ws.gate.data(), rows, c.hidden_dim, w.w2, c.dim, ws.x.data(), 1.0f);
+    project(ws.gate.data(), rows, w.w2, ws.x.data(), 1.0f);
 }
 
 }  // namespace ropekit::decoder

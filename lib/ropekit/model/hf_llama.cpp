@@ -9,6 +9,7 @@
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/json.hpp"
+#include "ropekit/formats/ggml_types.hpp"
 #include "ropekit/formats/safetensors.hpp"
 #include "ropekit/rope/hf_rope.hpp"
 
@@ -54,9 +55,10 @@ void require_llama(const Json& config, const std::string& file) {
     }
 }
 
-// Every weight, converted to float32 and owned here; LlamaWeights points into it.
+// The mapped shards the weight matrices read, and the norm weights converted to float32.
 struct HfStorage {
-    std::map<std::string, Tensor<float>> tensors;
+    std::vector<SafetensorsFile> files;
+    std::vector<Tensor<float>> norms;
 };
 
 // Opens model.safetensors or the shards of model.safetensors.index.json.
@@ -103,19 +105,50 @@ const HfRopeParameters& global_rope(const HfRopeConfig& rope, const std::string&
     return rope.global();
 }
 
-// The tensors of every shard by name, each converted to float32 into `storage` when loaded.
+// The ggml type of a safetensors float dtype, for WeightMatrix.
+std::uint32_t ggml_type_of(const std::string& dtype) {
+    if (dtype == "F16") return static_cast<std::uint32_t>(GgmlType::f16);
+    if (dtype == "BF16") return static_cast<std::uint32_t>(GgmlType::bf16);
+    return static_cast<std::uint32_t>(GgmlType::f32);
+}
+
+// The tensors of every shard by name. Matrices stay in their mapping: F32 ones used in place,
+// F16 and BF16 ones converted a block of rows at a time (weight_matrix.hpp); norm weights are
+// converted to float32 into the storage.
 class ShardedTensors {
   public:
-    ShardedTensors(std::string directory, std::vector<SafetensorsFile> files, HfStorage& storage)
-        : directory_(std::move(directory)), files_(std::move(files)), storage_(storage) {
-        for (const auto& f : files_) {
+    ShardedTensors(std::string directory, HfStorage& storage)
+        : directory_(std::move(directory)), storage_(storage) {
+        for (const auto& f : storage_.files) {
             for (const auto& t : f.tensors()) where_[t.name] = &f;
         }
     }
     bool has(const std::string& name) const { return where_.count(name) > 0; }
 
-    // The tensor `name`, which must be a float type of this shape.
-    const float* load(const std::string& name, const Shape& shape) {
+    // The matrix `name`, [rows, cols] in a float dtype.
+    WeightMatrix matrix(const std::string& name, std::size_t rows, std::size_t cols) const {
+        const SafetensorsFile& file = find(name, {rows, cols});
+        const SafetensorsTensor& t = file.at(name);
+        const std::uint8_t* bytes = file.bytes(t);
+        if (t.dtype == "F32" && reinterpret_cast<std::uintptr_t>(bytes) % alignof(float) == 0) {
+            return WeightMatrix::resident(reinterpret_cast<const float*>(bytes), rows, cols);
+        }
+        return WeightMatrix::stored(bytes, ggml_type_of(t.dtype), rows, cols,
+                                    WeightMatrix::Pages::release);
+    }
+    Projection projection(const std::string& name, std::size_t rows, std::size_t cols) const {
+        return {matrix(name, rows, cols), nullptr};
+    }
+
+    // The vector `name` of `size` entries, as float32 owned by the storage.
+    const float* vector(const std::string& name, std::size_t size) {
+        const SafetensorsFile& file = find(name, {size});
+        return storage_.norms.emplace_back(file.read_float(name)).ptr();
+    }
+
+  private:
+    // The file holding `name`, which must be a float type of this shape.
+    const SafetensorsFile& find(const std::string& name, const Shape& shape) const {
         const auto it = where_.find(name);
         if (it == where_.end()) {
             throw data_error(directory_, name, "expected this tensor in the safetensors files");
@@ -131,12 +164,10 @@ class ShardedTensors {
                              fmt::format("expected shape {} from config.json, found {}",
                                          shape_string(shape), shape_string(t.shape)));
         }
-        return storage_.tensors.emplace(name, file.read_float(name)).first->second.ptr();
+        return file;
     }
 
-  private:
     std::string directory_;
-    std::vector<SafetensorsFile> files_;
     std::map<std::string, const SafetensorsFile*> where_;
     HfStorage& storage_;
 };
@@ -145,35 +176,35 @@ LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, std:
     const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
     const std::string p = fmt::format("model.layers.{}.", layer);
     LlamaLayerWeights w;
-    w.rms_att = tensors.load(p + "input_layernorm.weight", {c.dim});
-    w.wq = tensors.load(p + "self_attn.q_proj.weight", {qdim, c.dim});
-    w.wk = tensors.load(p + "self_attn.k_proj.weight", {kvdim, c.dim});
-    w.wv = tensors.load(p + "self_attn.v_proj.weight", {kvdim, c.dim});
-    w.wo = tensors.load(p + "self_attn.o_proj.weight", {c.dim, qdim});
-    w.rms_ffn = tensors.load(p + "post_attention_layernorm.weight", {c.dim});
-    w.w1 = tensors.load(p + "mlp.gate_proj.weight", {c.hidden_dim, c.dim});
-    w.w2 = tensors.load(p + "mlp.down_proj.weight", {c.dim, c.hidden_dim});
-    w.w3 = tensors.load(p + "mlp.up_proj.weight", {c.hidden_dim, c.dim});
+    w.rms_att = tensors.vector(p + "input_layernorm.weight", c.dim);
+    w.wq = tensors.projection(p + "self_attn.q_proj.weight", qdim, c.dim);
+    w.wk = tensors.projection(p + "self_attn.k_proj.weight", kvdim, c.dim);
+    w.wv = tensors.projection(p + "self_attn.v_proj.weight", kvdim, c.dim);
+    w.wo = tensors.projection(p + "self_attn.o_proj.weight", c.dim, qdim);
+    w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim);
+    w.w1 = tensors.projection(p + "mlp.gate_proj.weight", c.hidden_dim, c.dim);
+    w.w2 = tensors.projection(p + "mlp.down_proj.weight", c.dim, c.hidden_dim);
+    w.w3 = tensors.projection(p + "mlp.up_proj.weight", c.hidden_dim, c.dim);
     return w;
 }
 
 // lm_head.weight, or the embedding when config.json ties them.
-const float* load_classifier(ShardedTensors& tensors, const LlamaConfig& c,
-                             const std::string& directory, const float* embedding) {
-    if (c.shared_classifier) return embedding;
+Projection load_classifier(const ShardedTensors& tensors, const LlamaConfig& c,
+                           const std::string& directory, const WeightMatrix& embedding) {
+    if (c.shared_classifier) return {embedding, nullptr};
     if (!tensors.has("lm_head.weight")) {
         throw data_error(directory, "lm_head.weight",
                          "expected this tensor (config.json does not tie the embeddings)");
     }
-    return tensors.load("lm_head.weight", {c.vocab_size, c.dim});
+    return tensors.projection("lm_head.weight", c.vocab_size, c.dim);
 }
 
 LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c,
                           const std::string& directory) {
     LlamaWeights w;
-    w.token_embedding = tensors.load("model.embed_tokens.weight", {c.vocab_size, c.dim});
+    w.token_embedding = tensors.matrix("model.embed_tokens.weight", c.vocab_size, c.dim);
     for (std::size_t l = 0; l < c.n_layers; ++l) w.layers.push_back(load_layer(tensors, c, l));
-    w.rms_final = tensors.load("model.norm.weight", {c.dim});
+    w.rms_final = tensors.vector("model.norm.weight", c.dim);
     w.classifier = load_classifier(tensors, c, directory, w.token_embedding);
     return w;
 }
@@ -204,7 +235,8 @@ LlamaModel load_hf_llama(const std::string& directory) {
     validate_config(c, config_file);
 
     auto storage = std::make_shared<HfStorage>();
-    ShardedTensors tensors(directory, open_shards(dir), *storage);
+    storage->files = open_shards(dir);
+    ShardedTensors tensors(directory, *storage);
     LlamaWeights weights = load_weights(tensors, c, directory);
     return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
                       model_name(dir));

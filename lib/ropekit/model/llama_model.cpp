@@ -40,7 +40,7 @@ LlamaModel::LlamaModel(LlamaConfig config, Schedule schedule, LlamaWeights weigh
       name_(std::move(name)) {}
 
 void LlamaModel::logits(const float* hidden, std::size_t rows, float* out) const {
-    decoder::project(hidden, rows, config_.dim, weights_.classifier, config_.vocab_size, out);
+    project(hidden, rows, weights_.classifier, out);
 }
 
 std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batch,

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ropekit/model/weight_matrix.hpp"
 #include "ropekit/rope/rope.hpp"
 
 namespace ropekit {
@@ -28,24 +29,25 @@ struct LlamaConfig {
     bool shared_classifier = true;
 };
 
-// Row-major [out, in] matrices, as both llama2.c and PyTorch's nn.Linear store them.
+// Matrices are [out, in] (llama2.c, PyTorch's nn.Linear and ggml store them so), resident or
+// stored in the checkpoint's own type (weight_matrix.hpp); norm weights are always float32.
 struct LlamaLayerWeights {
     const float* rms_att = nullptr;  // [dim]
-    const float* wq = nullptr;       // [n_heads * head_dim, dim]
-    const float* wk = nullptr;       // [n_kv_heads * head_dim, dim]
-    const float* wv = nullptr;       // [n_kv_heads * head_dim, dim]
-    const float* wo = nullptr;       // [dim, n_heads * head_dim]
+    Projection wq;                   // [n_heads * head_dim, dim]
+    Projection wk;                   // [n_kv_heads * head_dim, dim]
+    Projection wv;                   // [n_kv_heads * head_dim, dim]
+    Projection wo;                   // [dim, n_heads * head_dim]
     const float* rms_ffn = nullptr;  // [dim]
-    const float* w1 = nullptr;       // [hidden_dim, dim] gate
-    const float* w2 = nullptr;       // [dim, hidden_dim] down
-    const float* w3 = nullptr;       // [hidden_dim, dim] up
+    Projection w1;                   // [hidden_dim, dim] gate
+    Projection w2;                   // [dim, hidden_dim] down
+    Projection w3;                   // [hidden_dim, dim] up
 };
 
 struct LlamaWeights {
-    const float* token_embedding = nullptr;  // [vocab, dim]
+    WeightMatrix token_embedding;  // [vocab, dim]
     std::vector<LlamaLayerWeights> layers;
-    const float* rms_final = nullptr;   // [dim]
-    const float* classifier = nullptr;  // [vocab, dim] (== token_embedding when shared)
+    const float* rms_final = nullptr;  // [dim]
+    Projection classifier;             // [vocab, dim] (the token embedding when shared)
 };
 
 // What one attention layer computed, handed to an observer (the dump hooks). Pointers are valid

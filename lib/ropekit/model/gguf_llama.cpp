@@ -1,0 +1,202 @@
+#include "ropekit/model/gguf_llama.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "ropekit/core/error.hpp"
+#include "ropekit/formats/ggml_types.hpp"
+#include "ropekit/formats/gguf.hpp"
+#include "ropekit/formats/gguf_rope.hpp"
+
+namespace ropekit {
+
+namespace {
+
+// The types of the F32/F16/BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M and Q6_K files people download.
+constexpr GgmlType kWeightTypes[] = {GgmlType::f32,  GgmlType::f16,  GgmlType::bf16,
+                                     GgmlType::q8_0, GgmlType::q4_0, GgmlType::q4_k,
+                                     GgmlType::q5_k, GgmlType::q6_k};
+
+// The mapped file the weight matrices read, and the norm weights converted to float32.
+struct GgufStorage {
+    explicit GgufStorage(GgufFile f) : file(std::move(f)) {}
+    GgufFile file;
+    std::vector<std::vector<float>> vectors;
+};
+
+// A positive integer key, or `fallback` when absent.
+std::size_t count_key(const GgufFile& f, const std::string& key,
+                      std::optional<std::size_t> fallback = std::nullopt) {
+    const GgufValue* v = f.find(key);
+    if (!v && fallback) return *fallback;
+    if (!v) throw data_error(f.path(), key, "expected this key (a positive integer)");
+    const double x = v->is_number() ? v->as_double() : 0.0;
+    if (!(x >= 1.0) || x > 4294967296.0 || x != std::floor(x)) {
+        throw data_error(f.path(), key,
+                         v->is_number() ? fmt::format("expected a positive integer, found {}", x)
+                                        : "expected a positive integer");
+    }
+    return static_cast<std::size_t>(x);
+}
+
+void require_llama(const GgufFile& f) {
+    const GgufValue* arch = f.find("general.architecture");
+    const std::string name =
+        arch && arch->type == GgufType::string ? arch->as_string() : std::string("(none)");
+    if (name != "llama") {
+        throw data_error(f.path(), "general.architecture",
+                         fmt::format("expected \"llama\" (the only GGUF architecture rope-dump "
+                                     "runs), found \"{}\"",
+                                     name));
+    }
+    if (count_key(f, "llama.expert_count", std::size_t{0}) > 0) {
+        throw data_error(f.path(), "llama.expert_count",
+                         "expected a dense model (mixtures of experts are not supported)");
+    }
+}
+
+// The sizes the llama.* keys give; the vocabulary is the embedding's row count.
+LlamaConfig read_config(const GgufFile& f) {
+    LlamaConfig c;
+    c.dim = count_key(f, "llama.embedding_length");
+    c.hidden_dim = count_key(f, "llama.feed_forward_length");
+    c.n_layers = count_key(f, "llama.block_count");
+    c.n_heads = count_key(f, "llama.attention.head_count");
+    c.n_kv_heads = count_key(f, "llama.attention.head_count_kv", c.n_heads);
+    c.head_dim = count_key(f, "llama.attention.key_length", c.dim / c.n_heads);
+    if (count_key(f, "llama.attention.value_length", c.head_dim) != c.head_dim) {
+        throw data_error(f.path(), "llama.attention.value_length",
+                         fmt::format("expected the key length {}", c.head_dim));
+    }
+    c.seq_len = count_key(f, "llama.context_length", std::size_t{0});
+    c.norm_eps = gguf_number(f, "llama.attention.layer_norm_rms_epsilon");
+    const GgufTensorInfo* embedding = f.find_tensor("token_embd.weight");
+    if (!embedding || embedding->dims.size() != 2) {
+        throw data_error(f.path(), "token_embd.weight", "expected this tensor, [vocab, dim]");
+    }
+    c.vocab_size = static_cast<std::size_t>(embedding->dims[1]);
+    if (count_key(f, "llama.vocab_size", c.vocab_size) != c.vocab_size) {
+        throw data_error(f.path(), "llama.vocab_size",
+                         fmt::format("expected the {} rows of token_embd.weight", c.vocab_size));
+    }
+    c.shared_classifier = f.find_tensor("output.weight") == nullptr;
+    validate_config(c, f.path());
+    return c;
+}
+
+// llama.cpp's schedule of the file, on adjacent pairs (its "normal" rope), with the dropped
+// frequencies of a p-RoPE file exactly 0.
+Schedule read_schedule(const GgufFile& f, LlamaConfig& c) {
+    const GgufRope rope = read_gguf_rope(f);
+    if (!(rope.base > 1.0)) {
+        throw data_error(f.path(), "llama.rope.freq_base",
+                         fmt::format("expected a base above 1, found {}", rope.base));
+    }
+    if (rope.n_rot > c.head_dim) {
+        throw data_error(f.path(), "llama.rope.dimension_count",
+                         fmt::format("expected at most the head dimension {}, found {}", c.head_dim,
+                                     rope.n_rot));
+    }
+    c.rope_theta = rope.base;
+    Schedule schedule = make_schedule(c.head_dim, rope.base, Layout::interleaved, rope.n_rot);
+    schedule.inv_freq = snap_dropped(rope.inv_freq);
+    return schedule;
+}
+
+// The tensors by name: matrices stay in the mapping (F32 ones used in place, the others
+// converted a block of rows at a time), norm weights are converted into the storage.
+class GgufTensors {
+  public:
+    explicit GgufTensors(GgufStorage& storage) : storage_(storage) {}
+
+    WeightMatrix matrix(const std::string& name, std::size_t rows, std::size_t cols) const {
+        const GgufTensorInfo& t = find(name, {cols, rows});
+        const std::uint8_t* bytes = storage_.file.bytes(t);
+        if (t.type == static_cast<std::uint32_t>(GgmlType::f32) &&
+            reinterpret_cast<std::uintptr_t>(bytes) % alignof(float) == 0) {
+            return WeightMatrix::resident(reinterpret_cast<const float*>(bytes), rows, cols);
+        }
+        return WeightMatrix::stored(bytes, t.type, rows, cols, WeightMatrix::Pages::release);
+    }
+    Projection projection(const std::string& name, std::size_t rows, std::size_t cols) const {
+        return {matrix(name, rows, cols), nullptr};
+    }
+    const float* vector(const std::string& name, std::size_t size) {
+        find(name, {size});
+        return storage_.vectors.emplace_back(storage_.file.read_float(name)).data();
+    }
+
+  private:
+    // The tensor `name` with these ggml dims (innermost first) in a weight type.
+    const GgufTensorInfo& find(const std::string& name,
+                               const std::vector<std::uint64_t>& dims) const {
+        const GgufFile& f = storage_.file;
+        const GgufTensorInfo* t = f.find_tensor(name);
+        if (!t) throw data_error(f.path(), name, "expected this tensor");
+        const auto type = static_cast<GgmlType>(t->type);
+        if (std::find(std::begin(kWeightTypes), std::end(kWeightTypes), type) ==
+            std::end(kWeightTypes)) {
+            throw data_error(f.path(), name,
+                             fmt::format("{} tensors are not supported (expected F32, F16, BF16, "
+                                         "Q8_0, Q4_0, Q4_K, Q5_K or Q6_K)",
+                                         ggml_type_name(t->type)));
+        }
+        if (t->dims != dims) {
+            throw data_error(f.path(), name,
+                             fmt::format("expected ggml dims [{}] from the metadata, found [{}]",
+                                         fmt::join(dims, ", "), fmt::join(t->dims, ", ")));
+        }
+        require_dequantizable(f, *t);
+        return *t;
+    }
+
+    GgufStorage& storage_;
+};
+
+LlamaLayerWeights load_layer(GgufTensors& tensors, const LlamaConfig& c, std::size_t layer) {
+    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
+    const std::string p = fmt::format("blk.{}.", layer);
+    LlamaLayerWeights w;
+    w.rms_att = tensors.vector(p + "attn_norm.weight", c.dim);
+    w.wq = tensors.projection(p + "attn_q.weight", qdim, c.dim);
+    w.wk = tensors.projection(p + "attn_k.weight", kvdim, c.dim);
+    w.wv = tensors.projection(p + "attn_v.weight", kvdim, c.dim);
+    w.wo = tensors.projection(p + "attn_output.weight", c.dim, qdim);
+    w.rms_ffn = tensors.vector(p + "ffn_norm.weight", c.dim);
+    w.w1 = tensors.projection(p + "ffn_gate.weight", c.hidden_dim, c.dim);
+    w.w2 = tensors.projection(p + "ffn_down.weight", c.dim, c.hidden_dim);
+    w.w3 = tensors.projection(p + "ffn_up.weight", c.hidden_dim, c.dim);
+    return w;
+}
+
+LlamaWeights load_weights(GgufTensors& tensors, const LlamaConfig& c) {
+    LlamaWeights w;
+    w.token_embedding = tensors.matrix("token_embd.weight", c.vocab_size, c.dim);
+    for (std::size_t l = 0; l < c.n_layers; ++l) w.layers.push_back(load_layer(tensors, c, l));
+    w.rms_final = tensors.vector("output_norm.weight", c.dim);
+    w.classifier = c.shared_classifier ? Projection{w.token_embedding, nullptr}
+                                       : tensors.projection("output.weight", c.vocab_size, c.dim);
+    return w;
+}
+
+}  // namespace
+
+LlamaModel load_gguf_llama(const std::string& path) {
+    auto storage = std::make_shared<GgufStorage>(GgufFile::open(path));
+    const GgufFile& f = storage->file;
+    require_llama(f);
+    LlamaConfig c = read_config(f);
+    Schedule schedule = read_schedule(f, c);
+    GgufTensors tensors(*storage);
+    LlamaWeights weights = load_weights(tensors, c);
+    return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
+                      std::filesystem::path(path).stem().string());
+}
+
+}  // namespace ropekit
