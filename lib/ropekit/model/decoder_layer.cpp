@@ -37,6 +37,25 @@ void project_qkv(const LlamaLayerWeights& w, ForwardWorkspace& ws) {
     project(ws.xb.data(), rows, w.wv, ws.v.data());
 }
 
+// RMSNorm of every head of q and of k over its head_dim (qwen3's q_norm and k_norm, applied
+// before RoPE).
+void normalize_heads(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    rms_norm(ws.q.data(), w.q_norm, rows * c.n_heads, c.head_dim, c.norm_eps, ws.q.data());
+    rms_norm(ws.k.data(), w.k_norm, rows * c.n_kv_heads, c.head_dim, c.norm_eps, ws.k.data());
+}
+
+// Masks the keys a sliding window hides: query row i (at position keys - tokens + i) sees the
+// `window` positions ending at its own (transformers' q - k < sliding_window).
+void mask_outside_window(float* scores, std::size_t tokens, std::size_t keys, std::size_t window) {
+    if (window == 0) return;
+    for (std::size_t i = 0; i < tokens; ++i) {
+        const std::size_t position = keys - tokens + i;
+        if (position < window) continue;
+        std::fill_n(scores + i * keys, position - window + 1, -INFINITY);
+    }
+}
+
 // Rotates every head of q and k by its row's position (one cos/sin per chunk for all heads).
 void rotate_qk(const LlamaConfig& c, const Schedule& schedule, ForwardWorkspace& ws) {
     const ForwardShape& shape = ws.shape;
@@ -77,6 +96,7 @@ void attend_heads(const LlamaConfig& c, const DecoderLayer& layer, const KeyValu
         float* probabilities = options.keep_pattern ? &ws.pattern[task * block] : scratch.data();
         causal_scores(&ws.q[b * tokens * qdim + h * D], qdim, key, kvdim, tokens, keys, D,
                       layer.attention_scale, probabilities);
+        mask_outside_window(probabilities, tokens, keys, layer.sliding_window);
         if (options.keep_scores) std::copy_n(probabilities, block, &ws.scores[task * block]);
         causal_softmax(probabilities, tokens, keys);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(tokens),
@@ -153,6 +173,7 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const std::size_t rows = ws.shape.rows();
     rms_norm(ws.x.data(), w.rms_att, rows, c.dim, c.norm_eps, ws.xb.data());
     project_qkv(w, ws);
+    if (w.q_norm) normalize_heads(c, w, ws);
     if (options.observer) {
         ws.q_raw = ws.q;
         ws.k_raw = ws.k;

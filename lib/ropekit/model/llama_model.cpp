@@ -53,6 +53,12 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
                                       schedule.head_dim, c.head_dim));
     }
     const decoder::ForwardShape shape{batch, tokens, cache ? cache->length_ : 0};
+    if (c.max_tokens > 0 && shape.keys() > c.max_tokens) {
+        throw usage_error(
+            fmt::format("{} tokens: this {} schedule covers at most {} (longer "
+                        "inputs need its long_factor, which is not implemented)",
+                        shape.keys(), c.rope_scaling, c.max_tokens));
+    }
     if (cache && (cache->batch_ != batch || shape.keys() > cache->capacity_)) {
         throw std::invalid_argument("KV cache too small for this forward call");
     }
@@ -60,7 +66,8 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
     decoder::ForwardWorkspace ws(c, shape, options);
     decoder::embed_tokens(ids, c, weights_.token_embedding, ws.x);
     for (std::size_t l = 0; l < c.n_layers; ++l) {
-        decoder::DecoderLayer layer{l, &weights_.layers[l], &schedule, attention_scale, {}};
+        decoder::DecoderLayer layer{
+            l, &weights_.layers[l], &schedule, attention_scale, c.sliding_window, {}};
         if (cache) {
             layer.cache = {cache->keys_[l].data(), cache->values_[l].data(), cache->capacity_};
         }

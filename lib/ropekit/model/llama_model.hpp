@@ -1,8 +1,9 @@
 #pragma once
-// A Llama-architecture decoder (llama2.c and Hugging Face Llama checkpoints) run on the CPU in
-// float32: RMSNorm (sums in double), grouped-query attention with RoPE from a Schedule, SwiGLU
-// feed-forward. Projections are OpenBLAS SGEMMs over every token of every sequence at once
-// (prefill); attention is one causal_scores + causal_softmax + SGEMM per (sequence, head).
+// A Llama-style decoder (llama2.c, and the Hugging Face and GGUF families of family.hpp) run on
+// the CPU in float32: RMSNorm (sums in double), grouped-query attention with RoPE from a Schedule
+// (with the family's biases, q/k norms and sliding window), SwiGLU feed-forward. Projections are
+// OpenBLAS SGEMMs over every token of every sequence at once (prefill); attention is one
+// causal_scores + causal_softmax + SGEMM per (sequence, head).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,11 @@ struct LlamaConfig {
     double norm_eps = 1e-5;       // RMSNorm epsilon
     double rope_theta = 10000.0;  // the RoPE base (the Schedule holds the actual frequencies)
     bool shared_classifier = true;
+    std::string family = "llama";          // family.hpp: the model_type it was read as
+    std::size_t sliding_window = 0;        // a query sees this many keys, itself included (0: all)
+    std::string rope_scaling = "default";  // the rope type of the schedule, for the dump
+    // Longer inputs would need another schedule (longrope's long_factor): refused (0: none).
+    std::size_t max_tokens = 0;
 };
 
 // Matrices are [out, in] (llama2.c, PyTorch's nn.Linear and ggml store them so), resident or
@@ -41,6 +47,8 @@ struct LlamaLayerWeights {
     Projection w1;                   // [hidden_dim, dim] gate
     Projection w2;                   // [dim, hidden_dim] down
     Projection w3;                   // [hidden_dim, dim] up
+    const float* q_norm = nullptr;   // [head_dim] RMSNorm of each q head before RoPE (qwen3)
+    const float* k_norm = nullptr;   // [head_dim] likewise for k
 };
 
 struct LlamaWeights {
