@@ -574,6 +574,15 @@ def gguf_qwen3_model_without_k_norms(fx):
 
 
 @builder
+def gguf_qwen2_model(fx):
+    """A qwen2 GGUF as convert_hf_to_gguf.py writes it (model_families.to_gguf)."""
+    c = model_families.config("qwen2")
+    path = fx.path("qwen2.gguf")
+    model_families.to_gguf(c, model_families.tensors(c, 0), path)
+    return path
+
+
+@builder
 def hf_model_of_type_gpt_neox(fx):
     path = fx.path("model")
     c = model_families.config("llama", model_type="gpt_neox")
