@@ -20,12 +20,12 @@ import numpy as np
 import gguf_writer
 from gguf_writer import ARRAY, F32, STRING, U32
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                  "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                 "phi3": "Phi3ForCausalLM"}
+                 "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-             "phi3": "phi3"}
+             "phi3": "phi3", "gemma": "gemma"}
 
 
 def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, window=8,
@@ -53,6 +53,9 @@ def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, 
     elif family == "phi3":
         c.update(partial_rotary_factor=0.5, sliding_window=2047, rope_scaling=None,
                  original_max_position_embeddings=4096, embd_pdrop=0.0, resid_pdrop=0.0)
+    elif family == "gemma":  # GemmaConfig's tie_word_embeddings (true) is left out, as saved
+        del c["tie_word_embeddings"], c["hidden_act"]
+        c.update(head_dim=32, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6)
     c.update(extra)
     return c
 
@@ -71,11 +74,14 @@ def tensors(c, seed):
     def normal(*shape, std=0.1, offset=0.0):
         return (offset + std * rng.standard_normal(shape)).astype(np.float32)
 
-    t = {"model.embed_tokens.weight": normal(c["vocab_size"], dim, std=1.0)}
     family = c["model_type"]
+    gemma = family == "gemma"
+    # Gemma stores RMSNorm weights w for a scale of 1 + w, and scales its embeddings by √dim.
+    norm = 0.0 if gemma else 1.0
+    t = {"model.embed_tokens.weight": normal(c["vocab_size"], dim, std=0.125 if gemma else 1.0)}
     for layer in range(c["num_hidden_layers"]):
         p = f"model.layers.{layer}."
-        t[p + "input_layernorm.weight"] = normal(dim, std=0.3, offset=1.0)
+        t[p + "input_layernorm.weight"] = normal(dim, std=0.3, offset=norm)
         if family == "phi3":
             t[p + "self_attn.qkv_proj.weight"] = normal(q + 2 * kv, dim, std=0.3)
         else:
@@ -89,15 +95,16 @@ def tensors(c, seed):
             t[p + "self_attn.q_norm.weight"] = normal(hd, std=0.3, offset=1.0)
             t[p + "self_attn.k_norm.weight"] = normal(hd, std=0.3, offset=1.0)
         t[p + "self_attn.o_proj.weight"] = normal(dim, q)
-        t[p + "post_attention_layernorm.weight"] = normal(dim, std=0.3, offset=1.0)
+        t[p + "post_attention_layernorm.weight"] = normal(dim, std=0.3, offset=norm)
         if family == "phi3":
             t[p + "mlp.gate_up_proj.weight"] = normal(2 * hidden, dim)
         else:
             t[p + "mlp.gate_proj.weight"] = normal(hidden, dim)
             t[p + "mlp.up_proj.weight"] = normal(hidden, dim)
         t[p + "mlp.down_proj.weight"] = normal(dim, hidden)
-    t["model.norm.weight"] = normal(dim, std=0.3, offset=1.0)
-    t["lm_head.weight"] = normal(c["vocab_size"], dim, std=0.1)
+    t["model.norm.weight"] = normal(dim, std=0.3, offset=norm)
+    if not gemma:
+        t["lm_head.weight"] = normal(c["vocab_size"], dim, std=0.1)
     return t
 
 
@@ -143,8 +150,9 @@ def gguf_metadata(c):
            (a + "block_count", U32, c["num_hidden_layers"]),
            (a + "attention.head_count", U32, c["num_attention_heads"]),
            (a + "attention.head_count_kv", U32, c["num_key_value_heads"]),
-           (a + "rope.freq_base", F32, c["rope_theta"]),
            (a + "attention.layer_norm_rms_epsilon", F32, c["rms_norm_eps"])]
+    if arch != "gemma":  # GemmaModel.set_gguf_parameters writes no base: llama.cpp assumes 10⁴
+        kvs.append((a + "rope.freq_base", F32, c["rope_theta"]))
     if arch == "llama":
         kvs += [(a + "vocab_size", U32, c["vocab_size"]), (a + "rope.dimension_count", U32, hd)]
     if c.get("head_dim"):
@@ -168,6 +176,8 @@ def to_gguf(c, t, path):
             w = gguf_writer.llama_permute(w, heads, heads)
         elif GGUF_ARCH[c["model_type"]] == "llama" and name.endswith("k_proj.weight"):
             w = gguf_writer.llama_permute(w, heads, kv_heads)
+        elif c["model_type"] == "gemma" and name.endswith("norm.weight"):
+            w = w + 1  # GemmaModel.modify_tensors
         out.append((gguf_tensor_name(name), tuple(reversed(w.shape)), gguf_writer.GGML_TYPES["F32"],
                     gguf_writer.encode(w, "F32")))
     if c["model_type"] == "llama" and c.get("rope_scaling"):
@@ -233,19 +243,28 @@ def _qkv(c, t, p, xb, switches):
     return q, k, v
 
 
-def _mlp(t, p, xb):
+def _mlp(t, p, xb, gelu):
     if p + "mlp.gate_up_proj.weight" in t:
         a, u = np.split(xb @ t[p + "mlp.gate_up_proj.weight"].T, 2, -1)
     else:
         a, u = xb @ t[p + "mlp.gate_proj.weight"].T, xb @ t[p + "mlp.up_proj.weight"].T
-    return (a / (1 + np.exp(-a)) * u) @ t[p + "mlp.down_proj.weight"].T
+    if gelu:  # gelu_pytorch_tanh
+        act = 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a ** 3)))
+    else:
+        act = a / (1 + np.exp(-a))
+    return (act * u) @ t[p + "mlp.down_proj.weight"].T
 
 
 def forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer [B, T, H, hd], nll [B, T]) in float64. switches turn a
-    peculiarity off for controls: bias, qk_norm, window (False), rotary ('full'), scaling
-    (False)."""
+    peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm (False), rotary
+    ('full')."""
     t = {k: v.astype(np.float64) for k, v in t.items()}
+    gemma = c["model_type"] == "gemma"
+    if gemma:
+        offset = 1.0 if switches.get("gemma_norm", True) else 0.0
+        t = {k: v + offset if k.endswith("norm.weight") else v for k, v in t.items()}
+        t["lm_head.weight"] = t["model.embed_tokens.weight"]
     B, T = ids.shape
     H, KV, hd, eps = c["num_attention_heads"], c["num_key_value_heads"], head_dim(c), \
         c["rms_norm_eps"]
@@ -261,6 +280,8 @@ def forward(c, t, ids, **switches):
     if window and switches.get("window", True):
         hidden |= i - j >= window
     x = t["model.embed_tokens.weight"][ids]
+    if gemma:
+        x = x * np.float32(np.sqrt(c["hidden_size"]))
     rot_qs = []
     for layer in range(c["num_hidden_layers"]):
         p = f"model.layers.{layer}."
@@ -272,7 +293,7 @@ def forward(c, t, ids, **switches):
         pattern /= pattern.sum(-1, keepdims=True)
         att = np.einsum("bhij,bjhd->bihd", pattern, v).reshape(B, T, H * hd)
         x = x + att @ t[p + "self_attn.o_proj.weight"].T
-        x = x + _mlp(t, p, _rms(x, t[p + "post_attention_layernorm.weight"], eps))
+        x = x + _mlp(t, p, _rms(x, t[p + "post_attention_layernorm.weight"], eps), gemma)
         rot_qs.append(rq)
     logits = _rms(x, t["model.norm.weight"], eps) @ t["lm_head.weight"].T
     top = logits.max(-1, keepdims=True)

@@ -22,7 +22,7 @@ NUMPY_TOLERANCE = 1e-4  # nats per token, float32 rope-dump against the float64 
 LENGTH = 40  # tokens per sequence: longer than mistral's window of 8
 # The peculiarity each family's control removes from the numpy forward.
 CONTROLS = {"llama": {"scaling": False}, "mistral": {"window": False}, "qwen2": {"bias": False},
-            "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}}
+            "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False}}
 
 
 class FamilyTest(TempDirTest):
@@ -75,7 +75,7 @@ class FamiliesAgainstNumpy(FamilyTest):
         expected = {  # family: (rope scaling, rotary dim, window, base)
             "llama": ("llama3", 16, 0, 1e4), "mistral": ("default", 16, 8, 1e6),
             "qwen2": ("default", 16, 0, 1e6), "qwen3": ("default", 24, 0, 1e6),
-            "phi3": ("default", 8, 2047, 1e4)}
+            "phi3": ("default", 8, 2047, 1e4), "gemma": ("default", 32, 0, 1e4)}
         for family, (scaling, rotary, window, base) in expected.items():
             with self.subTest(family=family):
                 c, _, hf = self.model(family)

@@ -22,6 +22,17 @@ void swiglu(float* gate, const float* up, std::size_t n) {
     }
 }
 
+// gate <- gelu_tanh(gate) * up, GeGLU's elementwise step (gemma; transformers'
+// gelu_pytorch_tanh).
+void geglu(float* gate, const float* up, std::size_t n) {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        const float inner = kSqrt2OverPi * (g + 0.044715f * g * g * g);
+        gate[i] = 0.5f * g * (1.0f + std::tanh(inner)) * up[i];
+    }
+}
+
 // The keys and values attention reads: sequence b's start at b * sequence_rows rows.
 struct KeyValues {
     const float* keys = nullptr;
@@ -164,6 +175,9 @@ void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const WeightMat
                 fmt::format("token id {} is outside the vocabulary [0, {})", ids[r], c.vocab_size));
         }
         embedding.read_rows(static_cast<std::size_t>(ids[r]), 1, &x[r * c.dim]);
+        if (c.embedding_scale != 1.0f) {
+            for (std::size_t i = 0; i < c.dim; ++i) x[r * c.dim + i] *= c.embedding_scale;
+        }
     }
 }
 
@@ -190,7 +204,11 @@ void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, Forwar
     rms_norm(ws.x.data(), w.rms_ffn, rows, c.dim, c.norm_eps, ws.xb.data());
     project(ws.xb.data(), rows, w.w1, ws.gate.data());
     project(ws.xb.data(), rows, w.w3, ws.up.data());
-    swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    if (c.geglu) {
+        geglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    } else {
+        swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    }
     project(ws.gate.data(), rows, w.w2, ws.x.data(), 1.0f);
 }
 

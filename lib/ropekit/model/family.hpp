@@ -19,6 +19,9 @@ struct Family {
     bool qk_norm = false;         // qwen3: RMSNorm of each q and k head before RoPE
     bool fused = false;           // phi3: qkv_proj and gate_up_proj
     bool sliding_window = false;  // config.json's sliding_window applies to every layer
+    bool gemma = false;           // gemma: embeddings × √dim, RMSNorm weights stored as w for
+                                  // (1 + w) (the GGUF converter stores 1 + w), GeGLU with the
+                                  // tanh GELU instead of SwiGLU
 };
 
 // The family of a config.json model_type; data_error(file, "model_type", ...) for others.

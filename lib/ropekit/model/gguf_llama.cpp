@@ -89,6 +89,10 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
     if (family.sliding_window) {
         c.sliding_window = count_key(f, a + "attention.sliding_window", std::size_t{0});
     }
+    if (family.gemma) {  // the converter stored Gemma's norm weights as 1 + w already
+        c.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(c.dim)));
+        c.geglu = true;
+    }
     validate_config(c, f.path());
     return c;
 }

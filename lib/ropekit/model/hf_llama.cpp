@@ -1,5 +1,6 @@
 #include "ropekit/model/hf_llama.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -39,13 +40,25 @@ bool flag_key(const Json& config, const std::string& key) {
     return config.contains(key) && config[key].is_boolean() && config[key].get<bool>();
 }
 
+// SiLU (SwiGLU), or for gemma the tanh GELU: transformers' Gemma reads hidden_activation, and
+// runs the "gelu" of the first Gemma configs as gelu_pytorch_tanh too.
+void require_activation(const Json& config, const Family& family, const std::string& file) {
+    const bool newer =
+        config.contains("hidden_activation") && config["hidden_activation"].is_string();
+    const std::string key = newer ? "hidden_activation" : "hidden_act";
+    const std::string act =
+        config.value(key, std::string(family.gemma ? "gelu_pytorch_tanh" : "silu"));
+    if (family.gemma ? act != "gelu_pytorch_tanh" && act != "gelu" : act != "silu") {
+        throw data_error(file, key,
+                         fmt::format("expected \"{}\", found \"{}\"",
+                                     family.gemma ? "gelu_pytorch_tanh" : "silu", act));
+    }
+}
+
 // The family of config.json, and a refusal by name of what rope-dump does not implement.
 const Family& require_family(const Json& config, const std::string& file) {
     const Family& family = hf_family(config.value("model_type", std::string()), file);
-    const std::string act = config.value("hidden_act", std::string("silu"));
-    if (act != "silu") {
-        throw data_error(file, "hidden_act", fmt::format("expected \"silu\", found \"{}\"", act));
-    }
+    require_activation(config, family, file);
     if (flag_key(config, "mlp_bias"))
         throw data_error(file, "mlp_bias", "MLP biases are not supported");
     if (flag_key(config, "use_sliding_window")) {
@@ -57,6 +70,16 @@ const Family& require_family(const Json& config, const std::string& file) {
         throw data_error(file, "attention_bias", "biases are not supported for phi3");
     }
     return family;
+}
+
+// Gemma's embedding scale (√dim, rounded to float32 as transformers does) and GeGLU; its
+// configs tie the output to the embedding unless they say otherwise (GemmaConfig's default, which
+// save_pretrained leaves out).
+void apply_gemma(const Json& config, LlamaConfig& c) {
+    c.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(c.dim)));
+    c.geglu = true;
+    c.shared_classifier =
+        !config.contains("tie_word_embeddings") || flag_key(config, "tie_word_embeddings");
 }
 
 // How many keys each query sees: config.json's sliding_window where the family applies it.
@@ -160,10 +183,12 @@ class ShardedTensors {
         return {matrix(name, rows, cols), nullptr};
     }
 
-    // The vector `name` of `size` entries, as float32 owned by the storage.
-    const float* vector(const std::string& name, std::size_t size) {
+    // The vector `name` of `size` entries plus `offset`, as float32 owned by the storage.
+    const float* vector(const std::string& name, std::size_t size, float offset = 0.0f) {
         const SafetensorsFile& file = find(name, {size});
-        return storage_.norms.emplace_back(file.read_float(name)).ptr();
+        Tensor<float>& v = storage_.norms.emplace_back(file.read_float(name));
+        for (float& x : v.data) x += offset;
+        return v.ptr();
     }
 
   private:
@@ -236,11 +261,12 @@ LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, cons
                              bool attention_bias, std::size_t layer) {
     const std::string p = fmt::format("model.layers.{}.", layer);
     LlamaLayerWeights w;
-    w.rms_att = tensors.vector(p + "input_layernorm.weight", c.dim);
+    const float offset = family.gemma ? 1.0f : 0.0f;  // Gemma's RMSNorm scales by 1 + w
+    w.rms_att = tensors.vector(p + "input_layernorm.weight", c.dim, offset);
     load_projections(tensors, c, family, p, w);
     w.wo = tensors.projection(p + "self_attn.o_proj.weight", c.dim, c.n_heads * c.head_dim);
     load_attention_extras(tensors, c, family, attention_bias, p, w);
-    w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim);
+    w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
     w.w2 = tensors.projection(p + "mlp.down_proj.weight", c.dim, c.hidden_dim);
     return w;
 }
@@ -265,7 +291,7 @@ LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c, const J
     for (std::size_t l = 0; l < c.n_layers; ++l) {
         w.layers.push_back(load_layer(tensors, c, family, attention_bias, l));
     }
-    w.rms_final = tensors.vector("model.norm.weight", c.dim);
+    w.rms_final = tensors.vector("model.norm.weight", c.dim, family.gemma ? 1.0f : 0.0f);
     w.classifier = load_classifier(tensors, c, directory, w.token_embedding);
     return w;
 }
@@ -290,6 +316,7 @@ LlamaModel load_hf_llama(const std::string& directory) {
     LlamaConfig c = read_llama_config(config, config_file);
     c.family = family.model_type;
     c.sliding_window = sliding_window(config, family, config_file);
+    if (family.gemma) apply_gemma(config, c);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
     const HfRopeParameters& rope_parameters = global_rope(rope, config_file);
     Schedule schedule = hf_schedule(rope_parameters);

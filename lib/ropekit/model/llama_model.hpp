@@ -28,8 +28,10 @@ struct LlamaConfig {
     double norm_eps = 1e-5;       // RMSNorm epsilon
     double rope_theta = 10000.0;  // the RoPE base (the Schedule holds the actual frequencies)
     bool shared_classifier = true;
-    std::string family = "llama";          // family.hpp: the model_type it was read as
-    std::size_t sliding_window = 0;        // a query sees this many keys, itself included (0: all)
+    std::string family = "llama";    // family.hpp: the model_type it was read as
+    std::size_t sliding_window = 0;  // a query sees this many keys, itself included (0: all)
+    float embedding_scale = 1.0f;    // gemma: embeddings are multiplied by √dim (in float32)
+    bool geglu = false;              // gemma: GeGLU with the tanh GELU instead of SwiGLU
     std::string rope_scaling = "default";  // the rope type of the schedule, for the dump
     // Longer inputs would need another schedule (longrope's long_factor): refused (0: none).
     std::size_t max_tokens = 0;
