@@ -20,12 +20,13 @@ import numpy as np
 import gguf_writer
 from gguf_writer import ARRAY, F32, STRING, U32
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                  "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-                 "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM"}
+                 "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM",
+                 "gemma2": "Gemma2ForCausalLM"}
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-             "phi3": "phi3", "gemma": "gemma"}
+             "phi3": "phi3", "gemma": "gemma", "gemma2": "gemma2"}
 
 
 def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, window=8,
@@ -53,9 +54,12 @@ def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, 
     elif family == "phi3":
         c.update(partial_rotary_factor=0.5, sliding_window=2047, rope_scaling=None,
                  original_max_position_embeddings=4096, embd_pdrop=0.0, resid_pdrop=0.0)
-    elif family == "gemma":  # GemmaConfig's tie_word_embeddings (true) is left out, as saved
+    elif family in ("gemma", "gemma2"):  # GemmaConfig's tie_word_embeddings (true) left out
         del c["tie_word_embeddings"], c["hidden_act"]
         c.update(head_dim=32, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6)
+    if family == "gemma2":  # caps far below the real 50 and 30, so that they bite
+        c.update(query_pre_attn_scalar=32, attn_logit_softcapping=2.0,
+                 final_logit_softcapping=3.0, sliding_window=window, cache_implementation="hybrid")
     c.update(extra)
     return c
 
@@ -75,7 +79,7 @@ def tensors(c, seed):
         return (offset + std * rng.standard_normal(shape)).astype(np.float32)
 
     family = c["model_type"]
-    gemma = family == "gemma"
+    gemma = family in ("gemma", "gemma2")
     # Gemma stores RMSNorm weights w for a scale of 1 + w, and scales its embeddings by √dim.
     norm = 0.0 if gemma else 1.0
     t = {"model.embed_tokens.weight": normal(c["vocab_size"], dim, std=0.125 if gemma else 1.0)}
@@ -96,10 +100,14 @@ def tensors(c, seed):
             t[p + "self_attn.k_norm.weight"] = normal(hd, std=0.3, offset=1.0)
         t[p + "self_attn.o_proj.weight"] = normal(dim, q)
         t[p + "post_attention_layernorm.weight"] = normal(dim, std=0.3, offset=norm)
+        if family == "gemma2":
+            t[p + "pre_feedforward_layernorm.weight"] = normal(dim, std=0.3, offset=norm)
+            t[p + "post_feedforward_layernorm.weight"] = normal(dim, std=0.3, offset=norm)
         if family == "phi3":
             t[p + "mlp.gate_up_proj.weight"] = normal(2 * hidden, dim)
         else:
-            t[p + "mlp.gate_proj.weight"] = normal(hidden, dim)
+            # Gemma's smaller: llama.cpp's GELU reads an f16 table, off by up to ~1e-3 otherwise.
+            t[p + "mlp.gate_proj.weight"] = normal(hidden, dim, std=0.05 if gemma else 0.1)
             t[p + "mlp.up_proj.weight"] = normal(hidden, dim)
         t[p + "mlp.down_proj.weight"] = normal(dim, hidden)
     t["model.norm.weight"] = normal(dim, std=0.3, offset=norm)
@@ -127,15 +135,18 @@ def write_hf(directory, c, t):
 
 
 # ---------------------------------------------------------------- GGUF, as the converter writes
+GEMMA2_NAMES = {"post_attention_layernorm": "post_attention_norm",
+                "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm"}
 LAYER_NAMES = dict(gguf_writer.LAYER_TENSORS, **{
     "self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up",
     "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"})
 
 
-def gguf_tensor_name(hf_name):
+def gguf_tensor_name(hf_name, family):
     parts = hf_name.split(".")
     if parts[:2] == ["model", "layers"]:
-        return f"blk.{parts[2]}.{LAYER_NAMES['.'.join(parts[3:-1])]}.{parts[-1]}"
+        names = dict(LAYER_NAMES, **GEMMA2_NAMES) if family == "gemma2" else LAYER_NAMES
+        return f"blk.{parts[2]}.{names['.'.join(parts[3:-1])]}.{parts[-1]}"
     return gguf_writer.gguf_name(hf_name)
 
 
@@ -151,8 +162,12 @@ def gguf_metadata(c):
            (a + "attention.head_count", U32, c["num_attention_heads"]),
            (a + "attention.head_count_kv", U32, c["num_key_value_heads"]),
            (a + "attention.layer_norm_rms_epsilon", F32, c["rms_norm_eps"])]
-    if arch != "gemma":  # GemmaModel.set_gguf_parameters writes no base: llama.cpp assumes 10⁴
+    if arch not in ("gemma", "gemma2"):  # Gemma's converters write no base: llama.cpp assumes 10⁴
         kvs.append((a + "rope.freq_base", F32, c["rope_theta"]))
+    if arch == "gemma2":
+        kvs += [(a + "attn_logit_softcapping", F32, c["attn_logit_softcapping"]),
+                (a + "final_logit_softcapping", F32, c["final_logit_softcapping"]),
+                (a + "attention.sliding_window", U32, c["sliding_window"])]
     if arch == "llama":
         kvs += [(a + "vocab_size", U32, c["vocab_size"]), (a + "rope.dimension_count", U32, hd)]
     if c.get("head_dim"):
@@ -176,9 +191,9 @@ def to_gguf(c, t, path):
             w = gguf_writer.llama_permute(w, heads, heads)
         elif GGUF_ARCH[c["model_type"]] == "llama" and name.endswith("k_proj.weight"):
             w = gguf_writer.llama_permute(w, heads, kv_heads)
-        elif c["model_type"] == "gemma" and name.endswith("norm.weight"):
+        elif c["model_type"] in ("gemma", "gemma2") and name.endswith("norm.weight"):
             w = w + 1  # GemmaModel.modify_tensors
-        out.append((gguf_tensor_name(name), tuple(reversed(w.shape)), gguf_writer.GGML_TYPES["F32"],
+        out.append((gguf_tensor_name(name, c["model_type"]), tuple(reversed(w.shape)), gguf_writer.GGML_TYPES["F32"],
                     gguf_writer.encode(w, "F32")))
     if c["model_type"] == "llama" and c.get("rope_scaling"):
         factors = gguf_writer.llama3_rope_factors(c)
@@ -257,10 +272,11 @@ def _mlp(t, p, xb, gelu):
 
 def forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer [B, T, H, hd], nll [B, T]) in float64. switches turn a
-    peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm (False), rotary
-    ('full')."""
+    peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm, softcap (False),
+    rotary ('full')."""
     t = {k: v.astype(np.float64) for k, v in t.items()}
-    gemma = c["model_type"] == "gemma"
+    gemma = c["model_type"] in ("gemma", "gemma2")
+    gemma2 = c["model_type"] == "gemma2"
     if gemma:
         offset = 1.0 if switches.get("gemma_norm", True) else 0.0
         t = {k: v + offset if k.endswith("norm.weight") else v for k, v in t.items()}
@@ -274,11 +290,11 @@ def forward(c, t, ids, **switches):
     if switches.get("scaling") is False:
         cc["rope_scaling"] = None
     g, factor = inv_freq(cc)
-    window = c.get("sliding_window") if c["model_type"] in ("mistral", "phi3") else None
+    window = c.get("sliding_window") if c["model_type"] in ("mistral", "phi3", "gemma2") else None
     i, j = np.arange(T)[:, None], np.arange(T)[None, :]
-    hidden = j > i
-    if window and switches.get("window", True):
-        hidden |= i - j >= window
+    windowed = (j > i) | (i - j >= window) if window and switches.get("window", True) else j > i
+    scale = c["query_pre_attn_scalar"] ** -0.5 if gemma2 else hd ** -0.5
+    cap = c.get("attn_logit_softcapping") if switches.get("softcap", True) else None
     x = t["model.embed_tokens.weight"][ids]
     if gemma:
         x = x * np.float32(np.sqrt(c["hidden_size"]))
@@ -288,14 +304,27 @@ def forward(c, t, ids, **switches):
         q, k, v = _qkv(c, t, p, _rms(x, t[p + "input_layernorm.weight"], eps), switches)
         rq, rk = _rope_half(q, g, factor), _rope_half(k, g, factor)
         rk, v = np.repeat(rk, H // KV, axis=2), np.repeat(v, H // KV, axis=2)
-        scores = np.where(hidden, -np.inf, np.einsum("bihd,bjhd->bhij", rq, rk) / np.sqrt(hd))
+        scores = np.einsum("bihd,bjhd->bhij", rq, rk) * scale
+        if cap:
+            scores = cap * np.tanh(scores / cap)
+        # gemma2 slides on even layers (transformers' default layer_types), the others on all
+        sliding = layer % 2 == 0 if gemma2 else True
+        scores = np.where(windowed if sliding else j > i, -np.inf, scores)
         pattern = np.exp(scores - scores.max(-1, keepdims=True))
         pattern /= pattern.sum(-1, keepdims=True)
         att = np.einsum("bhij,bjhd->bihd", pattern, v).reshape(B, T, H * hd)
-        x = x + att @ t[p + "self_attn.o_proj.weight"].T
-        x = x + _mlp(t, p, _rms(x, t[p + "post_attention_layernorm.weight"], eps), gemma)
+        out = att @ t[p + "self_attn.o_proj.weight"].T
+        if gemma2:  # norms before and after attention and the MLP
+            x = x + _rms(out, t[p + "post_attention_layernorm.weight"], eps)
+            out = _mlp(t, p, _rms(x, t[p + "pre_feedforward_layernorm.weight"], eps), gemma)
+            x = x + _rms(out, t[p + "post_feedforward_layernorm.weight"], eps)
+        else:
+            x = x + out
+            x = x + _mlp(t, p, _rms(x, t[p + "post_attention_layernorm.weight"], eps), gemma)
         rot_qs.append(rq)
     logits = _rms(x, t["model.norm.weight"], eps) @ t["lm_head.weight"].T
+    if gemma2 and switches.get("softcap", True):
+        logits = c["final_logit_softcapping"] * np.tanh(logits / c["final_logit_softcapping"])
     top = logits.max(-1, keepdims=True)
     logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
     nll = np.zeros((B, T))

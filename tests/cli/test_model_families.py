@@ -22,7 +22,8 @@ NUMPY_TOLERANCE = 1e-4  # nats per token, float32 rope-dump against the float64 
 LENGTH = 40  # tokens per sequence: longer than mistral's window of 8
 # The peculiarity each family's control removes from the numpy forward.
 CONTROLS = {"llama": {"scaling": False}, "mistral": {"window": False}, "qwen2": {"bias": False},
-            "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False}}
+            "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False},
+            "gemma2": {"softcap": False}}
 
 
 class FamilyTest(TempDirTest):
@@ -75,7 +76,8 @@ class FamiliesAgainstNumpy(FamilyTest):
         expected = {  # family: (rope scaling, rotary dim, window, base)
             "llama": ("llama3", 16, 0, 1e4), "mistral": ("default", 16, 8, 1e6),
             "qwen2": ("default", 16, 0, 1e6), "qwen3": ("default", 24, 0, 1e6),
-            "phi3": ("default", 8, 2047, 1e4), "gemma": ("default", 32, 0, 1e4)}
+            "phi3": ("default", 8, 2047, 1e4), "gemma": ("default", 32, 0, 1e4),
+            "gemma2": ("default", 32, None, 1e4)}
         for family, (scaling, rotary, window, base) in expected.items():
             with self.subTest(family=family):
                 c, _, hf = self.model(family)
@@ -84,11 +86,28 @@ class FamiliesAgainstNumpy(FamilyTest):
                     layers = c["num_hidden_layers"]
                     self.assertEqual(list(a["layer_rope_scaling"]), [scaling] * layers)
                     np.testing.assert_array_equal(a["layer_rotary_dim"], [rotary] * layers)
-                    np.testing.assert_array_equal(a["layer_sliding_window"], [window] * layers)
+                    windows = [8, 0] if window is None else [window] * layers  # gemma2 alternates
+                    np.testing.assert_array_equal(a["layer_sliding_window"], windows)
                     np.testing.assert_array_equal(a["layer_rope_theta"], [base] * layers)
                     np.testing.assert_allclose(a["layer_attn_scale"],
                                                [mf.head_dim(c) ** -0.5] * layers)
-                    np.testing.assert_array_equal(a["layer_attn_softcap"], [0.0] * layers)
+                    cap = c.get("attn_logit_softcapping", 0.0)
+                    np.testing.assert_array_equal(a["layer_attn_softcap"], [cap] * layers)
+                    self.assertEqual(a["final_logit_softcap"], c.get("final_logit_softcapping", 0))
+
+    def test_gemma2_query_pre_attn_scalar_and_its_alternating_window(self):
+        # llama.cpp ignores query_pre_attn_scalar except at 27B's 46 layers, so this is numpy's.
+        c, t, hf = self.model("gemma2", query_pre_attn_scalar=24)
+        ids = self.ids(c)
+        _, nll = mf.forward(c, t, ids)
+        with self.dump(hf, ids, what="") as f:
+            got = f["nll"][()]
+            np.testing.assert_allclose(f.attrs["layer_attn_scale"], [24 ** -0.5] * 2)
+        self.assertLess(np.abs(got - nll).max(), NUMPY_TOLERANCE)
+        _, other = mf.forward(dict(c, query_pre_attn_scalar=32), t, ids)
+        self.assertGreater(np.abs(got - other).max(), 1e-2)
+        _, other = mf.forward(c, t, ids, window=False)
+        self.assertGreater(np.abs(got - other).max(), 1e-2)
 
     def test_phi3_window_and_longrope_short_factors(self):
         # Phi-3 applies its sliding_window (transformers' Phi3Attention); llama.cpp disables it,

@@ -107,6 +107,7 @@ void attend_heads(const LlamaConfig& c, const DecoderLayer& layer, const KeyValu
         float* probabilities = options.keep_pattern ? &ws.pattern[task * block] : scratch.data();
         causal_scores(&ws.q[b * tokens * qdim + h * D], qdim, key, kvdim, tokens, keys, D,
                       layer.attention_scale, probabilities);
+        if (layer.softcap > 0) soft_cap(probabilities, block, layer.softcap);
         mask_outside_window(probabilities, tokens, keys, layer.sliding_window);
         if (options.keep_scores) std::copy_n(probabilities, block, &ws.scores[task * block]);
         causal_softmax(probabilities, tokens, keys);
@@ -131,6 +132,20 @@ void attend(const LlamaConfig& c, const DecoderLayer& layer, const KeyValues& kv
             attend_heads(c, layer, kv, options, ws, begin, end);
         });
     }
+}
+
+// x += projection(in), or with gemma2's post-norm x += rms_norm(projection(in)) (xb is free
+// by then).
+void add_output(const LlamaConfig& c, const float* in, const Projection& p, const float* post_norm,
+                ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    if (!post_norm) {
+        project(in, rows, p, ws.x.data(), 1.0f);
+        return;
+    }
+    project(in, rows, p, ws.xb.data());
+    rms_norm(ws.xb.data(), post_norm, rows, c.dim, c.norm_eps, ws.xb.data());
+    for (std::size_t i = 0; i < ws.x.size(); ++i) ws.x[i] += ws.xb[i];
 }
 
 // What the observer is shown of the layer that just ran attention.
@@ -196,7 +211,7 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const KeyValues kv = store_keys_values(layer.cache, ws);
     attend(c, layer, kv, options, ws);
     if (options.observer) options.observer(layer_activations(layer.index, ws, options));
-    project(ws.att.data(), rows, w.wo, ws.x.data(), 1.0f);
+    add_output(c, ws.att.data(), w.wo, w.post_att, ws);
 }
 
 void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
@@ -209,7 +224,7 @@ void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, Forwar
     } else {
         swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
     }
-    project(ws.gate.data(), rows, w.w2, ws.x.data(), 1.0f);
+    add_output(c, ws.gate.data(), w.w2, w.post_ffn, ws);
 }
 
 }  // namespace ropekit::decoder

@@ -66,6 +66,7 @@ struct DecoderLayer {
     const Schedule* schedule = nullptr;
     float attention_scale = 1.0f;
     std::size_t sliding_window = 0;  // keys a query sees, itself included (0: every earlier one)
+    float softcap = 0.0f;            // logits = cap * tanh(logits / cap) (0: none)
     LayerCache cache;                // keys == nullptr without a cache
 };
 

@@ -10,13 +10,14 @@ namespace {
 
 // clang-format off
 constexpr Family kFamilies[] = {
-    // model_type  gguf_arch  gguf_layout           bias   qk_norm fused  window gemma
-    {"llama",   "llama",  Layout::interleaved, false, false, false, false, false},
-    {"mistral", "llama",  Layout::interleaved, false, false, false, true,  false},
-    {"qwen2",   "qwen2",  Layout::half,        true,  false, false, false, false},
-    {"qwen3",   "qwen3",  Layout::half,        false, true,  false, false, false},
-    {"phi3",    "phi3",   Layout::half,        false, false, true,  true,  false},
-    {"gemma",   "gemma",  Layout::half,        false, false, false, false, true},
+    // model_type  gguf_arch  gguf_layout           bias   qk_norm fused  window gemma  gemma2
+    {"llama",   "llama",  Layout::interleaved, false, false, false, false, false, false},
+    {"mistral", "llama",  Layout::interleaved, false, false, false, true,  false, false},
+    {"qwen2",   "qwen2",  Layout::half,        true,  false, false, false, false, false},
+    {"qwen3",   "qwen3",  Layout::half,        false, true,  false, false, false, false},
+    {"phi3",    "phi3",   Layout::half,        false, false, true,  true,  false, false},
+    {"gemma",   "gemma",  Layout::half,        false, false, false, false, true,  false},
+    {"gemma2",  "gemma2", Layout::half,        false, false, false, true,  true,  true},
 };
 // clang-format on
 

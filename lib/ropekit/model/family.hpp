@@ -22,6 +22,9 @@ struct Family {
     bool gemma = false;           // gemma: embeddings × √dim, RMSNorm weights stored as w for
                                   // (1 + w) (the GGUF converter stores 1 + w), GeGLU with the
                                   // tanh GELU instead of SwiGLU
+    bool gemma2 = false;          // gemma2: RMSNorm after attention and after the MLP too,
+                                  // attention-logit and final-logit soft-capping,
+                                  // query_pre_attn_scalar, a sliding window on alternate layers
 };
 
 // The family of a config.json model_type; data_error(file, "model_type", ...) for others.

@@ -60,6 +60,21 @@ const Family& require_family(const GgufFile& f, std::string& prefix) {
     return family;
 }
 
+// Gemma 2 as llama.cpp runs it: soft-caps from the file, a window (4096 when absent) on every
+// layer but each sliding_window_pattern-th (2), and query_pre_attn_scalar, which the file does not
+// carry, as llama.cpp assumes it: dim / heads at 46 layers (27B), else head_dim.
+void read_gemma2(const GgufFile& f, const std::string& a, LlamaConfig& c) {
+    c.attn_softcap = static_cast<float>(gguf_number(f, a + "attn_logit_softcapping", 0.0));
+    c.final_softcap = static_cast<float>(gguf_number(f, a + "final_logit_softcapping", 0.0));
+    c.sliding_window = count_key(f, a + "attention.sliding_window", std::size_t{4096});
+    const std::size_t period = count_key(f, a + "attention.sliding_window_pattern", std::size_t{2});
+    c.sliding_layers.assign(c.n_layers, 0);
+    for (std::size_t l = 0; l < c.n_layers; ++l) c.sliding_layers[l] = l % period < period - 1;
+    if (c.n_layers == 46) {
+        c.attention_scale = 1.0 / std::sqrt(static_cast<double>(c.dim / c.n_heads));
+    }
+}
+
 // The sizes the {arch}.* keys give; the vocabulary is the embedding's row count.
 LlamaConfig read_config(const GgufFile& f, const Family& family, const std::string& a) {
     LlamaConfig c;
@@ -93,6 +108,7 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
         c.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(c.dim)));
         c.geglu = true;
     }
+    if (family.gemma2) read_gemma2(f, a, c);
     validate_config(c, f.path());
     return c;
 }
@@ -209,6 +225,10 @@ LlamaLayerWeights load_layer(GgufTensors& tensors, const LlamaConfig& c, const F
         w.k_norm = tensors.vector(p + "attn_k_norm.weight", c.head_dim);
     }
     w.rms_ffn = tensors.vector(p + "ffn_norm.weight", c.dim);
+    if (family.gemma2) {
+        w.post_att = tensors.vector(p + "post_attention_norm.weight", c.dim);
+        w.post_ffn = tensors.vector(p + "post_ffw_norm.weight", c.dim);
+    }
     w.w2 = tensors.projection(p + "ffn_down.weight", c.dim, c.hidden_dim);
     return w;
 }

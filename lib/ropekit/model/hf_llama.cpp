@@ -82,6 +82,34 @@ void apply_gemma(const Json& config, LlamaConfig& c) {
         !config.contains("tie_word_embeddings") || flag_key(config, "tie_word_embeddings");
 }
 
+// A positive number of config.json, or 0 when absent or null.
+double optional_number(const Json& config, const std::string& key, const std::string& file) {
+    if (!config.contains(key) || config[key].is_null()) return 0.0;
+    if (!config[key].is_number() || !(config[key].get<double>() > 0)) {
+        throw data_error(file, key,
+                         fmt::format("expected a positive number, found {}", config[key].dump()));
+    }
+    return config[key].get<double>();
+}
+
+// Gemma 2's scale (query_pre_attn_scalar^-1/2), soft-caps and the layers with a sliding
+// window: those layer_types calls sliding_attention, else the even ones (transformers' default).
+void apply_gemma2(const Json& config, LlamaConfig& c, const std::string& file) {
+    const double scalar = optional_number(config, "query_pre_attn_scalar", file);
+    c.attention_scale = scalar > 0 ? 1.0 / std::sqrt(scalar) : 0.0;
+    c.attn_softcap = static_cast<float>(optional_number(config, "attn_logit_softcapping", file));
+    c.final_softcap = static_cast<float>(optional_number(config, "final_logit_softcapping", file));
+    c.sliding_layers.assign(c.n_layers, 0);
+    const bool typed = config.contains("layer_types") && config["layer_types"].is_array();
+    if (typed && config["layer_types"].size() != c.n_layers) {
+        throw data_error(file, "layer_types",
+                         fmt::format("expected {} entries, one per layer", c.n_layers));
+    }
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        c.sliding_layers[l] = typed ? config["layer_types"][l] == "sliding_attention" : l % 2 == 0;
+    }
+}
+
 // How many keys each query sees: config.json's sliding_window where the family applies it.
 std::size_t sliding_window(const Json& config, const Family& family, const std::string& file) {
     if (!family.sliding_window) return 0;
@@ -266,7 +294,13 @@ LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, cons
     load_projections(tensors, c, family, p, w);
     w.wo = tensors.projection(p + "self_attn.o_proj.weight", c.dim, c.n_heads * c.head_dim);
     load_attention_extras(tensors, c, family, attention_bias, p, w);
-    w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
+    if (family.gemma2) {  // norms before and after attention and the MLP
+        w.post_att = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
+        w.rms_ffn = tensors.vector(p + "pre_feedforward_layernorm.weight", c.dim, offset);
+        w.post_ffn = tensors.vector(p + "post_feedforward_layernorm.weight", c.dim, offset);
+    } else {
+        w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
+    }
     w.w2 = tensors.projection(p + "mlp.down_proj.weight", c.dim, c.hidden_dim);
     return w;
 }
@@ -317,6 +351,7 @@ LlamaModel load_hf_llama(const std::string& directory) {
     c.family = family.model_type;
     c.sliding_window = sliding_window(config, family, config_file);
     if (family.gemma) apply_gemma(config, c);
+    if (family.gemma2) apply_gemma2(config, c, config_file);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
     const HfRopeParameters& rope_parameters = global_rope(rope, config_file);
     Schedule schedule = hf_schedule(rope_parameters);

@@ -78,11 +78,12 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
     out.set_attr(
         "/", "layer_rotary_dim",
         std::vector<std::int64_t>(n, static_cast<std::int64_t>(request.schedule.rotary_dim)));
-    out.set_attr("/", "layer_sliding_window",
-                 std::vector<std::int64_t>(n, static_cast<std::int64_t>(c.sliding_window)));
-    out.set_attr("/", "layer_attn_scale",
-                 std::vector<double>(n, 1.0 / std::sqrt(static_cast<double>(c.head_dim))));
-    out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, 0.0));
+    std::vector<std::int64_t> windows(n);
+    for (std::size_t l = 0; l < n; ++l) windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    out.set_attr("/", "layer_sliding_window", windows);
+    out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));
+    out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, c.attn_softcap));
+    out.set_attr("/", "final_logit_softcap", static_cast<double>(c.final_softcap));
     out.set_attr("/", "rope_attention_factor", request.schedule.attention_factor);
 }
 
@@ -98,7 +99,7 @@ void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest&
     attributes.bos = bos ? 1 : 0;
     attributes.model = model.name();
     attributes.p = request.p;
-    attributes.attn_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    attributes.attn_scale = attention_scale(c);
     write_dump_attributes(out, attributes);
     out.set_attr("/", "rope_reverse", static_cast<std::int64_t>(request.reverse ? 1 : 0));
     out.set_attr("/", "rope_inv_freq", request.schedule.inv_freq);
