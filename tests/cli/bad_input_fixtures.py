@@ -9,8 +9,11 @@ import unittest
 import h5py
 import numpy as np
 
+import gguf_writer
+import model_families
 import test_prope_convert as pc
 from ropekit_test import SHARED_DATA, edit_json
+from test_rope_dump import tiny_weights, write_hf_llama
 
 Q = "blocks.0.attn.hook_q"
 K = "blocks.0.attn.hook_k"
@@ -555,6 +558,116 @@ def gguf_value_type_99(fx):
     at = data.index(key) + len(key)
     data[at:at + 4] = struct.pack("<I", 99)
     return gguf_with(fx, data)
+
+
+# --- llama GGUF models for rope-dump, each with one thing wrong ------------------------------
+
+def llama_gguf(fx, change, dtype="F32"):
+    """A tiny llama GGUF as convert_hf_to_gguf.py writes it (gguf_writer), after change(metadata,
+    tensors) edited its key-value and tensor lists in place."""
+    hf = fx.path("hf")
+    write_hf_llama(tiny_weights(3, dim=64, hidden=96, layers=2, heads=2, kv_heads=1, vocab=40),
+                   hf, "F32")
+    _, metadata, tensors = gguf_writer.hf_to_gguf_parts(hf, dtype)
+    change(metadata, tensors)
+    path = fx.path("model.gguf")
+    gguf_writer.write_gguf(path, metadata, tensors)
+    return path
+
+
+def set_key(metadata, key, vtype, value):
+    metadata[:] = [kv for kv in metadata if kv[0] != key] + [(key, vtype, value)]
+
+
+@builder
+def gguf_model_of_architecture_mamba(fx):
+    return llama_gguf(fx, lambda m, t: set_key(m, "general.architecture", gguf_writer.STRING,
+                                               "mamba"))
+
+
+@builder
+def gguf_qwen3_model_without_k_norms(fx):
+    """A qwen3 GGUF (model_families.to_gguf) missing blk.1.attn_k_norm.weight."""
+    c = model_families.config("qwen3")
+    t = model_families.tensors(c, 0)
+    del t["model.layers.1.self_attn.k_norm.weight"]
+    path = fx.path("qwen3.gguf")
+    model_families.to_gguf(c, t, path)
+    return path
+
+
+@builder
+def gguf_qwen2_model(fx):
+    """A qwen2 GGUF as convert_hf_to_gguf.py writes it (model_families.to_gguf)."""
+    c = model_families.config("qwen2")
+    path = fx.path("qwen2.gguf")
+    model_families.to_gguf(c, model_families.tensors(c, 0), path)
+    return path
+
+
+@builder
+def hf_model_of_type_gpt_neox(fx):
+    path = fx.path("model")
+    c = model_families.config("llama", model_type="gpt_neox")
+    model_families.write_hf(path, c, model_families.tensors(model_families.config("llama"), 0))
+    return path
+
+
+@builder
+def hf_qwen2_model_with_per_layer_windows(fx):
+    path = fx.path("model")
+    c = model_families.config("qwen2", use_sliding_window=True)
+    model_families.write_hf(path, c, model_families.tensors(c, 0))
+    return path
+
+
+@builder
+def hf_phi3_model_with_attention_bias(fx):
+    path = fx.path("model")
+    c = model_families.config("phi3", attention_bias=True)
+    model_families.write_hf(path, c, model_families.tensors(c, 0))
+    return path
+
+
+@builder
+def gguf_model_with_8_experts(fx):
+    return llama_gguf(fx, lambda m, t: set_key(m, "llama.expert_count", gguf_writer.U32, 8))
+
+
+@builder
+def gguf_model_without_rms_epsilon(fx):
+    def change(metadata, tensors):
+        metadata[:] = [kv for kv in metadata if kv[0] != "llama.attention.layer_norm_rms_epsilon"]
+    return llama_gguf(fx, change)
+
+
+@builder
+def gguf_model_with_yarn_scaling(fx):
+    return llama_gguf(fx, lambda m, t: set_key(m, "llama.rope.scaling.type", gguf_writer.STRING,
+                                               "yarn"))
+
+
+@builder
+def gguf_model_without_blk_1_ffn_down(fx):
+    return llama_gguf(fx, lambda m, t: t.remove(next(x for x in t if x[0] == "blk.1.ffn_down.weight")))
+
+
+@builder
+def gguf_model_with_a_q4_1_attn_q(fx):
+    def change(metadata, tensors):
+        i = next(i for i, x in enumerate(tensors) if x[0] == "blk.0.attn_q.weight")
+        name, dims, _, _ = tensors[i]
+        tensors[i] = (name, dims, 3, bytes(dims[0] // 32 * 20 * dims[1]))  # Q4_1: 20 bytes per 32
+    return llama_gguf(fx, change)
+
+
+@builder
+def gguf_model_with_a_transposed_ffn_down(fx):
+    def change(metadata, tensors):
+        i = next(i for i, x in enumerate(tensors) if x[0] == "blk.0.ffn_down.weight")
+        name, dims, gtype, raw = tensors[i]
+        tensors[i] = (name, (dims[1], dims[0]), gtype, raw)
+    return llama_gguf(fx, change)
 
 
 # --- llama2.c checkpoints -------------------------------------------------------------------

@@ -10,9 +10,11 @@
 - hf_to_gguf(): a Hugging Face Llama directory (config.json + safetensors) converted to a
   llama-architecture GGUF the way llama.cpp's convert_hf_to_gguf.py does it: its metadata keys, its
   tensor names, q/k rows permuted back to adjacent rotary pairs (LlamaModel.permute), 1-D tensors
-  kept F32, a placeholder "llama" vocabulary of vocab_size entries.
+  kept F32, a placeholder "llama" vocabulary of vocab_size entries, and rope_freqs.weight for Llama
+  3.x's rope_scaling.
 """
 import json
+import math
 import os
 import struct
 
@@ -52,22 +54,36 @@ def gguf_value(vtype, v):
     raise ValueError(f"unsupported GGUF value type {vtype}")
 
 
+def tensor_bytes(dims, ggml_type):
+    """Bytes of a tensor of `dims` (innermost first, whole blocks) in a ggml type."""
+    name = next(k for k, v in GGML_TYPES.items() if v == ggml_type)
+    block, size = BLOCKS[name]
+    return int(np.prod(dims, dtype=np.int64)) // block * size
+
+
 def write_gguf(path, kvs, tensors, alignment=32):
     """kvs: [(key, value type, value)], arrays as (ARRAY, (element type, items));
-    tensors: [(name, dims innermost first, ggml type id, raw bytes)]."""
+    tensors: [(name, dims innermost first, ggml type id, raw bytes)]. `raw` may also be a
+    function returning the bytes (of a type gguf_writer knows), called when its turn comes, so a
+    file larger than memory is written one tensor at a time."""
     header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
     for key, vtype, v in kvs:
         header += gguf_string(key) + struct.pack("<I", vtype) + gguf_value(vtype, v)
-    offset, data = 0, []
+    offset = 0
     for name, dims, gtype, raw in tensors:
         header += gguf_string(name) + struct.pack("<I", len(dims))
         header += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", gtype, offset)
-        pad = -len(raw) % alignment
-        data.append(raw + b"\0" * pad)
-        offset += len(raw) + pad
+        size = tensor_bytes(dims, gtype) if callable(raw) else len(raw)
+        offset += size + (-size % alignment)
     header += b"\0" * (-len(header) % alignment)
     with open(path, "wb") as f:
-        f.write(header + b"".join(data))
+        f.write(header)
+        for _, dims, gtype, raw in tensors:
+            data = raw() if callable(raw) else raw
+            if callable(raw) and len(data) != tensor_bytes(dims, gtype):
+                raise ValueError(f"{len(data)} bytes for {dims} of ggml type {gtype}")
+            f.write(data)
+            f.write(b"\0" * (-len(data) % alignment))
 
 
 # ---------------------------------------------------------------- rounding
@@ -349,10 +365,34 @@ def llama_metadata(cfg, freq_base=None, context_length=None):
     return kvs + placeholder_vocab(cfg["vocab_size"])
 
 
-def hf_to_gguf(hf_dir, path, dtype="F32", *, permute=True, freq_base=None, context_length=None):
-    """Converts a Hugging Face Llama directory (config.json, model.safetensors) to a GGUF at
-    `path`: 2-D tensors stored as `dtype`, 1-D tensors F32. permute=False and freq_base are for
-    controls that must fail: q/k left in the half-split layout, a wrong rope.freq_base."""
+def llama3_rope_factors(cfg):
+    """rope_freqs.weight for a Llama 3.x rope_scaling, as convert_hf_to_gguf.py computes it
+    (LlamaModel.generate_extra_tensors, in float32): 1 above the high-frequency cut-off wavelength,
+    `factor` below the low one, smoothly in between."""
+    scaling = cfg["rope_scaling"]
+    heads = cfg["num_attention_heads"]
+    dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
+    base = cfg.get("rope_theta", 10000.0)
+    freqs = (1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim))).astype(np.float32)
+    factor = scaling.get("factor", 8.0)
+    low, high = scaling.get("low_freq_factor", 1.0), scaling.get("high_freq_factor", 4.0)
+    old_context = scaling.get("original_max_position_embeddings", 8192)
+    factors = []
+    for freq in freqs:
+        wavelength = 2 * math.pi / freq
+        if wavelength < old_context / high:
+            factors.append(1.0)
+        elif wavelength > old_context / low:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelength - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, np.float32)
+
+
+def hf_to_gguf_parts(hf_dir, dtype="F32", *, permute=True, freq_base=None, context_length=None):
+    """(config, metadata, tensors) of the GGUF that hf_to_gguf writes, for callers that change
+    them first (the bad-input corpus)."""
     with open(os.path.join(hf_dir, "config.json")) as f:
         cfg = json.load(f)
     weights = read_safetensors(os.path.join(hf_dir, "model.safetensors"))
@@ -367,5 +407,18 @@ def hf_to_gguf(hf_dir, path, dtype="F32", *, permute=True, freq_base=None, conte
         stored = dtype if w.ndim == 2 else "F32"
         tensors.append((gguf_name(name), tuple(reversed(w.shape)), GGML_TYPES[stored],
                         encode(w, stored)))
-    write_gguf(path, llama_metadata(cfg, freq_base, context_length), tensors)
+    scaling = cfg.get("rope_scaling") or {}
+    if scaling.get("rope_type", scaling.get("type")) == "llama3":
+        factors = llama3_rope_factors(cfg)
+        tensors.append(("rope_freqs.weight", (len(factors),), GGML_TYPES["F32"], encode(factors, "F32")))
+    return cfg, llama_metadata(cfg, freq_base, context_length), tensors
+
+
+def hf_to_gguf(hf_dir, path, dtype="F32", **options):
+    """Converts a Hugging Face Llama directory (config.json, model.safetensors) to a GGUF at
+    `path`: 2-D tensors stored as `dtype`, 1-D tensors F32, rope_freqs.weight for a llama3
+    rope_scaling. permute=False and freq_base are for controls that must fail: q/k left in the
+    half-split layout, a wrong rope.freq_base."""
+    cfg, metadata, tensors = hf_to_gguf_parts(hf_dir, dtype, **options)
+    write_gguf(path, metadata, tensors)
     return cfg

@@ -6,6 +6,7 @@ python3-numpy serve as an independent second implementation.
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,23 @@ def run(tool, *args, stdin=None, check=None, text=True, timeout=600, prefix=(), 
             f"{' '.join(cmd)} exited {result.returncode}, expected {check}\n"
             f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-2000:]}")
     return result
+
+
+def run_measured(args, address_space=None):
+    """Runs a command (a list) and returns (exit code, stdout bytes, stderr bytes, peak RSS in
+    bytes of that process alone, from wait4's ru_maxrss), optionally under an address-space
+    limit (RLIMIT_AS). One malloc arena, so the RSS does not depend on the thread count."""
+    def limit():
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    env = dict(os.environ, MALLOC_ARENA_MAX="1")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(args, stdout=out, stderr=err, preexec_fn=limit, env=env)
+        _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS, KiB on Linux
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return p.returncode, out.read(), err.read(), usage.ru_maxrss * 1024
 
 
 def pipe(*commands, timeout=600):

@@ -1,15 +1,13 @@
 """Dumps larger than the memory the tools may use: freq-norms runs under an address-space limit
 (RLIMIT_AS) smaller than the dump, and both tools' peak RSS stays far below the dump size."""
 import os
-import resource
-import subprocess
 import unittest
 
 import h5py
 import numpy as np
 
 from dump_fixtures import chunk_norms
-from ropekit_test import SANITIZED, TempDirTest, tool_path
+from ropekit_test import SANITIZED, TempDirTest, run_measured, tool_path
 
 MiB = 1 << 20
 
@@ -42,25 +40,11 @@ class Streaming(TempDirTest):
         import shutil
         shutil.rmtree(cls.dir, ignore_errors=True)
 
-    def measure(self, args, address_space=None):
-        def limit():
-            if address_space:
-                resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-        env = dict(os.environ, MALLOC_ARENA_MAX="1")
-        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=limit, env=env)
-        # wait4 reports this child's own peak RSS (ru_maxrss, KiB on Linux)
-        out = p.stdout.read()
-        err = p.stderr.read()
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        return p.returncode, out, err, usage.ru_maxrss * 1024
-
     def test_freq_norms_under_an_address_space_limit_smaller_than_the_dump(self):
         limit = 250 * MiB
         self.assertGreater(self.size, limit + 50 * MiB)
         out = os.path.join(self.dir, "norms.h5")
-        code, _, err, rss = self.measure([tool_path("freq-norms"), self.dump, "-o", out, "-q",
+        code, _, err, rss = run_measured([tool_path("freq-norms"), self.dump, "-o", out, "-q",
                                           "--force"], address_space=limit)
         self.assertEqual(code, 0, err)
         self.assertLess(rss, 64 * MiB)
@@ -69,7 +53,7 @@ class Streaming(TempDirTest):
                                        rtol=1e-5)
 
     def test_find_positional_heads_peak_rss_is_far_below_the_dump(self):
-        code, out, err, rss = self.measure([tool_path("find-positional-heads"), self.dump,
+        code, out, err, rss = run_measured([tool_path("find-positional-heads"), self.dump,
                                             "--from", "qk", "-q"])
         self.assertEqual(code, 0, err)
         self.assertEqual(len(out.decode().strip().split("\n")), 1 + self.L * 8)

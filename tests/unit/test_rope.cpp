@@ -82,6 +82,11 @@ TEST_CASE("p-RoPE keeps floor(p*n) of the highest frequencies") {
     CHECK(apply_prope(g, 0.0) == std::vector<double>{0, 0, 0, 0});
 }
 
+TEST_CASE("frequencies divided by a dropping factor of 1e30 snap to exactly 0, others stay") {
+    const std::vector<double> g = {1.0, 0.1 / 1e30, 1e-20, 2e-20, 0.0, 1e-4};
+    CHECK(snap_dropped(g) == std::vector<double>{1.0, 0.0, 0.0, 2e-20, 0.0, 1e-4});
+}
+
 TEST_CASE("rotation is counter-clockwise by position * g, and unrotate inverts it") {
     Schedule s = make_schedule(2, 1e4);  // one frequency, g = 1
     double v[2] = {1.0, 0.0};

@@ -10,6 +10,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/output_path.hpp"
 #include "ropekit/formats/gguf.hpp"
+#include "ropekit/formats/gguf_rope.hpp"
 
 namespace ropekit {
 
@@ -17,79 +18,26 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kRopeFreqs = "rope_freqs.weight";
+// The architectures whose llama.cpp graph reads rope_freqs.weight (node-llama-cpp 3.21.1: the
+// src/models/*.cpp that create LLM_TENSOR_ROPE_FREQS). The others (qwen2, qwen3, phi3, gemma*,
+// gpt-neox, ...) never look at it: llama.cpp would refuse the extra tensor, or run the model
+// with every frequency, so a p-RoPE GGUF of theirs cannot be written this way.
+constexpr const char* kReadsRopeFreqs[] = {
+    "apertus",    "arcee",          "cogvlm",     "deci",        "eagle3",
+    "exaone-moe", "exaone",         "exaone4",    "falcon-h1",   "gemma4-assistant",
+    "gemma4",     "granitehybrid",  "granitemoe", "granite_swa", "granite",
+    "llada",      "llama",          "llama4",     "minicpm",     "mistral3",
+    "nanbeige",   "pangu-embedded", "refact",     "step35"};
 
-struct GgufRope {
-    std::string arch;
-    std::size_t n_rot = 0;
-    double base = 10000.0;
-    double freq_scale = 1.0;
-    std::vector<double> factors;   // existing rope_freqs (1 when absent)
-    std::vector<double> inv_freq;  // what llama.cpp uses: freq_scale * base^(-2i/n_rot) / factor
-};
-
-double number(const GgufFile& f, const std::string& key, double fallback) {
-    const GgufValue* v = f.find(key);
-    if (!v) return fallback;
-    if (!v->is_number()) throw data_error(f.path(), key, "expected a number");
-    return v->as_double();
-}
-
-// The schedule llama.cpp builds from the file's metadata and rope_freqs (theta overrides base).
-GgufRope read_rope(const GgufFile& f, std::optional<double> theta) {
-    GgufRope r;
-    const GgufValue* arch = f.find("general.architecture");
-    if (!arch || arch->type != GgufType::string) {
-        throw data_error(f.path(), "general.architecture",
-                         "missing (expected the model architecture)");
+void require_rope_freqs_reader(const std::string& input, const std::string& arch) {
+    for (const char* a : kReadsRopeFreqs) {
+        if (arch == a) return;
     }
-    r.arch = arch->as_string();
-    const std::string a = r.arch + ".";
-    double n_rot = number(f, a + "rope.dimension_count", 0);
-    if (n_rot == 0) n_rot = number(f, a + "attention.key_length", 0);
-    if (n_rot == 0) {
-        const double heads = number(f, a + "attention.head_count", 0);
-        if (heads > 0) n_rot = number(f, a + "embedding_length", 0) / heads;
-    }
-    if (!(n_rot >= 2) || std::fmod(n_rot, 2.0) != 0) {
-        throw data_error(f.path(), a + "rope.dimension_count",
-                         fmt::format("expected an even rotary dimension, got {}", n_rot));
-    }
-    r.n_rot = static_cast<std::size_t>(n_rot);
-    r.base = theta.value_or(number(f, a + "rope.freq_base", 10000.0));
-    if (const GgufValue* type = f.find(a + "rope.scaling.type")) {
-        const std::string t = type->type == GgufType::string ? type->as_string() : "?";
-        if (t == "linear") {
-            r.freq_scale = 1.0 / number(f, a + "rope.scaling.factor", 1.0);
-        } else if (t != "none") {
-            throw data_error(f.path(), a + "rope.scaling.type",
-                             "rope scaling '" + t +
-                                 "' cannot be carried by rope_freqs; convert the unscaled model");
-        }
-    } else if (f.find(a + "rope.scale_linear")) {
-        r.freq_scale = 1.0 / number(f, a + "rope.scale_linear", 1.0);
-    }
-    r.factors.assign(r.n_rot / 2, 1.0);
-    if (const GgufTensorInfo* t = f.find_tensor(kRopeFreqs)) {
-        if (t->type != 0 || t->dims.size() != 1 || t->dims[0] != r.n_rot / 2) {
-            throw data_error(f.path(), kRopeFreqs, fmt::format("expected F32 [{}]", r.n_rot / 2));
-        }
-        const std::vector<float> existing = f.read_float(kRopeFreqs);
-        for (std::size_t i = 0; i < existing.size(); ++i) {
-            if (!(existing[i] > 0) || !std::isfinite(existing[i])) {
-                throw data_error(f.path(), kRopeFreqs,
-                                 fmt::format("factor {} is {}", i, existing[i]));
-            }
-            r.factors[i] = existing[i];
-        }
-    }
-    for (std::size_t i = 0; i < r.n_rot / 2; ++i) {
-        r.inv_freq.push_back(
-            r.freq_scale *
-            std::pow(r.base, -2.0 * static_cast<double>(i) / static_cast<double>(r.n_rot)) /
-            r.factors[i]);
-    }
-    return r;
+    throw data_error(input, "general.architecture",
+                     fmt::format("llama.cpp's \"{}\" ignores rope_freqs.weight, the only way a "
+                                 "GGUF carries p-RoPE (expected an architecture that reads it, "
+                                 "such as \"llama\")",
+                                 arch));
 }
 
 }  // namespace
@@ -99,7 +47,8 @@ ConvertReport convert_gguf(const std::string& input, const std::string& output,
     check_output_path(output, options.force, {input});
     const GgufFile in = GgufFile::open(input);
     const PropeRequest& request = options.request;
-    const GgufRope rope = read_rope(in, request.theta);
+    const GgufRope rope = read_gguf_rope(in, request.theta);
+    require_rope_freqs_reader(input, rope.arch);
     const std::vector<double> original = snap_dropped(rope.inv_freq);
     const std::vector<double> target = apply_prope(original, request.p, request.reverse);
 
@@ -110,7 +59,7 @@ ConvertReport convert_gguf(const std::string& input, const std::string& output,
         factors[i] =
             static_cast<float>(newly_dropped ? rope.factors[i] * kDroppedFactor : rope.factors[i]);
         if (!std::isfinite(factors[i])) {
-            throw data_error(input, kRopeFreqs,
+            throw data_error(input, kGgufRopeFreqs,
                              fmt::format("factor {} overflows float32 when dropped", i));
         }
     }
@@ -127,14 +76,14 @@ ConvertReport convert_gguf(const std::string& input, const std::string& output,
     std::vector<GgufOutputTensor> tensors;
     const auto* factor_bytes = reinterpret_cast<const std::uint8_t*>(factors.data());
     GgufOutputTensor rope_freqs;
-    rope_freqs.name = kRopeFreqs;
+    rope_freqs.name = kGgufRopeFreqs;
     rope_freqs.dims = {factors.size()};
     rope_freqs.type = 0;  // F32
     rope_freqs.data = factor_bytes;
     rope_freqs.byte_size = 4 * factors.size();
     bool replaced = false;
     for (const GgufTensorInfo& t : in.tensors()) {
-        if (t.name == kRopeFreqs) {
+        if (t.name == kGgufRopeFreqs) {
             tensors.push_back(rope_freqs);
             replaced = true;
         } else {
@@ -150,7 +99,7 @@ ConvertReport convert_gguf(const std::string& input, const std::string& output,
     write_gguf(temp.path(), in.version(), metadata, tensors, in.alignment());
 
     // Round trip: read the written file back as llama.cpp would and compare with the target.
-    const GgufRope back = read_rope(GgufFile::open(temp.path()), std::nullopt);
+    const GgufRope back = read_gguf_rope(GgufFile::open(temp.path()), std::nullopt);
     for (std::size_t i = 0; i < target.size(); ++i) {
         const double t = target[i], g = back.inv_freq[i];
         const bool ok =

@@ -298,13 +298,6 @@ void check_round_trip(const Json& emitted, const std::string& file,
     }
 }
 
-std::vector<double> snap_dropped(std::vector<double> inv_freq) {
-    for (double& g : inv_freq) {
-        if (std::abs(g) <= kDroppedTolerance) g = 0.0;
-    }
-    return inv_freq;
-}
-
 std::string describe_kept(const std::vector<double>& g) {
     std::size_t kept = 0;
     double lowest = 0.0;

@@ -32,9 +32,9 @@ PropeEncoding parse_encoding(const std::string& name);  // usage_error naming --
 // and large enough that g / factor <= 1e-20 for every g <= 1 rad/token.
 inline constexpr double kDroppedFactor = 1e30;
 
-// Round-trip tolerances: kept frequencies to 1e-6 relative, dropped ones to 1e-20 absolute.
+// Round-trip tolerances: kept frequencies to 1e-6 relative, dropped ones to kDroppedTolerance
+// absolute (rope.hpp).
 inline constexpr double kKeptTolerance = 1e-6;
-inline constexpr double kDroppedTolerance = 1e-20;
 
 struct PropeRequest {
     double p = 1.0;
@@ -68,11 +68,6 @@ HfPropePlan plan_hf_prope(const nlohmann::ordered_json& config, const std::strin
 // first frequency that differs.
 void check_round_trip(const nlohmann::ordered_json& emitted, const std::string& file,
                       const std::vector<PropeLayerPlan>& layers);
-
-// Frequencies at or below kDroppedTolerance are already dropped (an input converted before, or
-// a model whose factor list holds 1e30): they become exactly 0 so that p-RoPE counts them as
-// dropped and converting twice gives the same table.
-std::vector<double> snap_dropped(std::vector<double> inv_freq);
 
 // "kept 16 of 64 frequencies; lowest kept 0.0237 rad/token (wavelength 265 tokens)".
 std::string describe_kept(const std::vector<double>& target_inv_freq);

@@ -102,17 +102,20 @@ bool copy_region(std::FILE* out, int source_fd, std::uint64_t source_offset,
     return true;
 }
 
+void release_mapped_pages(const unsigned char* data, std::size_t size) {
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
+    const auto end = reinterpret_cast<std::uintptr_t>(data + size) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void stream_mapped(const unsigned char* data, std::size_t size,
                    const std::function<void(const unsigned char*, std::size_t)>& sink) {
     constexpr std::size_t kPiece = std::size_t{64} << 20;
-    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     for (std::size_t done = 0; done < size;) {
         const std::size_t n = std::min(kPiece, size - done);
         sink(data + done, n);
-        // Whole pages inside the piece just written (the ends may be shared with neighbours).
-        const auto begin = (reinterpret_cast<std::uintptr_t>(data + done) + page - 1) / page * page;
-        const auto end = reinterpret_cast<std::uintptr_t>(data + done + n) / page * page;
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+        release_mapped_pages(data + done, n);
         done += n;
     }
 }

@@ -30,10 +30,15 @@ class MappedFile {
     std::size_t size_ = 0;
 };
 
-// Streams `size` bytes of a mapping to `sink` in 64 MiB pieces and drops each piece's pages
-// from this process once written (MADV_DONTNEED; they stay in the page cache), so copying a
-// multi-gigabyte tensor out of a mapping keeps the resident set small. Only for read-only file
-// mappings: on anonymous memory MADV_DONTNEED would discard the data.
+// Drops the whole pages inside [data, data + size) from this process (MADV_DONTNEED): they stay
+// in the page cache, and reading them again maps them back. Pages shared with the bytes before
+// or after are kept. Only for read-only file mappings: on anonymous memory MADV_DONTNEED would
+// discard the data.
+void release_mapped_pages(const unsigned char* data, std::size_t size);
+
+// Streams `size` bytes of a mapping to `sink` in 64 MiB pieces and releases each piece's pages
+// once written (release_mapped_pages), so copying a multi-gigabyte tensor out of a mapping keeps
+// the resident set small.
 void stream_mapped(const unsigned char* data, std::size_t size,
                    const std::function<void(const unsigned char*, std::size_t)>& sink);
 

@@ -65,19 +65,17 @@ struct DecoderLayer {
     const LlamaLayerWeights* weights = nullptr;
     const Schedule* schedule = nullptr;
     float attention_scale = 1.0f;
-    LayerCache cache;  // keys == nullptr without a cache
+    std::size_t sliding_window = 0;  // keys a query sees, itself included (0: every earlier one)
+    float softcap = 0.0f;            // logits = cap * tanh(logits / cap) (0: none)
+    LayerCache cache;                // keys == nullptr without a cache
 };
-
-// y[rows, out] = x[rows, in] . w[out, in]^T + beta * y
-void project(const float* x, std::size_t rows, std::size_t in, const float* w, std::size_t out,
-             float* y, float beta = 0.0f);
 
 // out[r] = weight * x[r] / rms(x[r]) for each of `rows` rows of `dim` (sums in double).
 void rms_norm(const float* x, const float* weight, std::size_t rows, std::size_t dim, double eps,
               float* out);
 
 // x[r] = the embedding of token ids[r], for every row of the call.
-void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const float* embedding,
+void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const WeightMatrix& embedding,
                   std::vector<float>& x);
 
 // x += attention(rms_norm(x)): the attention half of a decoder layer.

@@ -105,27 +105,37 @@ LlamaModel load_llama2c(const std::string& path) {
         cursor += n;
         return p;
     };
+    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
     const Sizes s = sizes_of(c);
     LlamaWeights w;
     w.layers.resize(c.n_layers);
-    w.token_embedding = take(s.embedding);
+    w.token_embedding = WeightMatrix::resident(take(s.embedding), c.vocab_size, c.dim);
     // Each tensor is stacked over layers: [n_layers, ...].
-    auto stacked = [&](std::uint64_t per_layer, const float* LlamaLayerWeights::*field) {
-        const float* base = take(per_layer * c.n_layers);
-        for (std::size_t l = 0; l < c.n_layers; ++l) w.layers[l].*field = base + l * per_layer;
+    auto norms = [&](const float* LlamaLayerWeights::*field) {
+        const float* base = take(s.norm * c.n_layers);
+        for (std::size_t l = 0; l < c.n_layers; ++l) w.layers[l].*field = base + l * s.norm;
     };
-    stacked(s.norm, &LlamaLayerWeights::rms_att);
-    stacked(s.wq, &LlamaLayerWeights::wq);
-    stacked(s.wkv, &LlamaLayerWeights::wk);
-    stacked(s.wkv, &LlamaLayerWeights::wv);
-    stacked(s.wo, &LlamaLayerWeights::wo);
-    stacked(s.norm, &LlamaLayerWeights::rms_ffn);
-    stacked(s.ffn, &LlamaLayerWeights::w1);
-    stacked(s.ffn, &LlamaLayerWeights::w2);
-    stacked(s.ffn, &LlamaLayerWeights::w3);
+    auto matrices = [&](Projection LlamaLayerWeights::*field, std::size_t rows, std::size_t cols) {
+        const float* base = take(rows * cols * c.n_layers);
+        for (std::size_t l = 0; l < c.n_layers; ++l) {
+            (w.layers[l].*field).weight =
+                WeightMatrix::resident(base + l * rows * cols, rows, cols);
+        }
+    };
+    norms(&LlamaLayerWeights::rms_att);
+    matrices(&LlamaLayerWeights::wq, qdim, c.dim);
+    matrices(&LlamaLayerWeights::wk, kvdim, c.dim);
+    matrices(&LlamaLayerWeights::wv, kvdim, c.dim);
+    matrices(&LlamaLayerWeights::wo, c.dim, qdim);
+    norms(&LlamaLayerWeights::rms_ffn);
+    matrices(&LlamaLayerWeights::w1, c.hidden_dim, c.dim);
+    matrices(&LlamaLayerWeights::w2, c.dim, c.hidden_dim);
+    matrices(&LlamaLayerWeights::w3, c.hidden_dim, c.dim);
     w.rms_final = take(s.norm);
     take(2 * s.freq_table);  // legacy RoPE tables: recomputed from the schedule instead
-    w.classifier = c.shared_classifier ? w.token_embedding : take(s.embedding);
+    w.classifier.weight = c.shared_classifier
+                              ? w.token_embedding
+                              : WeightMatrix::resident(take(s.embedding), c.vocab_size, c.dim);
 
     Schedule schedule = make_schedule(c.head_dim, kLlama2cTheta, Layout::interleaved);
     return LlamaModel(c, std::move(schedule), std::move(w), std::move(file),

@@ -4,30 +4,73 @@
 #include <cmath>
 #include <limits>
 
+#include "ropekit/core/threads.hpp"
+
 namespace ropekit {
 
+namespace {
+
+// Logits per block of the vocabulary, over all rows: about this many floats.
+constexpr std::size_t kLogitFloats = std::size_t{1} << 22;
+
+std::size_t vocab_block(std::size_t rows, std::size_t vocab) {
+    return std::min(vocab,
+                    std::max<std::size_t>(256, kLogitFloats / std::max<std::size_t>(1, rows)));
+}
+
+}  // namespace
+
+void LogSumExp::add(const float* x, std::size_t n) {
+    if (n == 0) return;
+    const double block_peak = *std::max_element(x, x + n);
+    if (block_peak > peak_) {
+        total_ *= std::exp(peak_ - block_peak);
+        peak_ = block_peak;
+    }
+    if (peak_ == -std::numeric_limits<double>::infinity()) return;  // every value so far -inf
+    double sum = 0.0;
+    for (std::size_t i = 0; i < n; ++i) sum += std::exp(x[i] - peak_);
+    total_ += sum;
+}
+
+double LogSumExp::value() const {
+    return peak_ + std::log(total_);
+}
+
 double negative_log_softmax(const float* logits, std::size_t vocab, std::size_t index) {
-    const double peak = *std::max_element(logits, logits + vocab);
-    double total = 0.0;
-    for (std::size_t v = 0; v < vocab; ++v) total += std::exp(logits[v] - peak);
-    return std::log(total) - (logits[index] - peak);
+    LogSumExp sum;
+    sum.add(logits, vocab);
+    return sum.value() - logits[index];
 }
 
 std::vector<double> token_nll(const LlamaModel& model, const float* hidden, const std::int64_t* ids,
                               std::size_t batch, std::size_t tokens) {
-    const std::size_t vocab = model.config().vocab_size, dim = model.config().dim;
-    constexpr std::size_t kRowsPerBlock = 64;
-    std::vector<double> nll(batch * tokens, 0.0);
-    std::vector<float> logits(kRowsPerBlock * vocab);
-    const std::size_t rows = batch * tokens;
-    for (std::size_t first = 0; first < rows; first += kRowsPerBlock) {
-        const std::size_t count = std::min(kRowsPerBlock, rows - first);
-        model.logits(hidden + first * dim, count, logits.data());
-        for (std::size_t r = first; r < first + count; ++r) {
-            if ((r + 1) % tokens == 0) continue;  // the last position predicts nothing we have
-            nll[r + 1] = negative_log_softmax(&logits[(r - first) * vocab], vocab,
-                                              static_cast<std::size_t>(ids[r + 1]));
-        }
+    const std::size_t vocab = model.config().vocab_size, rows = batch * tokens;
+    const Projection& head = model.weights().classifier;
+    const std::size_t block = vocab_block(rows, vocab);
+    std::vector<float> logits(rows * block);
+    std::vector<LogSumExp> sums(rows);
+    std::vector<double> target(rows, 0.0);  // the logit of the next token, row r predicts r + 1
+    for (std::size_t first = 0; first < vocab; first += block) {
+        const std::size_t count = std::min(block, vocab - first);
+        const Projection part{head.weight.row_range(first, count),
+                              head.bias ? head.bias + first : nullptr};
+        project(hidden, rows, part, logits.data());
+        const float cap = model.config().final_softcap;
+        if (cap > 0) soft_cap(logits.data(), rows * count, cap);
+        parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) {
+                if ((r + 1) % tokens == 0) continue;  // the last position predicts nothing we have
+                const float* row = &logits[r * count];
+                sums[r].add(row, count);
+                const auto next = static_cast<std::size_t>(ids[r + 1]);
+                if (next >= first && next < first + count) target[r] = row[next - first];
+            }
+        });
+    }
+    std::vector<double> nll(rows, 0.0);
+    for (std::size_t r = 0; r + 1 < rows; ++r) {
+        if ((r + 1) % tokens != 0) nll[r + 1] = sums[r].value() - target[r];
     }
     return nll;
 }

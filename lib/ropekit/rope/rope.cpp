@@ -57,6 +57,13 @@ std::size_t prope_kept_count(double p, std::size_t n) {
     return static_cast<std::size_t>(std::floor(p * static_cast<double>(n) + 1e-9));
 }
 
+std::vector<double> snap_dropped(std::vector<double> inv_freq) {
+    for (double& g : inv_freq) {
+        if (std::abs(g) <= kDroppedTolerance) g = 0.0;
+    }
+    return inv_freq;
+}
+
 std::vector<double> apply_prope(std::vector<double> inv_freq, double p, bool reverse) {
     const std::size_t n = inv_freq.size();
     const std::size_t m = prope_kept_count(p, n);

@@ -45,6 +45,15 @@ Schedule make_schedule(std::size_t head_dim, double theta, Layout layout = Layou
 // p = 0.3, n = 10 keeps 3, not 2). p must be in [0, 1].
 std::size_t prope_kept_count(double p, std::size_t n);
 
+// A frequency at or below this many rad/token stands for a dropped one: how p-RoPE is carried by
+// formats that can only divide frequencies (llama.cpp's rope_freqs.weight, Hugging Face's
+// llama3 and longrope factors), which prope-convert writes as a factor of 1e30.
+inline constexpr double kDroppedTolerance = 1e-20;
+
+// Frequencies at or below kDroppedTolerance become exactly 0, so that p-RoPE counts them as
+// dropped, a dump records them as not rotated, and converting twice gives the same table.
+std::vector<double> snap_dropped(std::vector<double> inv_freq);
+
 // p-RoPE keeps the highest m frequencies and sets the others to 0 (not rotated).
 // reverse = the paper's ablation: keep the lowest m, zero the highest n - m.
 std::vector<double> apply_prope(std::vector<double> inv_freq, double p, bool reverse = false);

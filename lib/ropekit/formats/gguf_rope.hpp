@@ -1,0 +1,40 @@
+#pragma once
+// The RoPE frequencies llama.cpp computes for a GGUF model (its hparams and ggml_rope_ext):
+//   g_i = freq_scale · base^(−2i / n_rot) / rope_freqs[i],   i = 0 … n_rot/2 − 1
+// with n_rot = {arch}.rope.dimension_count (else {arch}.attention.key_length, else
+// embedding_length / head_count), base = {arch}.rope.freq_base (10⁴ when absent),
+// freq_scale = 1 / factor for linear scaling ({arch}.rope.scaling.type "linear" with
+// .rope.scaling.factor, or the older .rope.scale_linear), and rope_freqs.weight the optional F32
+// per-frequency factors (Llama 3.x's long-context scaling, prope-convert's p-RoPE). Other
+// scaling types (yarn, longrope) are refused. Index 0 is the highest frequency, as everywhere.
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ropekit/formats/gguf.hpp"
+
+namespace ropekit {
+
+inline constexpr const char* kGgufRopeFreqs = "rope_freqs.weight";
+
+struct GgufRope {
+    std::string arch;  // general.architecture
+    std::size_t n_rot = 0;
+    double base = 10000.0;
+    double freq_scale = 1.0;
+    std::vector<double> factors;   // rope_freqs.weight (1 when absent)
+    std::vector<double> inv_freq;  // g_i above, rad/token
+};
+
+// A numeric metadata value; `fallback` when the key is absent (data_error naming the key when
+// it is absent without one, or not a number).
+double gguf_number(const GgufFile& file, const std::string& key,
+                   std::optional<double> fallback = std::nullopt);
+
+// The schedule of `file`, with `theta` replacing the file's base when given. data_error(file,
+// key or tensor, ...) for a missing architecture, an odd rotary dimension, another scaling type,
+// or rope_freqs.weight not F32 [n_rot/2] of positive finite factors.
+GgufRope read_gguf_rope(const GgufFile& file, std::optional<double> theta = std::nullopt);
+
+}  // namespace ropekit

@@ -1,0 +1,123 @@
+#include "ropekit/model/weight_matrix.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ropekit/core/mapped_file.hpp"
+#include "ropekit/core/threads.hpp"
+#include "ropekit/formats/ggml_types.hpp"
+#include "ropekit/formats/gguf.hpp"
+
+namespace ropekit {
+
+namespace {
+
+// Weight rows per SGEMM: about this many floats of weights, a multiple of 16 rows. Large
+// enough that the GEMM runs near its peak, small enough that a converted block stays in L2.
+constexpr std::size_t kBlockFloats = std::size_t{1} << 18;
+constexpr std::size_t kRowMultiple = 16;
+
+std::size_t block_rows(const WeightMatrix& w) {
+    const std::size_t rows = kBlockFloats / std::max<std::size_t>(1, w.cols());
+    return std::max(kRowMultiple, rows / kRowMultiple * kRowMultiple);
+}
+
+// y[n, count] (row stride ldy) = x[n, in] · w[count, in]ᵀ + beta · y
+void gemm_rows(const float* x, std::size_t n, std::size_t in, const float* w, std::size_t count,
+               float* y, std::size_t ldy, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n),
+                static_cast<blasint>(count), static_cast<blasint>(in), 1.0f, x,
+                static_cast<blasint>(in), w, static_cast<blasint>(in), beta, y,
+                static_cast<blasint>(ldy));
+}
+
+void add_bias(const float* bias, std::size_t n, std::size_t count, float* y, std::size_t ldy) {
+    for (std::size_t r = 0; r < n; ++r) {
+        for (std::size_t j = 0; j < count; ++j) y[r * ldy + j] += bias[j];
+    }
+}
+
+}  // namespace
+
+WeightMatrix WeightMatrix::resident(const float* data, std::size_t rows, std::size_t cols) {
+    WeightMatrix w;
+    w.floats_ = data;
+    w.rows_ = rows;
+    w.cols_ = cols;
+    w.row_bytes_ = cols * sizeof(float);
+    return w;
+}
+
+WeightMatrix WeightMatrix::stored(const std::uint8_t* data, std::uint32_t ggml_type,
+                                  std::size_t rows, std::size_t cols, Pages pages) {
+    const auto row_bytes = can_dequantize(ggml_type) ? ggml_type_bytes(ggml_type, cols)
+                                                     : std::optional<std::uint64_t>();
+    if (!row_bytes) {
+        throw std::invalid_argument(
+            fmt::format("WeightMatrix: rows of {} {} values", cols, ggml_type_name(ggml_type)));
+    }
+    WeightMatrix w;
+    w.bytes_ = data;
+    w.type_ = ggml_type;
+    w.pages_ = pages;
+    w.rows_ = rows;
+    w.cols_ = cols;
+    w.row_bytes_ = static_cast<std::size_t>(*row_bytes);
+    return w;
+}
+
+std::string WeightMatrix::type_name() const {
+    return ggml_type_name(floats_ ? 0 : type_);
+}
+
+void WeightMatrix::read_rows(std::size_t first, std::size_t count, float* out) const {
+    if (first > rows_ || count > rows_ - first) {
+        throw std::out_of_range(
+            fmt::format("WeightMatrix: rows [{}, {}) of {}", first, first + count, rows_));
+    }
+    if (floats_) {
+        std::copy_n(floats_ + first * cols_, count * cols_, out);
+        return;
+    }
+    const std::uint8_t* begin = bytes_ + first * row_bytes_;
+    dequantize(type_, begin, count * cols_, out);
+    if (pages_ == Pages::release) release_mapped_pages(begin, count * row_bytes_);
+}
+
+WeightMatrix WeightMatrix::row_range(std::size_t first, std::size_t count) const {
+    if (first > rows_ || count > rows_ - first) {
+        throw std::out_of_range(
+            fmt::format("WeightMatrix: rows [{}, {}) of {}", first, first + count, rows_));
+    }
+    WeightMatrix w = *this;
+    if (floats_) w.floats_ += first * cols_;
+    if (bytes_) w.bytes_ += first * row_bytes_;
+    w.rows_ = count;
+    return w;
+}
+
+void project(const float* x, std::size_t n, const Projection& p, float* y, float beta) {
+    const WeightMatrix& w = p.weight;
+    const std::size_t in = w.cols(), out = w.rows(), per_block = block_rows(w);
+    const std::size_t blocks = (out + per_block - 1) / per_block;
+    const SingleThreadedBlas blas;
+    parallel_for(blocks, [&](std::size_t begin, std::size_t end) {
+        std::vector<float> converted(w.resident_data() ? 0 : per_block * in);
+        for (std::size_t b = begin; b < end; ++b) {
+            const std::size_t first = b * per_block, count = std::min(per_block, out - first);
+            const float* rows =
+                w.resident_data() ? w.resident_data() + first * in : converted.data();
+            if (!w.resident_data()) w.read_rows(first, count, converted.data());
+            gemm_rows(x, n, in, rows, count, y + first, out, beta);
+            if (p.bias) add_bias(p.bias + first, n, count, y + first, out);
+        }
+    });
+}
+
+}  // namespace ropekit
