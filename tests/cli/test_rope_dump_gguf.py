@@ -60,6 +60,25 @@ class GgufModels(TempDirTest):
         gguf_writer.hf_to_gguf(source or self.hf, path, dtype, **options)
         return path
 
+    def test_text_goes_through_the_gguf_files_own_vocabulary(self):
+        # rope-dump MODEL.gguf --text tokenizes with the vocabulary the GGUF carries (here the
+        # writer's byte-fallback placeholder), exactly as rope-tokenize reads that file.
+        model, text = self.gguf("F32"), self.path("t.txt")
+        with open(text, "w") as f:
+            f.write("hello world, this is a test of the text path.\nAnother line here!\n")
+        run("rope-tokenize", model, "--text", text, "--length", "16", "-o", self.path("w.txt"),
+            "-q", check=0)
+        windows = np.loadtxt(self.path("w.txt"), dtype=np.int64, ndmin=2)
+        out = self.path("text.h5")
+        run("rope-dump", model, "--text", text, "--length", "16", "--what", "", "-o", out, "-q",
+            check=0)
+        with h5py.File(out, "r") as f:
+            np.testing.assert_array_equal(f["tokens"][()], windows)
+            self.assertIn("GGUF llama vocabulary", str(f.attrs["tokenizer"]))
+            scored = f["scored"][()] == 1
+            self.assertGreater(scored.sum(), 0)
+            self.assertTrue(np.isfinite(f["nll"][()][scored]).all())
+
     def test_an_f32_gguf_runs_as_the_hf_directory_it_came_from(self):
         a, b = self.dump(self.hf), self.dump(self.gguf("F32"))
         np.testing.assert_array_equal(b["tokens"][()], self.ids)

@@ -1,5 +1,7 @@
 #include "ropekit/model/text_dump.hpp"
 
+#include <fstream>
+
 #include <sys/stat.h>
 
 #include <cmath>
@@ -13,6 +15,13 @@
 namespace ropekit {
 
 namespace {
+
+// A GGUF file carries its vocabulary (tokenizer.ggml.*), which Tokenizer::open reads.
+bool is_gguf(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    char magic[4] = {};
+    return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
+}
 
 bool is_directory(const std::string& path) {
     struct stat st {};
@@ -29,10 +38,10 @@ Tensor<std::int64_t> as_tensor(std::size_t rows, std::size_t columns, std::vecto
 
 TextWindows read_text_windows(const std::string& model_path, std::size_t vocab,
                               const TextSource& spec, std::size_t length) {
-    if (!is_directory(model_path)) {
+    if (!is_directory(model_path) && !is_gguf(model_path)) {
         throw data_error(model_path, "",
                          "--text needs the model's tokenizer: give a Hugging Face "
-                         "directory with tokenizer.json or tokenizer.model");
+                         "directory with tokenizer.json or tokenizer.model, or a GGUF file");
     }
     const Tokenizer tokenizer = Tokenizer::open(model_path);
     const std::string source = spec.path == "-" ? "<stdin>" : spec.path;
