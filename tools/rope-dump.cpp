@@ -14,8 +14,9 @@ using namespace ropekit;
 
 int main(int argc, char** argv) {
     Tool tool("rope-dump",
-              "Run a Llama-architecture checkpoint (llama2.c .bin, or a Hugging Face directory "
-              "with config.json + safetensors) on the CPU over whole token sequences and write "
+              "Run a Llama-architecture checkpoint (llama2.c .bin, a Hugging Face directory "
+              "with config.json + safetensors, or a llama GGUF file) on the CPU over whole token "
+              "sequences and write "
               "its attention activations as an HDF5 dump in the TransformerLens layout "
               "(blocks.{L}.attn.hook_q|hook_k|hook_rot_q|hook_rot_k|hook_pattern|"
               "hook_attn_scores) that freq-norms and find-positional-heads read, with 'tokens' "
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
     // Checked in the body, not with CLI11's required(): CLI11 2.1 would report a missing MODEL
     // before an unknown option, hiding the real mistake.
     app.add_option("MODEL", model_path,
-                   "llama2.c checkpoint file or Hugging Face Llama directory (required)");
+                   "llama2.c checkpoint, Hugging Face Llama directory or llama GGUF file "
+                   "(F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K) (required)");
     auto* tokens_opt = app.add_option("--tokens", tokens_path,
                                       "Token ids: text with one sequence per line, all the same "
                                       "length ('-' = stdin), or an HDF5 file with a 'tokens' "
