@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -117,12 +118,14 @@ void project(const float* x, std::size_t n, const Projection& p, float* y, float
     const std::size_t blocks = (out + per_block - 1) / per_block;
     const SingleThreadedBlas blas;
     parallel_for(blocks, [&](std::size_t begin, std::size_t end) {
-        std::vector<float> converted(w.resident_data() ? 0 : per_block * in);
+        // Not zeroed: every block is converted into it before use.
+        const std::unique_ptr<float[]> converted(w.resident_data() ? nullptr
+                                                                   : new float[per_block * in]);
         for (std::size_t b = begin; b < end; ++b) {
             const std::size_t first = b * per_block, count = std::min(per_block, out - first);
             const float* rows =
-                w.resident_data() ? w.resident_data() + first * in : converted.data();
-            if (!w.resident_data()) w.read_rows(first, count, converted.data());
+                w.resident_data() ? w.resident_data() + first * in : converted.get();
+            if (!w.resident_data()) w.read_rows(first, count, converted.get());
             gemm_rows(x, n, in, rows, count, y + first, out, beta);
             if (p.bias) add_bias(p.bias + first, n, count, y + first, out);
         }
