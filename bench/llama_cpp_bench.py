@@ -111,7 +111,7 @@ class LlamaCppBench:
         tokens, out = os.path.join(self.scratch, "agree.txt"), os.path.join(self.scratch, "agree.h5")
         np.savetxt(tokens, ids, fmt="%d")
         subprocess.run([self.rope_dump, self.models["F32"], "--tokens", tokens, "--what", "",
-                        "-o", out, "--force", "-q"], check=True)
+                        "-o", out, "--force", "-q"], check=True, capture_output=True)
         with h5py.File(out, "r") as f:
             ours = -f["nll"][()]
         request, answer = os.path.join(self.scratch, "agree.json"), os.path.join(self.scratch, "lp.json")
@@ -167,6 +167,14 @@ def measure(build, scratch, reps, oracle=None):
     bench.prepare()
     bench.run(reps)
     return bench.section()
+
+
+def refresh_notes(text, notes):
+    """docs/performance.md with everything from the notes' first heading on replaced by the notes
+    (bench/notes.md, which a full run appends at the end)."""
+    heading = notes.lstrip().split("\n", 1)[0]
+    start = text.find(heading)
+    return (text[:start] if start >= 0 else text.rstrip("\n") + "\n\n") + notes.rstrip("\n") + "\n"
 
 
 def replace_section(text, section):
