@@ -22,7 +22,8 @@ demo: build
 
 sanitize:
 	@./scripts/install-deps --sanitize
-	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DROPEKIT_SANITIZE=ON >/dev/null
+	cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DROPEKIT_SANITIZE=ON \
+	  -DROPEKIT_ORACLES_DIR=$(CURDIR)/$(BUILD)/oracles >/dev/null
 	cmake --build build-sanitize -j$(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \

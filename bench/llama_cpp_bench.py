@@ -1,7 +1,7 @@
 """bench/run's rope-dump-beside-llama.cpp rows (issue 13): a generated 110M-parameter Llama
 (d_model 768, 12 layers, 12 heads, hidden 2048, vocabulary 32000, tied output) as F32, BF16 and
 Q8_0 GGUF files, 4 x 256 tokens, 1 and 2 threads. llama.cpp is the test oracle's npm package
-(node-llama-cpp, scripts/install-oracle), timed by bench/llama_prefill.mjs: a prefill with the
+(node-llama-cpp, scripts/install-oracles), timed by bench/llama_prefill.mjs: a prefill with the
 last token's logits, as llama.cpp evaluates a prompt, its own defaults otherwise. rope-dump's
 speed is the one its summary line reports: forward passes plus every position's logits and NLL,
 without loading or writing. Both exclude loading the model; the runs alternate, so both see the
@@ -44,7 +44,7 @@ def load_average():
 class LlamaCppBench:
     def __init__(self, build, scratch, oracle=None):
         self.rope_dump = os.path.join(build, "rope-dump")
-        self.oracle = oracle or os.path.join(build, "oracle")
+        self.oracle = oracle or os.path.join(build, "oracles", "llama-cpp")
         self.scratch = scratch
         self.speeds = {}  # (tool, type, threads) -> [tokens/s]
         self.agreement = None
@@ -54,7 +54,7 @@ class LlamaCppBench:
         """Why llama.cpp cannot run here, or None."""
         entry = os.path.join(self.oracle, "node_modules", "node-llama-cpp", "dist", "index.js")
         if not os.path.exists(entry):
-            return f"node-llama-cpp is not installed in {self.oracle} (scripts/install-oracle)"
+            return f"node-llama-cpp is not installed in {self.oracle} (scripts/install-oracles)"
         return None
 
     def prepare(self):
@@ -170,11 +170,20 @@ def measure(build, scratch, reps, oracle=None):
 
 
 def refresh_notes(text, notes):
-    """docs/performance.md with everything from the notes' first heading on replaced by the notes
-    (bench/notes.md, which a full run appends at the end)."""
-    heading = notes.lstrip().split("\n", 1)[0]
-    start = text.find(heading)
-    return (text[:start] if start >= 0 else text.rstrip("\n") + "\n\n") + notes.rstrip("\n") + "\n"
+    """docs/performance.md with its copy of bench/notes.md (which a full run puts after the
+    profiles) replaced by the notes as they are now: from the notes' first heading to the first
+    heading the notes do not have (the cost curves that follow them), or to the end."""
+    headings = [line for line in notes.splitlines() if line.startswith("## ")]
+    start = text.find(headings[0])
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + notes.rstrip("\n") + "\n"
+    end = len(text)
+    for match in re.finditer(r"^## .*$", text[start:], re.M):
+        if match.group(0) not in headings:
+            end = start + match.start()
+            break
+    tail = text[end:]
+    return text[:start] + notes.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
 
 
 def replace_section(text, section):

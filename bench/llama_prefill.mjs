@@ -1,5 +1,6 @@
 // llama.cpp's prefill speed on a GGUF model, for bench/run's rope-dump rows: the npm package
-// node-llama-cpp that scripts/install-oracle installs (the test oracle, tests/oracle).
+// node-llama-cpp that scripts/install-oracles installs into build/oracles/llama-cpp (the test
+// oracle, tests/oracle).
 //
 //   node llama_prefill.mjs --oracle DIR --model M.gguf --input IDS.json --threads N [--reps R]
 //

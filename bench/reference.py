@@ -101,6 +101,29 @@ def gaussian_decay(out, samples, max_offset, d, theta=10000.0, seed=0, block=200
     np.savez(out, activation=mean, std=std)
 
 
+def gaussian_decay_moments(out, samples, max_offset, d, theta=10000.0, seed=0, block=2000):
+    """The same curves from the moments of each pair's coefficients c = (a, b) / d:
+    mean = F E[c], variance = diag(F Cov[c] F^T), F = [cos | sin] of shape [offsets, d]."""
+    rng = np.random.default_rng(seed)
+    g = theta ** (-np.arange(0, d, 2, dtype=np.float64) / d)
+    angle = -np.arange(max_offset + 1)[:, None] * g[None, :]  # [O, C]
+    table = np.concatenate([np.cos(angle), np.sin(angle)], axis=1)  # [O, d]
+    s1, s2, h = np.zeros(d), np.zeros((d, d)), d // 2
+    for start in range(0, samples, block):
+        n = min(block, samples - start)
+        q = rng.standard_normal((n, d), dtype=np.float32).astype(np.float64)
+        k = rng.standard_normal((n, d), dtype=np.float32).astype(np.float64)
+        qa, qb, ka, kb = q[:, :h], q[:, h:], k[:, :h], k[:, h:]
+        c = np.concatenate([qa * ka + qb * kb, qb * ka - qa * kb], axis=1) / d
+        s1 += c.sum(0)
+        s2 += c.T @ c
+    mu = s1 / samples
+    cov = s2 / samples - np.outer(mu, mu)
+    mean = table @ mu
+    var = np.einsum("od,od->o", table @ cov, table) * samples / (samples - 1)
+    np.savez(out, activation=mean, std=np.sqrt(np.maximum(var, 0)))
+
+
 def load_llama2c(path):
     with open(path, "rb") as f:
         dim, hidden, layers, heads, kv, vocab, seq_len = struct.unpack("<7i", f.read(28))
@@ -187,6 +210,8 @@ def main():
         positional_heads(*args)
     elif task == "gaussian-decay":
         gaussian_decay(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif task == "gaussian-decay-moments":
+        gaussian_decay_moments(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif task == "prefill":
         # Weight loading is left out of the timing (the tool's includes it).
         print(json.dumps({"seconds": prefill(*args)}))

@@ -1,7 +1,6 @@
 // make-demo-dump: writes the synthetic activation dump that `make demo` and the tests analyse.
 #include "ropekit/cli/cli.hpp"
-#include "ropekit/core/error.hpp"
-#include "ropekit/dump/demo_dump.hpp"
+#include "ropekit/dump/demo_dump_run.hpp"
 
 using namespace ropekit;
 
@@ -11,8 +10,8 @@ int main(int argc, char** argv) {
               "heads planted from the highest RoPE frequencies (Theorem 5.3), semantic heads with "
               "low-frequency bands, GQA. Deterministic for a given seed and build.");
     tool.with_output();
-    DemoDumpSpec spec;
-    std::string dtype = "f32";
+    DemoDumpCommand command;
+    DemoDumpSpec& spec = command.spec;
     auto& app = tool.app();
     app.add_option("--layers", spec.layers, "Layers (>= 3)")->capture_default_str();
     app.add_option("--heads", spec.heads, "Query heads (>= 4)")->capture_default_str();
@@ -24,19 +23,10 @@ int main(int argc, char** argv) {
     app.add_option("--tokens", spec.tokens, "Positions per sequence")->capture_default_str();
     app.add_option("--theta", spec.theta, "RoPE base")->capture_default_str();
     app.add_option("--seed", spec.seed, "Random seed")->capture_default_str();
-    app.add_option("--dtype", dtype, "Stored element type")
-        ->check(CLI::IsMember({"f16", "bf16", "f32", "f64"}))
+    app.add_option("--dtype", command.dtype, "Stored element type: f16, bf16, f32 or f64")
         ->capture_default_str();
     tool.examples(
         "  make-demo-dump -o demo.h5\n"
         "  make-demo-dump --dtype f16 -o - | freq-norms - -o norms.h5\n");
-    return tool.run(argc, argv, [&] {
-        spec.stored = dtype == "f16"    ? DType::f16
-                      : dtype == "bf16" ? DType::bf16
-                      : dtype == "f64"  ? DType::f64
-                                        : DType::f32;
-        H5Output out = H5Output::create(tool.output(), tool.write_options({}));
-        write_demo_dump(out, spec);
-        out.commit(tool.name(), tool.command_line());
-    });
+    return tool.run(argc, argv, [&] { run_make_demo_dump(command, tool.context()); });
 }

@@ -1,5 +1,5 @@
-"""llama.cpp as the tests' oracle: the npm package node-llama-cpp that scripts/install-oracle puts
-into the build tree (ROPEKIT_ORACLE, default build/oracle). Two ways in:
+"""llama.cpp as the tests' oracle: the npm package node-llama-cpp that scripts/install-oracles puts
+into the build tree (ROPEKIT_ORACLES/llama-cpp, default build/oracles/llama-cpp). Two ways in:
 - llama_cpp_logprobs(): a GGUF model evaluated by llama.cpp (tests/oracle/llama_logprobs.mjs);
 - Ggml: ggml's own quantize_chunk / to_float from the package's libggml-base.so, through ctypes.
 Test classes call require_oracle() in setUpClass: with CI=true a missing oracle fails the run,
@@ -15,7 +15,9 @@ import numpy as np
 
 from ropekit_test import BIN, SOURCE
 
-ORACLE = os.environ.get("ROPEKIT_ORACLE", os.path.join(BIN, "oracle"))
+# scripts/install-oracles puts each oracle in a folder of ROPEKIT_ORACLES (default build/oracles).
+ORACLES = os.environ.get("ROPEKIT_ORACLES", os.path.join(BIN, "oracles"))
+ORACLE = os.path.join(ORACLES, "llama-cpp")
 RUNNER = os.path.join(SOURCE, "tests", "oracle", "llama_logprobs.mjs")
 BINARIES = os.path.join(ORACLE, "node_modules", "@node-llama-cpp", "linux-x64", "bins", "linux-x64")
 
@@ -23,7 +25,7 @@ BINARIES = os.path.join(ORACLE, "node_modules", "@node-llama-cpp", "linux-x64", 
 def oracle_missing():
     """Why llama.cpp cannot run here, or None."""
     if not os.path.exists(os.path.join(ORACLE, "node_modules", "node-llama-cpp", "dist", "index.js")):
-        return f"node-llama-cpp is not installed in {ORACLE} (scripts/install-oracle)"
+        return f"node-llama-cpp is not installed in {ORACLE} (scripts/install-oracles)"
     if not glob.glob(os.path.join(BINARIES, "libggml-base.so")):
         return f"no llama.cpp binaries in {BINARIES}"
     try:

@@ -1,9 +1,9 @@
 """The CLI contract every tool keeps (issue 2): --help, --version, exit codes, error lines."""
+import os
+import subprocess
 import unittest
 
-import os
-
-from ropekit_test import BIN, TOOLS, TempDirTest, run
+from ropekit_test import BIN, TOOLS, TempDirTest, run, tool_path
 
 
 class CliContract(TempDirTest):
@@ -40,6 +40,27 @@ class CliContract(TempDirTest):
                 r = run(tool, "--no-such-option")
                 self.assertOneLineError(r, 2, f"{tool}: ", "--no-such-option")
                 self.assertEqual(r.stdout, "")
+
+    def test_a_missing_required_argument_is_a_usage_error_naming_it(self):
+        # rope-verify needs nothing; every other tool names what it needs first.
+        first_required = {"rope-decay": "--output", "freq-norms": "DUMP",
+                          "find-positional-heads": "DUMP", "prope-convert": "INPUT",
+                          "construct-key": "one of --query", "rope-plot": "INPUT",
+                          "rope-dump": "MODEL", "rope-tokenize": "TOKENIZER"}
+        for tool in TOOLS:
+            if tool == "rope-verify":
+                continue
+            with self.subTest(tool=tool):
+                r = run(tool)
+                self.assertOneLineError(r, 2, f"{tool}: {first_required[tool]}", "is required")
+
+    def test_a_table_that_cannot_reach_stdout_is_an_error(self):
+        # /dev/full fails every write with ENOSPC: the table is lost, so the run must not pass.
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([tool_path("rope-verify"), "--head-dim", "8", "--theta", "100",
+                                "--check", "fig-2a", "-q"], stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=60)
+        self.assertOneLineError(r, 1, "rope-verify: <stdout>: write failed")
 
     def test_bad_threads_value_is_a_usage_error(self):
         for tool in TOOLS:

@@ -94,6 +94,21 @@ class FreqNorms(TempDirTest):
         got, _, _ = self.norms(out)
         self.assertClose(got["q_norms"][1], chunk_norms(stored[(1, "hook_rot_q")], "interleaved"))
 
+    def test_layers_select_among_post_rope_hooks_when_the_dump_has_only_those(self):
+        # --layers indexes the layers the norms are read from: with only hook_rot_q/hook_rot_k in
+        # the dump, those (it was resolved against hook_q, found none, and was ignored).
+        path, stored = self.make(layers=3, post_rope=True)
+        out = self.path("n.h5")
+        run("freq-norms", path, "-o", out, "--layers", "-1", check=0)
+        got, _, _ = self.norms(out)
+        self.assertEqual(list(got["layer"]), [2])
+        self.assertEqual(got["q_norms"].shape, (1, 4, 8))
+        self.assertClose(got["q_norms"][0], chunk_norms(stored[(2, "hook_rot_q")], "half"))
+        self.assertClose(got["k_norms"][0], chunk_norms(stored[(2, "hook_rot_k")], "half"))
+        r = run("freq-norms", path, "-o", self.path("n99.h5"), "--layers", "99")
+        self.assertOneLineError(r, 2, "--layers", "99")
+        self.assertFalse(os.path.exists(self.path("n99.h5")))
+
     def test_exclude_bos_layers_and_summary(self):
         path, stored = self.make(layers=3)
         out = self.path("n.h5")
@@ -136,6 +151,34 @@ class FreqNorms(TempDirTest):
             "--name", "layers.{layer}.q", check=0)
         got, _, _ = self.norms(out)
         self.assertClose(got["q_norms"][1], 2 * chunk_norms(q.astype(np.float32), "half"))
+
+    def test_in_place_and_hdf5_reads_agree_exactly(self):
+        # h5py writes contiguous datasets (read in place, through a mapping); a chunked, gzip
+        # copy and the same bytes through a pipe go through HDF5. The norms are bit-identical.
+        for dtype in (np.float32, np.float16):
+            path, stored = self.make(dtype=dtype, tokens=40)
+            chunked = self.path("chunked.h5")
+            with h5py.File(path) as src, h5py.File(chunked, "w") as dst:
+                for key, value in src.attrs.items():
+                    dst.attrs[key] = value
+                for name in src:
+                    dst.create_dataset(name, data=src[name][...], chunks=True, compression="gzip")
+                self.assertIsNone(src["blocks.0.attn.hook_q"].chunks)
+            outs = {}
+            for label, source in (("mapped", path), ("chunked", chunked)):
+                outs[label] = self.path(label + "-norms.h5")
+                run("freq-norms", source, "-o", outs[label], "--exclude-bos", "-q", "--force", check=0)
+            with open(path, "rb") as f:
+                r = run("freq-norms", "-", "-o", "-", "--exclude-bos", "-q", stdin=f.read(), text=False)
+            outs["pipe"] = self.path("pipe-norms.h5")
+            with open(outs["pipe"], "wb") as f:
+                f.write(r.stdout)
+            got = {label: self.norms(out)[0] for label, out in outs.items()}
+            for name in ("q_norms", "k_norms"):
+                np.testing.assert_array_equal(got["mapped"][name], got["chunked"][name])
+                np.testing.assert_array_equal(got["mapped"][name], got["pipe"][name])
+            self.assertClose(got["mapped"]["q_norms"][1],
+                             chunk_norms(stored[(1, "hook_q")][:, 1:], "half"))
 
     def test_pipes(self):
         path, stored = self.make()

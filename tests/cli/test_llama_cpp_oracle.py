@@ -1,6 +1,6 @@
 """rope-dump against llama.cpp (issue 13): the same weights and token ids, evaluated by rope-dump and
 by llama.cpp itself (the npm package node-llama-cpp, installed into the build tree by
-scripts/install-oracle and driven by tests/oracle/llama_logprobs.mjs), must give the same
+scripts/install-oracles and driven by tests/oracle/llama_logprobs.mjs), must give the same
 per-token log-probabilities. The GGUF files are written here by gguf_writer.py the way llama.cpp's
 convert_hf_to_gguf.py writes them, and rope-dump reads them too; the controls show that a wrong
 rotary schedule or a wrong dequantizer is caught.

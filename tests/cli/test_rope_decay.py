@@ -37,6 +37,45 @@ def numpy_decay(q, k, offsets, theta, p=1.0):
     return np.array(out)
 
 
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """One splitmix64 step on uint64 arrays: (new state, output)."""
+    state = (state + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(M64)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+def ropekit_normals(seed, streams, n):
+    """Second implementation of core/normal_samples.cpp (sampler v2): xoshiro256+ seeded by
+    splitmix64 from (seed, stream), Box-Muller. Returns [len(streams), n] float32."""
+    with np.errstate(over="ignore"):
+        _, mixed = splitmix64(np.asarray(streams, dtype=np.uint64))
+        state = np.uint64(seed) ^ mixed
+        s = []
+        for _ in range(4):
+            state, word = splitmix64(state)
+            s.append(word)
+        uniforms = []
+        for _ in range(2 * ((n + 1) // 2)):
+            result = s[0] + s[3]
+            t = s[1] << np.uint64(17)
+            s[2] ^= s[0]
+            s[3] ^= s[1]
+            s[1] ^= s[2]
+            s[0] ^= s[3]
+            s[2] ^= t
+            s[3] = (s[3] << np.uint64(45)) | (s[3] >> np.uint64(19))
+            uniforms.append(((result >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53)
+    u = np.stack(uniforms, axis=-1)
+    radius, angle = np.sqrt(-2.0 * np.log(u[:, 0::2])), 2 * np.pi * u[:, 1::2]
+    pairs = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
+    return pairs.reshape(len(streams), -1)[:, :n].astype(np.float32)
+
+
 class RopeDecay(TempDirTest):
     def decay(self, *args, check=0):
         out = self.path("d.h5")
@@ -78,6 +117,21 @@ class RopeDecay(TempDirTest):
             np.testing.assert_allclose(se, std / np.sqrt(4000), rtol=1e-12)
             self.assertLess(np.max(np.abs(act)), 6 * np.max(se))
 
+    def test_gaussian_mode_is_the_moments_of_its_documented_samples(self):
+        # Pair i is q = stream 2i, k = stream 2i + 1 of the seed; numpy regenerates the samples
+        # and computes every pair's curve (no moments), the tool uses the moment formulation.
+        m, d, offsets = 300, 16, [0, 1, 5, 50, 700]
+        with self.decay("--mode", "gaussian", "--samples", m, "--head-dim", d, "--seed", 3,
+                        "--offsets", ",".join(map(str, offsets))) as f:
+            self.assertEqual(f.attrs["sampler"], "v2")
+            normals = ropekit_normals(3, np.arange(2 * m), d).astype(np.float64)
+            q, k = normals[0::2], normals[1::2]
+            g = inv_freq(d, 1e4)
+            curves = np.array([np.sum(q * rotate_half(k, -o * g), axis=-1) / d for o in offsets])
+            np.testing.assert_allclose(f["activation"][:], curves.mean(axis=1), rtol=1e-9,
+                                       atol=1e-15)
+            np.testing.assert_allclose(f["std"][:], curves.std(axis=1, ddof=1), rtol=1e-9)
+
     def test_check_fails_when_the_curve_decays(self):
         # Structured vectors: ones plus a little noise decay like Figure 2a.
         rng = np.random.default_rng(0)
@@ -89,9 +143,26 @@ class RopeDecay(TempDirTest):
         out = self.path("d.h5")
         r = run("rope-decay", "--mode", "file", "--input", src, "--query", "q", "--key", "k",
                 "--head-dim", 32, "--max-offset", 100, "--check", "-q", "-o", out)
-        self.assertOneLineError(r, 1, "rope-decay: ", "Proposition 3.2 check FAILED")
+        self.assertOneLineError(r, 3, "rope-decay: ", "Proposition 3.2 check FAILED")
         with h5py.File(out, "r") as f:
             self.assertEqual(f.attrs["check_passed"], 0)
+
+    def test_a_failed_check_exits_3_unlike_bad_input_1_and_bad_usage_2(self):
+        # Ones plus noise decay like Figure 2a: a check that runs on good data and fails.
+        rng = np.random.default_rng(1)
+        src = self.path("ones.h5")
+        with h5py.File(src, "w") as f:
+            f["q"], f["k"] = (1 + 0.1 * rng.standard_normal((2, 200, 16))).astype(np.float32)
+        args = ["--mode", "file", "--query", "q", "--key", "k", "--head-dim", 16,
+                "--max-offset", 40, "--check", "-q", "--force", "-o", self.path("d.h5")]
+        r = run("rope-decay", "--input", src, *args)
+        self.assertOneLineError(r, 3, "Proposition 3.2 check FAILED")
+        r = run("rope-decay", "--input", self.path("missing.h5"), *args)
+        self.assertOneLineError(r, 1, "missing.h5")
+        r = run("rope-decay", "--input", src, "--alpha", "x", *args)
+        self.assertOneLineError(r, 2, "--alpha")
+        help_text = " ".join(run("rope-decay", "--help", check=0).stdout.split())
+        self.assertIn("exits 3 when the curve decays", help_text)
 
     def test_file_mode_matches_numpy_for_f16_bf16_f32_and_any_leading_shape(self):
         rng = np.random.default_rng(1)

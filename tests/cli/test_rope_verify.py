@@ -92,6 +92,21 @@ class RopeVerify(TempDirTest):
             theta = 1e4 if d == 256 else 5e5
             self.assertAlmostEqual(lowest, theta ** (-(d - 2) / d), delta=1e-3 * lowest)
 
+    def test_a_failed_check_exits_3_after_printing_its_row(self):
+        # d = 2 has one frequency, g = 1 rad/token: at offset 710 (113 turns + 6e-5 rad) its
+        # logit cos(o) is within 2e-9 of the peak, so the diagonal head needs ||psi||^2 ~ 2.5e9,
+        # where float32 logits (spacing 256) no longer resolve the margin, and the head built in
+        # float32 does not reach 1 - eps. The check runs and fails: no usage or data error.
+        r = run("rope-verify", "--head-dim", 2, "--theta", 1e4, "--check", "thm-5.3-diagonal",
+                "-q")
+        self.assertOneLineError(r, 3, "rope-verify: ", "1 checks failed")
+        self.assertRegex(r.stdout.splitlines()[1], r"^thm-5.3-diagonal\s+2\s+10000 FAIL ")
+        r = run("rope-verify", "--head-dim", 4, "--theta", 1e4, "--check", "thm-5.3-diagonal",
+                "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)  # d = 4 passes: the exit code follows it
+        help_text = " ".join(run("rope-verify", "--help", check=0).stdout.split())
+        self.assertIn("exits 3 if any check fails", help_text)
+
     def test_unknown_check_and_mismatched_grid_are_usage_errors(self):
         self.assertOneLineError(run("rope-verify", "--check", "prop-9"), 2, "prop-9")
         self.assertOneLineError(run("rope-verify", "--head-dim", 64, 128, "--theta", 1e4), 2,

@@ -18,12 +18,13 @@ int main(int argc, char** argv) {
     tool.with_output();
     std::string input;
     std::uint64_t rows_per_read = 3;
-    tool.app().add_option("input", input, "GGUF file")->required();
+    tool.require(tool.app().add_option("INPUT", input, "GGUF file"));
     tool.app().add_option("--rows", rows_per_read, "Rows converted per read (default 3)");
     tool.examples("  gguf-dequant model.gguf -o weights.h5\n");
     return tool.run(argc, argv, [&] {
+        const RunContext context = tool.context();
         const GgufFile file = GgufFile::open(input);
-        H5Output out = H5Output::create(tool.output(), tool.write_options({input}));
+        H5Output out = H5Output::create(context.output, context.write_options({input}));
         for (const GgufTensorInfo& t : file.tensors()) {
             require_dequantizable(file, t);
             const std::uint64_t rows = gguf_row_count(t), width = t.dims[0];
@@ -35,6 +36,6 @@ int main(int argc, char** argv) {
                 out.write_slab(t.name, {first, 0}, {n, width}, buffer.data());
             }
         }
-        out.commit(tool.name(), tool.command_line());
+        out.commit(context.tool, context.command_line);
     });
 }

@@ -11,20 +11,19 @@ using namespace ropekit;
 int main(int argc, char** argv) {
     Tool tool("h5-echo", "Copy datasets and attributes through ropekit's HDF5 reader and writer.");
     tool.with_output();
+    tool.reads_hdf5();
     std::string input, dtype = "f32";
     std::vector<std::string> datasets;
-    tool.app().add_option("input", input, "Input file or -")->required();
+    tool.require(tool.app().add_option("INPUT", input, "Input file or -"));
     tool.app().add_option("datasets", datasets, "Datasets to copy (default: all)");
     tool.app().add_option("--dtype", dtype, "Stored type: f16, bf16, f32, f64");
     tool.examples("  h5-echo in.h5 -o - | h5ls -\n");
     return tool.run(argc, argv, [&] {
+        const RunContext context = tool.context();
+        const DType stored = parse_dtype(dtype, "--dtype");
         const H5Input in = H5Input::open(input);
         if (datasets.empty()) datasets = in.dataset_names();
-        H5Output out = H5Output::create(tool.output(), tool.write_options({input}));
-        const DType stored = dtype == "f16"    ? DType::f16
-                             : dtype == "bf16" ? DType::bf16
-                             : dtype == "f64"  ? DType::f64
-                                               : DType::f32;
+        H5Output out = H5Output::create(context.output, context.write_options({input}));
         for (const auto& name : datasets) {
             if (stored == DType::f64) {
                 out.write(name, in.read_double(name));
@@ -38,6 +37,6 @@ int main(int argc, char** argv) {
         for (const auto& attr : in.attr_names("/")) {
             if (attr != "history") out.set_attr("/", attr, *in.attr("/", attr));
         }
-        out.commit(tool.name(), tool.command_line(), in.history());
+        out.commit(context.tool, context.command_line, in.history());
     });
 }

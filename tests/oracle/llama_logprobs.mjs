@@ -4,7 +4,7 @@
 //   node llama_logprobs.mjs --oracle DIR --model M.gguf --input IDS.json --output OUT.json [--full]
 //                           [--threads N] [--context-size N]
 //
-// DIR is the npm prefix node-llama-cpp was installed into (scripts/install-oracle). IDS.json holds
+// DIR is the npm prefix node-llama-cpp was installed into (scripts/install-oracles: build/oracles/llama-cpp). IDS.json holds
 // {"sequences": [[id, ...], ...]}. OUT.json receives {"logprobs": [[...], ...]}, where
 // logprobs[s][t] = ln p(ids[t] | ids[< t]) and logprobs[s][0] = 0 (nothing predicts the first
 // token), the layout of rope-dump's `nll` with the sign flipped; with --full also "full":

@@ -6,8 +6,8 @@ Fails (exit 1, one line per violation) on:
   - a cycle between modules, or a module that names an unknown module;
   - an *_internal.hpp header included from outside its own module (lib/, tools/, data/,
     bench/, tests/fuzz/; unit tests may test internals);
-  - an outside library's header (hdf5.h, cblas.h, CLI/, nlohmann/, fmt/) in a module that
-    neither links that library nor uses a module that does;
+  - an outside library's header (hdf5.h, cblas.h, CLI/, nlohmann/, fmt/, pcre2.h, unicode/,
+    sentencepiece_*.h) in a module that neither links that library nor uses a module that does;
   - a source file in lib/ropekit/ outside every module folder, or a folder not in modules.txt.
 
 Usage: check_layering.py [SOURCE_ROOT]   (default: the repository this file is in)
@@ -22,7 +22,10 @@ OUTSIDE = [(re.compile(r"^(hdf5|hdf5_hl|H5[A-Za-z]*)\.h$"), "hdf5"),
            (re.compile(r"^cblas\.h$"), "blas"),
            (re.compile(r"^CLI/"), "cli11"),
            (re.compile(r"^nlohmann/"), "json"),
-           (re.compile(r"^fmt/"), "fmt")]
+           (re.compile(r"^fmt/"), "fmt"),
+           (re.compile(r"^pcre2\.h$"), "pcre2"),
+           (re.compile(r"^unicode/"), "icu"),
+           (re.compile(r"^sentencepiece_(processor|trainer)\.h$"), "sentencepiece")]
 SOURCE_EXT = (".cpp", ".hpp", ".h", ".cc", ".in")
 
 

@@ -70,12 +70,23 @@ class LayeringTest(PlantedTree):
         self.append("lib/ropekit/rope/rope.cpp", "#include <hdf5.h>\n")
         self.assert_fails("check_layering.py", "module rope does not link hdf5")
 
+    def test_text_libraries_only_in_the_tokenize_module(self):
+        self.append("lib/ropekit/formats/gguf.cpp", "#include <pcre2.h>\n#include <unicode/uchar.h>\n"
+                    "#include <sentencepiece_processor.h>\n")
+        self.assert_fails("check_layering.py", "module formats does not link pcre2",
+                          "module formats does not link icu",
+                          "module formats does not link sentencepiece")
+
     def test_file_outside_the_modules_fails(self):
         self.append("lib/ropekit/stray.cpp", "int stray;\n")
         self.assert_fails("check_layering.py", "lib/ropekit/stray.cpp: outside every module")
 
 
 class FunctionLengthTest(PlantedTree):
+    def test_this_tree_has_no_long_function(self):
+        result = run_check("check_function_length.py", ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_long_function_fails(self):
         body = "".join(f"    x += {i};\n" for i in range(85))
         self.append("lib/ropekit/core/error.cpp",
@@ -88,6 +99,25 @@ class FunctionLengthTest(PlantedTree):
                     f"\nint planted_function(int x) {{\n{body}    return x;\n}}\n")
         result = run_check("check_function_length.py", self.root)
         self.assertNotIn("planted_function", result.stderr)
+
+
+class TypeNamesTest(PlantedTree):
+    def test_this_tree_defines_each_type_once(self):
+        result = run_check("check_type_names.py", ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_a_second_definition_in_another_file_fails(self):
+        self.append("lib/ropekit/core/error.hpp",
+                    "\nnamespace ropekit {\nstruct Schedule {\n    int other;\n};\n}\n")
+        self.assert_fails("check_type_names.py", "ropekit::Schedule is defined in",
+                          "lib/ropekit/core/error.hpp:", "lib/ropekit/rope/rope.hpp:")
+
+    def test_types_without_linkage_pass(self):
+        local = ("\nnamespace ropekit {\nnamespace {\nstruct Schedule {};\n}  // namespace\n"
+                 "void f() {\n    struct Schedule {};\n}\n}  // namespace ropekit\n")
+        self.append("lib/ropekit/core/error.cpp", local)
+        result = run_check("check_type_names.py", self.root)
+        self.assertEqual(result.returncode, 0, result.stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
 #include "ropekit/analysis/decay.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/threads.hpp"
 
 using namespace ropekit;
 
@@ -39,12 +40,35 @@ TEST_CASE("the accumulator averages hand-computed pairs") {
 
 TEST_CASE("gaussian pairs: mean near 0 and std 1/sqrt(d) at every offset (Prop. 3.2)") {
     const Schedule s = make_schedule(64, 1e4);
-    const DecayCurve c = gaussian_decay(s, {0, 1, 10, 100, 1000, 5000}, 20000, 5);
+    const DecayCurve c = gaussian_decay(s, {0, 1, 10, 100, 1000, 5000}, 20000, 5, {}, true);
     for (std::size_t i = 0; i < c.offsets.size(); ++i) {
         CHECK(std::abs(c.activation[i]) < 5 * c.stderr_mean[i]);
         CHECK(c.std[i] == doctest::Approx(1.0 / 8.0).epsilon(0.03));
     }
     CHECK(check_no_decay(c).passed);
+}
+
+TEST_CASE("gaussian samples do not depend on the thread count; variance_se only on request") {
+    const Schedule s = make_schedule(32, 1e4);
+    const std::vector<std::int64_t> offsets{0, 3, 300};
+    set_thread_count(1);
+    const DecayCurve one = gaussian_decay(s, offsets, 3000, 9);
+    set_thread_count(2);
+    const DecayCurve two = gaussian_decay(s, offsets, 3000, 9, {}, true);
+    set_thread_count(0);
+    for (std::size_t i = 0; i < offsets.size(); ++i) {
+        CHECK(one.activation[i] == doctest::Approx(two.activation[i]).epsilon(1e-12));
+        CHECK(one.std[i] == doctest::Approx(two.std[i]).epsilon(1e-12));
+    }
+    CHECK(one.variance_se.empty());
+    CHECK(two.variance_se.size() == offsets.size());
+    CHECK_THROWS(check_no_decay(one));
+    // The repeated-gaussian pair is pair 0 of the same streams.
+    const DecayCurve pair0 = gaussian_decay(s, offsets, 1, 9);
+    const DecayCurve repeated = repeated_gaussian_decay(s, offsets, 9);
+    for (std::size_t i = 0; i < offsets.size(); ++i) {
+        CHECK(repeated.activation[i] == doctest::Approx(pair0.activation[i]).epsilon(1e-12));
+    }
 }
 
 TEST_CASE("the check fails for a decaying curve and for unequal spread") {

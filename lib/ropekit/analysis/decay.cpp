@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
+#include <optional>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
+#include "ropekit/analysis/decay_moments.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
+#include "ropekit/core/normal_samples.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/dump/dump_schema.hpp"
 #include "ropekit/hdf5/row_blocks.hpp"
@@ -23,37 +26,68 @@ constexpr std::size_t kBlockPairs = 512;  // pairs per SGEMM: [512 x offsets] fl
 }
 
 std::string decay_mode_name(DecayMode mode) {
-    switch (mode) {
-        case DecayMode::ones:
-            return "ones";
-        case DecayMode::gaussian:
-            return "gaussian";
-        case DecayMode::repeated_gaussian:
-            return "repeated-gaussian";
-        case DecayMode::file:
-            return "file";
-    }
-    return "?";
+    return enum_name(kDecayModeNames, mode);
 }
 
 DecayMode parse_decay_mode(const std::string& name) {
-    for (DecayMode m :
-         {DecayMode::ones, DecayMode::gaussian, DecayMode::repeated_gaussian, DecayMode::file}) {
-        if (decay_mode_name(m) == name) return m;
-    }
-    throw usage_error(fmt::format(
-        "--mode: unknown mode '{}': expected ones, gaussian, repeated-gaussian or file", name));
+    return parse_enum(kDecayModeNames, name, "--mode");
 }
 
 struct DecayAccumulator::Impl {
     std::size_t head_dim, chunks, width, offsets;
     Schedule schedule;
     std::vector<std::int64_t> offset_values;
-    std::vector<float> trig;    // [width x offsets]: cos rows, sin rows, then a row of ones
-    std::vector<float> coeffs;  // [block x width]
-    std::vector<float> logits;  // [block x offsets]
+    std::vector<float> trig;        // [width x offsets]: cos rows, sin rows, then a row of ones
+    std::vector<float> coeffs;      // [block x width]
+    std::vector<float> logits;      // [block x offsets]
+    std::vector<double> row_scale;  // [block]: what each row's logits are multiplied back by
+    // Power sums of the logits: rows of ordinary size in double (the fast path), rows whose
+    // coefficients had to be rescaled in long double (x^4 of 1e77 or 1e-80 fits only there).
     std::vector<double> s1, s2, s3, s4;
+    std::vector<long double> w1, w2, w3, w4;
+
+    void scale_coefficients(std::size_t row, const std::vector<double>& c, double inv_d);
+    void accumulate(std::size_t rows, std::size_t begin, std::size_t end);
 };
+
+// Stores row `row` of the SGEMM's left factor. Coefficients from 2^-60 to 2^60 are stored as
+// they are; a row outside (|q|, |k| near the float maximum, or subnormal) is first scaled by a
+// power of two so that float holds it without overflow or underflow, and its logits are scaled
+// back in double (powers of two scale exactly).
+void DecayAccumulator::Impl::scale_coefficients(std::size_t row, const std::vector<double>& c,
+                                                double inv_d) {
+    double peak = 0.0;
+    for (double v : c) peak = std::max(peak, std::abs(v * inv_d));
+    int exponent = 0;
+    if (peak > 0x1p60 || (peak > 0.0 && peak < 0x1p-60)) std::frexp(peak, &exponent);
+    row_scale[row] = std::ldexp(1.0, exponent);
+    for (std::size_t w = 0; w < width; ++w) {
+        coeffs[row * width + w] = static_cast<float>(std::ldexp(c[w] * inv_d, -exponent));
+    }
+}
+
+void DecayAccumulator::Impl::accumulate(std::size_t rows, std::size_t begin, std::size_t end) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float* row = logits.data() + r * offsets;
+        if (row_scale[r] == 1.0) {
+            for (std::size_t o = begin; o < end; ++o) {
+                const double x = row[o], x2 = x * x;
+                s1[o] += x;
+                s2[o] += x2;
+                s3[o] += x2 * x;
+                s4[o] += x2 * x2;
+            }
+            continue;
+        }
+        for (std::size_t o = begin; o < end; ++o) {
+            const long double x = static_cast<long double>(row[o]) * row_scale[r], x2 = x * x;
+            w1[o] += x;
+            w2[o] += x2;
+            w3[o] += x2 * x;
+            w4[o] += x2 * x2;
+        }
+    }
+}
 
 DecayAccumulator::DecayAccumulator(const Schedule& s, std::vector<std::int64_t> offsets)
     : impl_(new Impl) {
@@ -73,7 +107,9 @@ DecayAccumulator::DecayAccumulator(const Schedule& s, std::vector<std::int64_t> 
               1.0f);
     m.coeffs.resize(kBlockPairs * m.width);
     m.logits.resize(kBlockPairs * m.offsets);
+    m.row_scale.resize(kBlockPairs);
     for (auto* v : {&m.s1, &m.s2, &m.s3, &m.s4}) v->assign(m.offsets, 0.0);
+    for (auto* v : {&m.w1, &m.w2, &m.w3, &m.w4}) v->assign(m.offsets, 0.0L);
 }
 
 DecayAccumulator::~DecayAccumulator() {
@@ -90,9 +126,7 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
             const float* qr = q + (start + r) * m.head_dim;
             const float* kr = k + (start + r) * m.head_dim;
             c.back() = pair_coefficients(qr, kr, m.schedule, c.data());
-            for (std::size_t w = 0; w < m.width; ++w) {
-                m.coeffs[r * m.width + w] = static_cast<float>(c[w] * inv_d);
-            }
+            m.scale_coefficients(r, c, inv_d);
         }
         if (m.offsets == 0) continue;
         ensure_blas_address_space();
@@ -101,18 +135,8 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
                     m.coeffs.data(), static_cast<blasint>(m.width), m.trig.data(),
                     static_cast<blasint>(m.offsets), 0.0f, m.logits.data(),
                     static_cast<blasint>(m.offsets));
-        parallel_for(m.offsets, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t r = 0; r < rows; ++r) {
-                const float* row = m.logits.data() + r * m.offsets;
-                for (std::size_t o = begin; o < end; ++o) {
-                    const double x = row[o], x2 = x * x;
-                    m.s1[o] += x;
-                    m.s2[o] += x2;
-                    m.s3[o] += x2 * x;
-                    m.s4[o] += x2 * x2;
-                }
-            }
-        });
+        parallel_for(m.offsets,
+                     [&](std::size_t begin, std::size_t end) { m.accumulate(rows, begin, end); });
     }
     samples_ += n;
 }
@@ -122,22 +146,28 @@ DecayCurve DecayAccumulator::result() const {
     DecayCurve out;
     out.offsets = m.offset_values;
     out.samples = samples_;
-    const double n = static_cast<double>(samples_);
+    // In long double: the moments of logits near 1e77 (or 1e-80) do not fit a double.
+    using Wide = long double;
+    const Wide n = static_cast<Wide>(samples_);
     out.activation.resize(m.offsets);
-    for (std::size_t o = 0; o < m.offsets; ++o) out.activation[o] = samples_ ? m.s1[o] / n : 0.0;
+    for (std::size_t o = 0; o < m.offsets; ++o) {
+        out.activation[o] = samples_ ? static_cast<double>((m.s1[o] + m.w1[o]) / n) : 0.0;
+    }
     if (samples_ < 2) return out;
     out.std.resize(m.offsets);
     out.stderr_mean.resize(m.offsets);
     out.variance_se.resize(m.offsets);
     for (std::size_t o = 0; o < m.offsets; ++o) {
-        const double mu = m.s1[o] / n, e2 = m.s2[o] / n, e3 = m.s3[o] / n, e4 = m.s4[o] / n;
-        const double central2 = std::max(0.0, e2 - mu * mu);
-        const double central4 =
-            std::max(0.0, e4 - 4 * mu * e3 + 6 * mu * mu * e2 - 3 * mu * mu * mu * mu);
-        const double var = central2 * n / (n - 1);
-        out.std[o] = std::sqrt(var);
-        out.stderr_mean[o] = std::sqrt(var / n);
-        out.variance_se[o] = std::sqrt(std::max(0.0, central4 - central2 * central2) / n);
+        const Wide mu = (m.s1[o] + m.w1[o]) / n, e2 = (m.s2[o] + m.w2[o]) / n,
+                   e3 = (m.s3[o] + m.w3[o]) / n, e4 = (m.s4[o] + m.w4[o]) / n;
+        const Wide central2 = std::max(Wide(0), e2 - mu * mu);
+        const Wide central4 =
+            std::max(Wide(0), e4 - 4 * mu * e3 + 6 * mu * mu * e2 - 3 * mu * mu * mu * mu);
+        const Wide var = central2 * n / (n - 1);
+        out.std[o] = static_cast<double>(std::sqrt(var));
+        out.stderr_mean[o] = static_cast<double>(std::sqrt(var / n));
+        out.variance_se[o] =
+            static_cast<double>(std::sqrt(std::max(Wide(0), central4 - central2 * central2) / n));
     }
     return out;
 }
@@ -153,36 +183,60 @@ DecayCurve ones_decay(const Schedule& s, const std::vector<std::int64_t>& offset
 
 namespace {
 
-void fill_gaussian(std::mt19937_64& rng, float* v, std::size_t n) {
-    std::normal_distribution<float> normal;
-    for (std::size_t i = 0; i < n; ++i) v[i] = normal(rng);
-}
+// What the sampled modes accumulate: the moments (activation, std, stderr) and, only when
+// --check's spread test needs variance_se, the per-offset fourth moments of a per-sample pass.
+class DecaySums {
+  public:
+    DecaySums(const Schedule& s, std::vector<std::int64_t> offsets, bool variance_se)
+        : schedule_(s), offsets_(std::move(offsets)), moments_(empty_decay_moments(s)) {
+        if (variance_se) per_sample_.emplace(s, offsets_);
+    }
+    void add(const float* q, const float* k, std::size_t n) {
+        accumulate(moments_, schedule_, q, k, n);
+        if (per_sample_) per_sample_->add(q, k, n);
+    }
+    DecayCurve result() const {
+        DecayCurve curve = finish(moments_, schedule_, offsets_);
+        if (per_sample_) curve.variance_se = per_sample_->result().variance_se;
+        return curve;
+    }
+
+  private:
+    Schedule schedule_;
+    std::vector<std::int64_t> offsets_;
+    DecayMoments moments_;
+    std::optional<DecayAccumulator> per_sample_;
+};
 
 }  // namespace
 
 DecayCurve gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
-                          std::size_t samples, std::uint64_t seed, const Progress& progress) {
-    DecayAccumulator acc(s, offsets);
-    std::mt19937_64 rng(seed);
-    const std::size_t block = 4 * kBlockPairs;
-    std::vector<float> q(block * s.head_dim), k(block * s.head_dim);
+                          std::size_t samples, std::uint64_t seed, const Progress& progress,
+                          bool variance_se) {
+    DecaySums sums(s, offsets, variance_se);
+    const std::size_t block = 4 * kBlockPairs, d = s.head_dim;
+    std::vector<float> q(block * d), k(block * d);
     for (std::size_t done = 0; done < samples;) {
         const std::size_t n = std::min(block, samples - done);
-        fill_gaussian(rng, q.data(), n * s.head_dim);
-        fill_gaussian(rng, k.data(), n * s.head_dim);
-        acc.add(q.data(), k.data(), n);
+        // Pair i draws q from stream 2i and k from stream 2i + 1 of the seed.
+        parallel_for(n, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) {
+                fill_standard_normal(seed, 2 * (done + r), q.data() + r * d, d);
+                fill_standard_normal(seed, 2 * (done + r) + 1, k.data() + r * d, d);
+            }
+        });
+        sums.add(q.data(), k.data(), n);
         done += n;
         if (progress) progress(done, samples);
     }
-    return acc.result();
+    return sums.result();
 }
 
 DecayCurve repeated_gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
                                    std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::vector<float> qf(s.head_dim), kf(s.head_dim);
-    fill_gaussian(rng, qf.data(), s.head_dim);
-    fill_gaussian(rng, kf.data(), s.head_dim);
+    std::vector<float> qf(s.head_dim), kf(s.head_dim);  // pair 0 of gaussian mode's streams
+    fill_standard_normal(seed, 0, qf.data(), s.head_dim);
+    fill_standard_normal(seed, 1, kf.data(), s.head_dim);
     const std::vector<double> q(qf.begin(), qf.end()), k(kf.begin(), kf.end());
     DecayCurve out;
     out.offsets = offsets;
@@ -215,7 +269,7 @@ std::size_t key_group_size(const H5Input& in, const std::string& key, const Shap
 
 DecayCurve file_decay(const H5Input& in, const std::string& query, const std::string& key,
                       const Schedule& s, const std::vector<std::int64_t>& offsets,
-                      std::size_t max_samples, const Progress& progress) {
+                      std::size_t max_samples, const Progress& progress, bool variance_se) {
     RowBlocks qb(in, query, 4 * kBlockPairs);
     if (qb.width() != s.head_dim) {
         throw data_error(in.name(), query,
@@ -230,7 +284,7 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
         throw data_error(in.name(), query, "expected at most 2048 query heads for GQA pairing");
     }
     const std::size_t total = max_samples ? std::min(max_samples, qb.rows()) : qb.rows();
-    DecayAccumulator acc(s, offsets);
+    DecaySums sums(s, offsets, variance_se);
     const std::size_t d = s.head_dim;
     std::vector<float> q(qb.block_capacity() * d), k(q.size()), k_rows(q.size());
     for (std::size_t done = 0; done < total;) {
@@ -252,11 +306,11 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
                                              std::isfinite(q[i]) ? k[i] : q[i], done + i / d));
             }
         }
-        acc.add(q.data(), k.data(), use);
+        sums.add(q.data(), k.data(), use);
         done += use;
         if (progress) progress(done, total);
     }
-    return acc.result();
+    return sums.result();
 }
 
 DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
@@ -276,11 +330,12 @@ DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
             return ones_decay(s, r.offsets);
         case DecayMode::gaussian:
             return gaussian_decay(s, r.offsets, r.samples ? r.samples : 10000, r.params.seed,
-                                  progress);
+                                  progress, r.variance_se);
         case DecayMode::repeated_gaussian:
             return repeated_gaussian_decay(s, r.offsets, r.params.seed);
         case DecayMode::file:
-            return file_decay(*r.input, r.query, r.key, s, r.offsets, r.samples, progress);
+            return file_decay(*r.input, r.query, r.key, s, r.offsets, r.samples, progress,
+                              r.variance_se);
     }
     return {};
 }
@@ -307,6 +362,9 @@ double two_sided_normal_quantile(double tail) {
 DecayCheck check_no_decay(const DecayCurve& curve, double alpha) {
     if (curve.std.empty()) {
         throw usage_error("--check needs a sampled curve (gaussian or file mode, >= 2 pairs)");
+    }
+    if (curve.variance_se.size() != curve.std.size()) {
+        throw std::invalid_argument("check_no_decay: the curve was computed without variance_se");
     }
     DecayCheck c;
     c.alpha = alpha;
@@ -418,6 +476,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
     out.set_attr("/", "p", params.p);
     out.set_attr("/", "samples", static_cast<std::int64_t>(curve.samples));
     out.set_attr("/", "seed", static_cast<std::int64_t>(params.seed));
+    // Which numbers a seed gives: v2 = normal_samples.hpp (v1, before issue 17: std::mt19937_64
+    // and std::normal_distribution, in blocks).
+    if (params.mode == DecayMode::gaussian || params.mode == DecayMode::repeated_gaussian) {
+        out.set_attr("/", "sampler", std::string("v2"));
+    }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
 }
 

@@ -5,8 +5,9 @@
 //   gaussian:          M independent pairs q, k ~ N(0, I); mean, std and stderr over the pairs
 //   repeated-gaussian: one Gaussian q and one k, the same at every position (Figure 9)
 //   file:              real (q, k) pairs, row r of the query dataset with row r of the key one
-// Sampled curves are one SGEMM per block of pairs: [pairs x 2C] coefficients times the
-// [2C x offsets] cos/sin table (logit_curve.hpp), accumulated per offset in double.
+// Sampled curves come from two moments of the pairs' chunk coefficients (decay_moments.hpp):
+// O(pairs d^2 + offsets d^2) work. Only --check's spread test (variance_se, a fourth moment per
+// offset) also runs the per-sample DecayAccumulator.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -19,8 +20,13 @@
 namespace ropekit {
 
 enum class DecayMode { ones, gaussian, repeated_gaussian, file };
+inline constexpr EnumNames<DecayMode, 4> kDecayModeNames{
+    {{DecayMode::ones, "ones"},
+     {DecayMode::gaussian, "gaussian"},
+     {DecayMode::repeated_gaussian, "repeated-gaussian"},
+     {DecayMode::file, "file"}}};
 std::string decay_mode_name(DecayMode mode);
-DecayMode parse_decay_mode(const std::string& name);  // usage_error for anything else
+DecayMode parse_decay_mode(const std::string& name);  // usage_error naming --mode
 
 struct DecayCurve {
     std::vector<std::int64_t> offsets;
@@ -32,7 +38,8 @@ struct DecayCurve {
     std::size_t samples = 0;          // pairs averaged (0 for the closed form)
 };
 
-// Accumulates sampled pairs at every offset: sums of x, x^2, x^3, x^4 per offset in double.
+// Per-sample pass: every pair's curve (one SGEMM per block of pairs: [pairs x 2C] coefficients
+// times the [2C x offsets] cos/sin table), sums of x, x^2, x^3, x^4 per offset in double.
 class DecayAccumulator {
   public:
     DecayAccumulator(const Schedule& s, std::vector<std::int64_t> offsets);
@@ -54,15 +61,19 @@ class DecayAccumulator {
 using Progress = std::function<void(std::size_t done, std::size_t total)>;
 
 DecayCurve ones_decay(const Schedule& s, const std::vector<std::int64_t>& offsets);
+// Pair i draws q and k from streams 2i and 2i + 1 of `seed` (normal_samples.hpp).
+// variance_se: also fill DecayCurve::variance_se (a per-sample pass, for check_no_decay).
 DecayCurve gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
-                          std::size_t samples, std::uint64_t seed, const Progress& progress = {});
+                          std::size_t samples, std::uint64_t seed, const Progress& progress = {},
+                          bool variance_se = false);
 DecayCurve repeated_gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
                                    std::uint64_t seed);
 // Pairs row r of `query` with row r of `key` (both [..., d], same leading shape), at most
 // max_samples of them (0 = all), streamed in blocks.
 DecayCurve file_decay(const H5Input& in, const std::string& query, const std::string& key,
                       const Schedule& s, const std::vector<std::int64_t>& offsets,
-                      std::size_t max_samples, const Progress& progress = {});
+                      std::size_t max_samples, const Progress& progress = {},
+                      bool variance_se = false);
 
 struct DecayParams {
     DecayMode mode = DecayMode::ones;
@@ -80,6 +91,7 @@ struct DecayRequest {
     std::size_t samples = 0;            // 0 = the mode's default (gaussian 10000, file all rows)
     const H5Input* input = nullptr;     // file mode
     std::string query, key;             // file mode datasets
+    bool variance_se = false;           // for check_no_decay: adds a per-sample pass
 };
 // Checks the combination (usage_error: file mode without input/query/key or the reverse,
 // --samples for repeated-gaussian), builds the schedule (p-RoPE applied) and computes the curve.
@@ -106,6 +118,7 @@ struct DecayCheck {
     std::size_t offsets = 0;
     bool passed = false;
 };
+// The curve needs variance_se (computed with variance_se = true).
 DecayCheck check_no_decay(const DecayCurve& curve, double alpha = 1e-3);
 // "max |mean|/stderr 2.31 at offset 17, max spread z 1.20 at offset 4000, critical z 5.33
 // (alpha 0.001, Bonferroni over 2 x 5001 offsets)"

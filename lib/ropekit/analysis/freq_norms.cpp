@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
+#include <limits>
 
 #include <fmt/format.h>
 
+#include "ropekit/analysis/chunk_norms_internal.hpp"
+#include "ropekit/analysis/freq_norms_in_place_internal.hpp"
 #include "ropekit/core/error.hpp"
 
 namespace ropekit {
@@ -29,41 +28,13 @@ Hook pick_hook(const DumpReader& dump, std::size_t layer, Hook pre, Hook post) {
                      fmt::format("no such dataset (nor {})", dump.dataset(layer, post)));
 }
 
-#if defined(__SSE2__)
-void add_four_norms(__m128 x, __m128 y, double* out) {
-    const __m128 n = _mm_sqrt_ps(_mm_add_ps(_mm_mul_ps(x, x), _mm_mul_ps(y, y)));
-    _mm_storeu_pd(out, _mm_add_pd(_mm_loadu_pd(out), _mm_cvtps_pd(n)));
-    _mm_storeu_pd(out + 2, _mm_add_pd(_mm_loadu_pd(out + 2), _mm_cvtps_pd(_mm_movehl_ps(n, n))));
-}
-#endif
-
-// out[k] += |chunk k of v| for k < F. Each norm is computed in float (relative error below 1e-7,
-// far inside the documented 1e-5) so that four chunks take one SSE instruction: a scalar sqrt
-// does not vectorise under -fmath-errno. The sums over positions stay in double.
-void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* out) {
-    std::size_t k = 0;
-#if defined(__SSE2__)
-    if (s.layout == Layout::half) {
-        const float* y = v + s.rotary_dim / 2;
-        for (; k + 4 <= F; k += 4)
-            add_four_norms(_mm_loadu_ps(v + k), _mm_loadu_ps(y + k), out + k);
-    } else {
-        for (; k + 4 <= F; k += 4) {
-            const __m128 lo = _mm_loadu_ps(v + 2 * k), hi = _mm_loadu_ps(v + 2 * k + 4);
-            add_four_norms(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)),
-                           _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)), out + k);
-        }
-    }
-#endif
-    for (; k < F; ++k) {
-        const auto [a, b] = s.chunk_dims(k);
-        const float x = v[a], y = v[b];
-        out[k] += static_cast<double>(std::sqrt(x * x + y * y));
-    }
-}
-
 void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, const Schedule& s,
-                      bool exclude_bos, double* sums, std::size_t& count) {
+                      const FreqNormsOptions& options, double* sums, std::size_t& count) {
+    const bool exclude_bos = options.exclude_bos;
+    if (options.read_in_place &&
+        accumulate_layer_in_place(dump, layer, hook, s, exclude_bos, sums, count)) {
+        return;
+    }
     const VectorShape shape = dump.vector_shape(layer, hook);
     const std::size_t F = s.rotary_dim / 2, first = exclude_bos ? 1 : 0;
     Tensor<float> slab;
@@ -83,16 +54,21 @@ void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, cons
 
 }  // namespace
 
+std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries) {
+    std::vector<std::size_t> layers = dump.layers(queries ? Hook::q : Hook::k);
+    if (layers.empty()) layers = dump.layers(queries ? Hook::rot_q : Hook::rot_k);
+    if (layers.empty()) {
+        throw data_error(dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
+                         "no layers found (see --name)");
+    }
+    return layers;
+}
+
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
                              const std::function<void(const std::string&)>& progress) {
     const std::string& in_name = dump.input().name();
     FreqNorms r;
-    std::vector<std::size_t> available = dump.layers(options.queries ? Hook::q : Hook::k);
-    if (available.empty()) available = dump.layers(options.queries ? Hook::rot_q : Hook::rot_k);
-    if (available.empty()) {
-        throw data_error(in_name, dump.dataset(0, options.queries ? Hook::q : Hook::k),
-                         "no layers found (see --name)");
-    }
+    const std::vector<std::size_t> available = freq_norms_layers(dump, options.queries);
     if (options.layers.empty()) {
         r.layers = available;
     } else {
@@ -132,7 +108,7 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
             }
             double* sums = &norms({row, 0, 0});
             std::size_t count = 0;
-            accumulate_layer(dump, layer, hook, r.schedule, options.exclude_bos, sums, count);
+            accumulate_layer(dump, layer, hook, r.schedule, options, sums, count);
             for (std::size_t i = 0; i < shape.heads * F; ++i) sums[i] /= static_cast<double>(count);
             r.positions = count;
         }

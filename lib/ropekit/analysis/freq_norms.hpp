@@ -18,8 +18,11 @@ namespace ropekit {
 struct FreqNormsOptions {
     bool queries = true, keys = true;
     bool exclude_bos = false;         // leave out position 0 of every sequence
-    std::vector<std::size_t> layers;  // empty = every layer in the dump
+    std::vector<std::size_t> layers;  // indices into freq_norms_layers(); empty = all of them
     double band_ratio = 4.0;          // see find_bands
+    // Read contiguous f32/f16 datasets straight from the file (DumpReader::vectors_in_place);
+    // false: always through HDF5. Both give identical results (tested).
+    bool read_in_place = true;
 };
 
 struct TensorNorms {
@@ -33,6 +36,10 @@ struct FreqNorms {
     std::size_t positions = 0;        // vectors averaged per head (batch x positions used)
     TensorNorms q, k;                 // empty norms when not requested
 };
+
+// The dump's layers that have queries (keys when `queries` is false): pre-RoPE hooks, else
+// post-RoPE ones. Throws data_error when there are none.
+std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries);
 
 // Streams the dump one layer and one sequence at a time. `progress` gets a line per layer.
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,

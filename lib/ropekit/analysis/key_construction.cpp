@@ -216,7 +216,7 @@ ConstructedHead build_head(const std::vector<double>& psi, const Schedule& s,
     h.tokens = n;
     h.head_dim = d;
     h.offset = options.head.offset;
-    HeadResult& r = h.result;
+    ConstructedHeadResult& r = h.result;
     r.scale = minimal_head_scale(unit_logits, offset, options.epsilon);
     r.attn_scale = options.model_scale ? 1.0 / std::sqrt(static_cast<double>(d)) : 1.0;
     const double stored_scale = r.scale.scale_min * (1.0 + options.headroom);
@@ -302,7 +302,7 @@ void write_head_dump(H5Output& out, ConstructedHead& h, const Schedule& s, doubl
     attrs.model = "construct-key";
     attrs.attn_scale = h.result.attn_scale;
     write_dump_attributes(out, attrs);
-    const HeadResult& r = h.result;
+    const ConstructedHeadResult& r = h.result;
     out.set_attr("/", "scale", std::string(options.model_scale ? "sqrt" : "none"));
     out.set_attr("/", "head_kind", options.head.kind);
     out.set_attr("/", "head_offset", options.head.offset);

@@ -82,7 +82,7 @@ struct HeadOptions {
     double headroom = 1e-3;     // stored scale = scale_min * (1 + headroom), see docs
     bool write_pattern = true;  // hook_pattern and hook_attn_scores ([1, 1, N, N] f32 each)
 };
-struct HeadResult {
+struct ConstructedHeadResult {  // what the built head reaches
     HeadScale scale;
     double psi_norm2 = 0;   // ||psi||^2 actually stored
     double attn_scale = 1;  // scores = attn_scale * rot_q . rot_k
@@ -90,7 +90,7 @@ struct HeadResult {
                             // computed, else the exact last-row value at the stored scale
 };
 struct ConstructedHead {
-    HeadResult result;
+    ConstructedHeadResult result;
     std::size_t tokens = 0, head_dim = 0;
     std::int64_t offset = 0;
     // [batch 1, pos N, head 1, d] float32: pre-RoPE q = psi, k = R^offset psi; post-RoPE R^i q.

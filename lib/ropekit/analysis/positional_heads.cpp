@@ -58,10 +58,21 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
     return v;
 }
 
-void rotate_all(Tensor<float>& slab, const Schedule& s) {
+// Rotates sequence `batch` of a pre-RoPE hook by the schedule. A chunk whose norm is beyond the
+// float range (values near 3.4e38) cannot be stored rotated: that is an error naming where.
+void rotate_all(Tensor<float>& slab, const Schedule& s, const DumpReader& dump, std::size_t layer,
+                Hook hook, std::size_t batch) {
     const std::size_t T = slab.shape[0], H = slab.shape[1], D = slab.shape[2];
     for (std::size_t t = 0; t < T; ++t)
         rotate(&slab.data[t * H * D], H, D, s, static_cast<double>(t));
+    for (std::size_t i = 0; i < slab.size(); ++i) {
+        if (!std::isfinite(slab.data[i])) {
+            throw data_error(dump.input().name(), dump.dataset(layer, hook),
+                             fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                         "overflows float32 (a chunk norm above 3.4e38)",
+                                         batch, i / (H * D), i / D % H));
+        }
+    }
 }
 
 void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
@@ -79,16 +90,9 @@ void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
     }
 }
 
-// The dump layers to scan: options.layers indexes the layers the source hook has.
+// The dump layers to scan: options.layers indexes positional_head_layers().
 std::vector<std::size_t> selected_layers(const DumpReader& dump, const PositionalOptions& options) {
-    const bool from_pattern = options.from == HeadSource::pattern;
-    std::vector<std::size_t> available = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
-    if (!from_pattern && available.empty()) available = dump.layers(Hook::q);
-    if (available.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
-    }
+    const std::vector<std::size_t> available = positional_head_layers(dump, options.from);
     if (options.layers.empty()) return available;
     std::vector<std::size_t> layers;
     for (std::size_t i : options.layers) layers.push_back(available[i]);
@@ -195,9 +199,8 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                               s.dump.dataset(s.layer, Hook::pattern), b, h);
         return;
     }
-    causal_scores(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
-                  g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
-    causal_softmax(pattern.ptr(), g.tokens);
+    causal_attention(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
+                     g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
 }
 
 void add_sequence_stats(HeadAccumulator& a, const SequenceStats& s) {
@@ -263,8 +266,8 @@ void scan_sequence(LayerScan& s, std::size_t b) {
         s.dump.read_vectors(s.layer, v.q, b, s.q);
         s.dump.read_vectors(s.layer, v.k, b, s.k);
         if (v.rotate) {
-            rotate_all(s.q, v.schedule);
-            rotate_all(s.k, v.schedule);
+            rotate_all(s.q, v.schedule, s.dump, s.layer, v.q, b);
+            rotate_all(s.k, v.schedule, s.dump, s.layer, v.k, b);
         }
     }
     if (s.options.from == HeadSource::pattern) {
@@ -290,7 +293,8 @@ std::size_t dominant_offset(const std::vector<double>& offset_mass) {
 }
 
 // Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
-void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies, HeadResult& res) {
+void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
+                           PositionalHeadResult& res) {
     const double total = a.logit[res.offset];
     res.frequency_share.resize(frequencies);
     double top = 0;
@@ -302,10 +306,10 @@ void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies, He
 }
 
 // Head h's means over the layer's sequences, its dominant offset, and whether it is positional.
-HeadResult head_result(LayerScan& s, std::size_t h) {
+PositionalHeadResult head_result(LayerScan& s, std::size_t h) {
     const HeadAccumulator& a = s.acc[h];
     const double B = static_cast<double>(s.g.batch);
-    HeadResult res;
+    PositionalHeadResult res;
     res.layer = s.layer;
     res.head = h;
     res.offset_mass.resize(a.mass_sum.size());
@@ -391,6 +395,18 @@ SequenceStats sequence_stats(const float* a, std::size_t T, const PositionalOpti
     return s;
 }
 
+std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from) {
+    const bool from_pattern = from == HeadSource::pattern;
+    std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
+    if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
+    if (layers.empty()) {
+        throw data_error(dump.input().name(),
+                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+                         "no layers found (see --name, --from)");
+    }
+    return layers;
+}
+
 std::optional<double> logit_scale_choice(const std::string& choice,
                                          const DumpAttributes& attributes) {
     if (choice == "auto") return attributes.attn_scale;
@@ -416,7 +432,7 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
 std::string heads_table_tsv(const PositionalHeads& r) {
     std::string out =
         "layer\thead\toffset\tmass\tmin_mass\tpositional\tprev_mul\tprev_abs\ttop_freq_share\n";
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         out += fmt::format(
             "{}\t{}\t{}\t{:.4f}\t{:.4f}\t{}\t{:.4f}\t{:.4f}\t{}\n", h.layer, h.head, h.offset,
             h.mass, h.min_mass, h.positional ? 1 : 0, h.prev_mul, h.prev_abs,
@@ -430,7 +446,7 @@ std::string heads_table_json(const PositionalHeads& r) {
         return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
     };
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (const HeadResult& h : r.results) {
+    for (const PositionalHeadResult& h : r.results) {
         rows.push_back({{"layer", h.layer},
                         {"head", h.head},
                         {"offset", h.offset},
@@ -451,7 +467,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
         offset_mass({L, H, K}), shares({L, H, r.frequencies});
     for (std::size_t l = 0; l < L; ++l) layer.data[l] = static_cast<std::int64_t>(r.layers[l]);
     for (std::size_t i = 0; i < r.results.size(); ++i) {
-        const HeadResult& h = r.results[i];
+        const PositionalHeadResult& h = r.results[i];
         offset.data[i] = static_cast<std::int64_t>(h.offset);
         positional.data[i] = h.positional ? 1 : 0;
         mass.data[i] = h.mass;
@@ -499,7 +515,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "tokens", static_cast<std::int64_t>(r.tokens));
 }
 
-Heatmap pattern_figure(const HeadResult& h, const std::string& source) {
+Heatmap pattern_figure(const PositionalHeadResult& h, const std::string& source) {
     Heatmap m;
     m.rows = h.picture.shape[0];
     m.cols = h.picture.shape[1];
@@ -524,7 +540,7 @@ Heatmap mass_figure(const PositionalHeads& r) {
     Heatmap m;
     m.rows = r.layers.size();
     m.cols = r.heads;
-    for (const HeadResult& h : r.results) m.values.push_back(h.mass);
+    for (const PositionalHeadResult& h : r.results) m.values.push_back(h.mass);
     m.title = "Attention mass at each head's dominant offset";
     m.x_label = "head";
     m.y_label = "layer";

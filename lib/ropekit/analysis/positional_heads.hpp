@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/tensor.hpp"
 #include "ropekit/dump/dump_reader.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -21,6 +22,8 @@
 namespace ropekit {
 
 enum class HeadSource { pattern, qk };
+inline constexpr EnumNames<HeadSource, 2> kHeadSourceNames{
+    {{HeadSource::pattern, "pattern"}, {HeadSource::qk, "qk"}}};
 
 struct PositionalOptions {
     HeadSource from = HeadSource::pattern;
@@ -30,7 +33,7 @@ struct PositionalOptions {
     bool exclude_current_token = false;  // TL scores only: ignore the diagonal
     // qk: logits = logit_scale * q.k; unset = 1/sqrt(d_head), as models do.
     std::optional<double> logit_scale;
-    std::vector<std::size_t> layers;  // indices into the dump's layers; empty = all
+    std::vector<std::size_t> layers;  // indices into positional_head_layers(); empty = all
     std::size_t picture_tokens = 48;  // top-left corner of sequence 0 kept for the figures
 };
 
@@ -53,7 +56,8 @@ double previous_token_score_mul(const float* pattern, std::size_t tokens, bool e
 double previous_token_score_abs(const float* pattern, std::size_t tokens, bool exclude_bos,
                                 bool exclude_current_token);
 
-struct HeadResult {
+// One head of one layer: where it attends, how much, and whether that makes it positional.
+struct PositionalHeadResult {
     std::size_t layer = 0, head = 0, offset = 0;
     double mass = 0, min_mass = 0;  // at `offset`: mean over sequences, minimum over sequences
     bool positional = false;
@@ -71,13 +75,18 @@ struct PositionalHeads {
     double logit_scale = 0;   // qk: the multiplier of q.k that was used
     std::string source;       // what the patterns came from, for the record
     PositionalOptions options;
-    std::vector<HeadResult> results;  // layer-major
+    std::vector<PositionalHeadResult> results;  // layer-major
 };
 
 // --scale: "auto" = the dump's attn_scale attribute when it has one, else 1/sqrt(d_head) (unset);
 // "sqrt" = 1/sqrt(d_head) (unset); "none" = 1, the paper's convention.
 std::optional<double> logit_scale_choice(const std::string& choice,
                                          const DumpAttributes& attributes);
+
+// The dump's layers find_positional_heads can read (PositionalOptions::layers indexes them):
+// those with hook_pattern (from pattern), or with hook_rot_q, else hook_q (from qk). Throws
+// data_error when there are none.
+std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from);
 
 PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
                                       const std::function<void(const std::string&)>& progress = {});
@@ -90,7 +99,7 @@ std::string heads_table_json(const PositionalHeads& result);  // list of objects
 void write_positional_heads(H5Output& out, const PositionalHeads& result);
 
 // Figure 5: a head's attention pattern (query on y from the top, key on x).
-Heatmap pattern_figure(const HeadResult& head, const std::string& source);
+Heatmap pattern_figure(const PositionalHeadResult& head, const std::string& source);
 // Overview: mass at the dominant offset per layer (y) and head (x).
 Heatmap mass_figure(const PositionalHeads& result);
 

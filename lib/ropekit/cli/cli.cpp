@@ -1,6 +1,7 @@
 #include "ropekit/cli/cli.hpp"
 
 #include <cblas.h>
+#include <fmt/format.h>
 #include <hdf5.h>
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -12,6 +13,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,7 @@
 #include <new>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/core/version.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -74,27 +77,66 @@ Tool& Tool::examples(const std::string& text) {
     return *this;
 }
 
-Tool& Tool::with_output(bool required) {
-    // Not CLI11's required(): CLI11 2.1 reports a missing required option before an unknown one,
-    // which hides the user's real mistake. run() checks it after parsing instead.
-    app_.add_option("-o,--output", output_,
-                    required ? "Output file ('-' = standard output), required"
-                             : "Output file ('-' = standard output)");
-    output_required_ = required;
+Tool& Tool::with_output() {
+    return add_output(true);
+}
+
+Tool& Tool::with_optional_output() {
+    return add_output(false);
+}
+
+Tool& Tool::add_output(bool required) {
+    auto* output = app_.add_option("-o,--output", output_,
+                                   required ? "Output file ('-' = standard output), required"
+                                            : "Output file ('-' = standard output)");
+    if (required) require(output);
     app_.add_flag("--force", force_, "Replace an existing output (never an input)");
     return *this;
 }
 
-WriteOptions Tool::write_options(std::vector<std::string> inputs) const {
-    WriteOptions options;
-    options.force = force_;
-    options.inputs = std::move(inputs);
-    return options;
+Tool& Tool::reads_hdf5() {
+    app_.add_flag_callback(
+        "--allow-external", [] { allow_external_hdf5(true); },
+        "Let HDF5 inputs read other files (external storage, external links, virtual datasets) "
+        "and load filter plugins from HDF5_PLUGIN_PATH; refused by default");
+    return *this;
 }
 
-void Tool::print_note(const std::string& line) const {
+CLI::Option* Tool::require(CLI::Option* option) {
+    required_.push_back({{option}, option->get_name()});
+    return option;
+}
+
+void Tool::require_one_of(std::vector<const CLI::Option*> options, const std::string& what) {
+    required_.push_back({std::move(options), what});
+}
+
+RunContext Tool::context() const {
+    RunContext context;
+    context.tool = name_;
+    context.command_line = command_line_;
+    context.output = output_;
+    context.force = force_;
+    context.note = [this](const std::string& line) { note(line); };
+    context.print = [this](const std::string& text) { print(text); };
+    return context;
+}
+
+void Tool::note(const std::string& line) const {
+    if (quiet_) return;
     std::fflush(stdout);
     std::cerr << name_ << ": " << line << '\n';
+}
+
+void Tool::print(const std::string& text) const {
+    if (output_ == "-") {
+        if (!quiet_) std::cerr << text;
+        return;
+    }
+    // A table that did not reach stdout (a full disk) is lost: an error, as write_text_output
+    // treats a text output to "-", not a success.
+    std::cout << text << std::flush;
+    if (!std::cout) throw data_error("<stdout>", "", "write failed");
 }
 
 void Tool::report(const std::string& message) const {
@@ -149,13 +191,17 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
         report(std::string(e.what()) + " (see --help)");
         return static_cast<int>(ExitCode::usage);
     }
-    if (output_required_ && output_.empty()) {
-        report("--output is required (see --help)");
-        return static_cast<int>(ExitCode::usage);
+    for (const Requirement& requirement : required_) {
+        const auto given = [](const CLI::Option* option) { return option->count() > 0; };
+        if (std::none_of(requirement.one_of.begin(), requirement.one_of.end(), given)) {
+            report(requirement.what + " is required (see --help)");
+            return static_cast<int>(ExitCode::usage);
+        }
     }
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);
+    install_interrupt_handler(name_);
     return run_body(body);
 }
 

@@ -1,16 +1,18 @@
 #pragma once
 // The command-line contract, in one place, for every tool:
 //   shared options -o/--output, --force, --threads, -q/--quiet, --version;
-//   --help on stdout with an Examples section; exit 0 success, 1 data/runtime error, 2 usage;
-//   one error line "tool: file: dataset: what was expected" on stderr, after flushing stdout.
+//   --help on stdout with an Examples section; exit 0 success, 1 data/runtime error, 2 usage,
+//   3 a check that ran and failed; one error line "tool: file: dataset: what was expected" on
+//   stderr, after flushing stdout.
+// A tool's main declares its options into a command struct, then run() parses argv and makes
+// the one library call that does the work, with context() for its output and notes.
 #include <functional>
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
-#include "ropekit/core/output_path.hpp"
+#include "ropekit/core/run_context.hpp"
 
 namespace ropekit {
 
@@ -19,35 +21,40 @@ class Tool {
     Tool(std::string name, const std::string& description);
 
     CLI::App& app() { return app_; }
-    const std::string& name() const { return name_; }
 
     // Text after "Examples:" in --help; show at least one pipe.
     Tool& examples(const std::string& text);
     // For tools that do not use threads: --threads is still accepted, and its help says why
     // it has no effect.
     Tool& single_threaded(const std::string& why);
-    // Adds -o/--output (required unless `required` is false) and --force.
-    Tool& with_output(bool required = true);
+    // Adds -o/--output, required, and --force.
+    Tool& with_output();
+    // The same for a tool whose output is optional (its table goes to stdout either way).
+    Tool& with_optional_output();
+    // For tools that read HDF5 inputs: adds --allow-external (allow_external_hdf5).
+    Tool& reads_hdf5();
 
-    const std::string& output() const { return output_; }
-    bool force() const { return force_; }
-    bool quiet() const { return quiet_; }
-    // The options an H5Output (or any other writer) needs, refusing to overwrite `inputs`.
-    WriteOptions write_options(std::vector<std::string> inputs) const;
-    // argv as a shell would re-read it: recorded as provenance.
-    const std::string& command_line() const { return command_line_; }
+    // Marks an option or positional argument as required: "NAME is required (see --help)".
+    // Not CLI11's required(): CLI11 2.1 reports a missing required option before an unknown
+    // one, which hides the user's real mistake; run() checks these after parsing instead.
+    CLI::Option* require(CLI::Option* option);
+    // The same for "one of these": `what` names them in the error ("one of --a or --b").
+    void require_one_of(std::vector<const CLI::Option*> options, const std::string& what);
 
-    // A progress or status line on stderr, unless --quiet.
-    template <class... Args>
-    void note(fmt::format_string<Args...> format, Args&&... args) const {
-        if (!quiet_) print_note(fmt::format(format, std::forward<Args>(args)...));
-    }
+    // For the library call: -o, --force, provenance, and --quiet applied to notes and tables.
+    RunContext context() const;
 
     // Parses argv, applies --threads, runs body, maps every error to its exit code.
     int run(int argc, char** argv, const std::function<void()>& body);
 
   private:
-    void print_note(const std::string& line) const;
+    struct Requirement {
+        std::vector<const CLI::Option*> one_of;
+        std::string what;
+    };
+    Tool& add_output(bool required);
+    void note(const std::string& line) const;
+    void print(const std::string& text) const;
     void report(const std::string& message) const;
     int parse_and_run(int argc, char** argv, const std::function<void()>& body);
     int run_body(const std::function<void()>& body);
@@ -56,9 +63,9 @@ class Tool {
     CLI::App app_;
     std::string output_;
     bool force_ = false;
-    bool output_required_ = false;
     bool quiet_ = false;
     int threads_ = 0;
+    std::vector<Requirement> required_;
     std::string command_line_;
 };
 

@@ -1,27 +1,20 @@
 #pragma once
-// The command-line options every dump-reading tool shares (--name, --axes, --theta, --layout,
-// --rotary-dim, --bos), added in one place so they read and mean the same everywhere.
-#include <optional>
-#include <string>
-#include <vector>
-
+// The command-line options of every dump-reading tool (--name, --axes, --theta, --layout,
+// --rotary-dim, --bos), added in one place so they read and mean the same everywhere. They fill
+// a DumpOptions (dump/dump_reader.hpp), which the library opens the dump with.
 #include <CLI/CLI.hpp>
 
 #include "ropekit/dump/dump_reader.hpp"
 
 namespace ropekit {
 
-struct DumpCliOptions {
-    std::vector<std::string> names;
-    std::string axes = "batch,pos,head,dim";
-    double theta = 0;
-    std::string layout;
-    std::size_t rotary_dim = 0;
-    int bos = -1;
-
-    void add_to(CLI::App& app);
-    // `primary`: the hook a plain --name TEMPLATE (without {hook}) names.
-    DumpReader open(const H5Input& in, std::optional<Hook> primary) const;
+enum class DumpOptionSet {
+    all,
+    // --name, --axes, --layout and --rotary-dim only: for a tool that gives --theta another
+    // meaning and has no use for --bos (prope-convert).
+    names_and_layout,
 };
+
+void add_dump_options(CLI::App& app, DumpOptions& options, DumpOptionSet set = DumpOptionSet::all);
 
 }  // namespace ropekit

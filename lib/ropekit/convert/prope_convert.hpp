@@ -17,9 +17,13 @@
 namespace ropekit {
 
 enum class InputKind { hf_directory, gguf, hdf5 };
+inline constexpr EnumNames<InputKind, 4> kInputKindNames{{{InputKind::hf_directory, "hf"},
+                                                          {InputKind::gguf, "gguf"},
+                                                          {InputKind::hdf5, "h5"},
+                                                          {InputKind::hdf5, "hdf5"}}};
 
 std::string input_kind_name(InputKind kind);
-// "hf", "gguf", "h5" (for --input-kind); usage_error otherwise.
+// "hf", "gguf", "h5" (or "hdf5") for --input-kind; usage_error otherwise.
 InputKind parse_input_kind(const std::string& name);
 // A directory with config.json, a file starting with "GGUF", or an HDF5 file (by signature).
 // Throws data_error if it is none of them.

@@ -115,22 +115,11 @@ ConvertReport convert(InputKind kind, const std::string& input, const std::strin
 }
 
 std::string input_kind_name(InputKind kind) {
-    switch (kind) {
-        case InputKind::hf_directory:
-            return "hf";
-        case InputKind::gguf:
-            return "gguf";
-        case InputKind::hdf5:
-            return "h5";
-    }
-    return "?";
+    return enum_name(kInputKindNames, kind);
 }
 
 InputKind parse_input_kind(const std::string& name) {
-    if (name == "hf") return InputKind::hf_directory;
-    if (name == "gguf") return InputKind::gguf;
-    if (name == "h5" || name == "hdf5") return InputKind::hdf5;
-    throw usage_error("--input-kind: unknown kind '" + name + "' (expected hf, gguf or h5)");
+    return parse_enum(kInputKindNames, name, "--input-kind");
 }
 
 InputKind detect_input_kind(const std::string& path) {

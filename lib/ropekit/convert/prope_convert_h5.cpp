@@ -2,6 +2,7 @@
 // recomputed from them) or a frequency table.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <regex>
 #include <set>
@@ -192,8 +193,11 @@ void create_layer_datasets(const H5Input& in, H5Output& out, const LayerHooks& h
     }
 }
 
-// Every [pos, head, dim] row of v: un-rotated by the original schedule, rotated by the target.
-void rerotate(Tensor<float>& v, const Rerotation& r) {
+// Every [pos, head, dim] row of sequence `batch` of `dataset`: un-rotated by the original
+// schedule, rotated by the target. A chunk beyond the float range once re-rotated (values near
+// 3.4e38) cannot be stored: an error naming where.
+void rerotate(Tensor<float>& v, const Rerotation& r, const std::string& file,
+              const std::string& dataset, std::size_t batch) {
     const std::size_t T = v.shape[0], heads = v.shape[1], D = r.head_dim;
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t h = 0; h < heads; ++h) {
@@ -202,23 +206,79 @@ void rerotate(Tensor<float>& v, const Rerotation& r) {
             rotate(x, r.target, static_cast<double>(t));
         }
     }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!std::isfinite(v.data[i])) {
+            throw data_error(file, dataset,
+                             fmt::format("re-rotating batch {}, pos {}, head {} overflows float32 "
+                                         "(a chunk norm above 3.4e38)",
+                                         batch, i / (heads * D), i / D % heads));
+        }
+    }
+}
+
+// One head of one sequence: its q and k rows, and where its [T, T] matrices go.
+struct HeadSlice {
+    const float* q;
+    std::size_t q_stride;
+    const float* k;
+    std::size_t k_stride;
+    Shape start, count;
+    std::size_t batch, head;
+};
+
+// One head's recomputed scores and pattern. Float SGEMM when no score can overflow, as before;
+// otherwise the scores are computed in double (the pattern is then exact), and a score beyond
+// the float range is an error naming where.
+void write_head_attention(H5Output& out, const LayerHooks& hooks, const HeadSlice& head,
+                          std::size_t D, const std::string& file, std::vector<float>& s) {
+    const std::size_t T = hooks.tokens;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    if (float_scores_fit(head.q, head.q_stride, head.k, head.k_stride, T, D, scale)) {
+        causal_scores(head.q, head.q_stride, head.k, head.k_stride, T, D, static_cast<float>(scale),
+                      s.data());
+        for (const auto& [hook, name] : hooks.attention) {
+            if (hook == Hook::pattern) causal_softmax(s.data(), T);
+            out.write_slab(name, head.start, head.count, s.data());
+        }
+        return;
+    }
+    std::vector<double> wide(T * T);
+    causal_scores_f64(head.q, head.q_stride, head.k, head.k_stride, T, D, scale, wide.data());
+    for (const auto& [hook, name] : hooks.attention) {
+        if (hook == Hook::pattern) {
+            causal_softmax_f64(wide.data(), T, s.data());
+        } else {
+            for (std::size_t i = 0; i < T * T; ++i) {
+                if (std::isfinite(wide[i]) &&
+                    std::abs(wide[i]) > std::numeric_limits<float>::max()) {
+                    throw data_error(file, name,
+                                     fmt::format("recomputed score {:.3g} at batch {}, head {}, "
+                                                 "query {}, key {} does not fit float32",
+                                                 wide[i], head.batch, head.head, i / T, i % T));
+                }
+                s[i] = static_cast<float>(wide[i]);
+            }
+        }
+        out.write_slab(name, head.start, head.count, s.data());
+    }
 }
 
 // Sequence b's attention hooks recomputed from its re-rotated q and k, head by head.
 void write_attention(H5Output& out, const LayerHooks& hooks, bool batched, std::size_t b,
-                     const Tensor<float>& q, const Tensor<float>& k, std::size_t D) {
+                     const Tensor<float>& q, const Tensor<float>& k, std::size_t D,
+                     const std::string& file) {
     const std::size_t T = hooks.tokens, H = hooks.heads;
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     std::vector<float> s(T * T);
     for (std::size_t h = 0; h < H; ++h) {
-        causal_scores(&q.data[h * D], H * D, &k.data[(h / hooks.group) * D], hooks.kv_heads * D, T,
-                      D, scale, s.data());
-        const Shape start = batched ? Shape{b, h, 0, 0} : Shape{h, 0, 0};
-        const Shape count = batched ? Shape{1, 1, T, T} : Shape{1, T, T};
-        for (const auto& [hook, name] : hooks.attention) {
-            if (hook == Hook::pattern) causal_softmax(s.data(), T);
-            out.write_slab(name, start, count, s.data());
-        }
+        const HeadSlice head{&q.data[h * D],
+                             H * D,
+                             &k.data[(h / hooks.group) * D],
+                             hooks.kv_heads * D,
+                             batched ? Shape{b, h, 0, 0} : Shape{h, 0, 0},
+                             batched ? Shape{1, 1, T, T} : Shape{1, T, T},
+                             b,
+                             h};
+        write_head_attention(out, hooks, head, D, file, s);
     }
 }
 
@@ -229,12 +289,13 @@ void convert_layer(const DumpReader& reader, H5Output& out, const LayerHooks& ho
     for (std::size_t b = 0; b < hooks.sequences; ++b) {
         reader.read_vectors(hooks.layer, Hook::rot_q, b, q);
         reader.read_vectors(hooks.layer, Hook::rot_k, b, k);
-        rerotate(q, rotation);
-        rerotate(k, rotation);
+        const std::string& file = reader.input().name();
+        rerotate(q, rotation, file, hooks.q, b);
+        rerotate(k, rotation, file, hooks.k, b);
         write_vectors(out, hooks.q, axes, b, q);
         write_vectors(out, hooks.k, axes, b, k);
         if (!hooks.attention.empty()) {
-            write_attention(out, hooks, axes.has_batch(), b, q, k, rotation.head_dim);
+            write_attention(out, hooks, axes.has_batch(), b, q, k, rotation.head_dim, file);
         }
     }
 }

@@ -168,23 +168,11 @@ bool v5_output(const HfRopeConfig& in, const Json& config) {
 }  // namespace
 
 std::string encoding_name(PropeEncoding encoding) {
-    switch (encoding) {
-        case PropeEncoding::proportional:
-            return "proportional";
-        case PropeEncoding::llama3:
-            return "llama3";
-        case PropeEncoding::longrope:
-            return "longrope";
-    }
-    return "?";
+    return enum_name(kPropeEncodingNames, encoding);
 }
 
 PropeEncoding parse_encoding(const std::string& name) {
-    if (name == "proportional") return PropeEncoding::proportional;
-    if (name == "llama3") return PropeEncoding::llama3;
-    if (name == "longrope") return PropeEncoding::longrope;
-    throw usage_error("--encoding: unknown encoding '" + name +
-                      "' (expected proportional, llama3 or longrope)");
+    return parse_enum(kPropeEncodingNames, name, "--encoding");
 }
 
 HfPropePlan plan_hf_prope(const Json& config, const std::string& file,

@@ -20,9 +20,13 @@
 namespace ropekit {
 
 enum class PropeEncoding { proportional, llama3, longrope };
+inline constexpr EnumNames<PropeEncoding, 3> kPropeEncodingNames{
+    {{PropeEncoding::proportional, "proportional"},
+     {PropeEncoding::llama3, "llama3"},
+     {PropeEncoding::longrope, "longrope"}}};
 
 std::string encoding_name(PropeEncoding encoding);
-PropeEncoding parse_encoding(const std::string& name);  // usage_error for anything else
+PropeEncoding parse_encoding(const std::string& name);  // usage_error naming --encoding
 
 // The factor that stands for "dropped": finite in float32 (llama.cpp stores rope_freqs as F32)
 // and large enough that g / factor <= 1e-20 for every g <= 1 rad/token.

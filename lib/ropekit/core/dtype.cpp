@@ -9,17 +9,11 @@
 namespace ropekit {
 
 std::string dtype_name(DType t) {
-    switch (t) {
-        case DType::f16:
-            return "f16";
-        case DType::bf16:
-            return "bf16";
-        case DType::f32:
-            return "f32";
-        case DType::f64:
-            return "f64";
-    }
-    return "?";
+    return enum_name(kDTypeNames, t);
+}
+
+DType parse_dtype(const std::string& name, const std::string& option) {
+    return parse_enum(kDTypeNames, name, option);
 }
 
 float half_to_float(std::uint16_t h) {

@@ -4,11 +4,16 @@
 #include <cstdint>
 #include <string>
 
+#include "ropekit/core/enum_names.hpp"
+
 namespace ropekit {
 
 enum class DType { f16, bf16, f32, f64 };
+inline constexpr EnumNames<DType, 4> kDTypeNames{
+    {{DType::f16, "f16"}, {DType::bf16, "bf16"}, {DType::f32, "f32"}, {DType::f64, "f64"}}};
 
 std::string dtype_name(DType t);  // "f16", "bf16", "f32", "f64"
+DType parse_dtype(const std::string& name, const std::string& option);  // usage_error
 
 // IEEE binary16 <-> float. Exact widening; narrowing rounds to nearest, ties to even
 // (HDF5's own f32 -> f16 conversion does not, see docs/formats.md).

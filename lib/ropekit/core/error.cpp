@@ -14,4 +14,8 @@ Error usage_error(const std::string& what) {
     return Error(ExitCode::usage, what);
 }
 
+Error check_failed_error(const std::string& what) {
+    return Error(ExitCode::check_failed, what);
+}
+
 }  // namespace ropekit

@@ -7,9 +7,10 @@
 
 namespace ropekit {
 
-using Json = nlohmann::ordered_json;
+namespace {
 
-Json read_json_file(const std::string& path) {
+template <class Json>
+Json parse_json_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw data_error(path, "", "cannot open");
     std::ostringstream text;
@@ -23,6 +24,16 @@ Json read_json_file(const std::string& path) {
         if (bracket != std::string::npos) what = what.substr(bracket + 2);
         throw data_error(path, "", "not valid JSON: " + what);
     }
+}
+
+}  // namespace
+
+nlohmann::ordered_json read_json_file(const std::string& path) {
+    return parse_json_file<nlohmann::ordered_json>(path);
+}
+
+nlohmann::json read_json_file_unordered(const std::string& path) {
+    return parse_json_file<nlohmann::json>(path);
 }
 
 }  // namespace ropekit

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 
 namespace ropekit {
 
@@ -68,6 +69,7 @@ void check_output_path(const std::string& path, bool force,
 
 std::string make_temp_beside(const std::string& path) {
     std::string name = temp_template(path);
+    const InterruptsHeld held;  // created and registered as one step
     const int fd = ::mkstemp(name.data());
     if (fd < 0) {
         throw data_error(
@@ -76,6 +78,7 @@ std::string make_temp_beside(const std::string& path) {
     }
     ::fchmod(fd, 0666 & ~user_umask());
     ::close(fd);
+    register_temporary(name);
     return name;
 }
 
@@ -100,21 +103,25 @@ std::FILE* open_for_writing(const std::string& path) {
 
 std::string make_temp_dir_beside(const std::string& path) {
     std::string name = temp_template(path);
+    const InterruptsHeld held;
     if (::mkdtemp(name.data()) == nullptr) {
         throw data_error(
             path, "",
             fmt::format("cannot write in '{}': {}", parent_of(path), std::strerror(errno)));
     }
     ::chmod(name.c_str(), 0777 & ~user_umask());
+    register_temporary(name);
     return name;
 }
 
 void commit_temp(const std::string& temp, const std::string& path) {
+    begin_commit();
     std::error_code ec;
     if (fs::is_directory(temp) && fs::exists(path)) {
         // rename() cannot replace a non-empty directory: move the old one aside first.
         const std::string old = make_temp_dir_beside(path);
         fs::remove(old);
+        unregister_temporary(old);
         fs::rename(path, old, ec);
         if (ec) throw data_error(path, "", "cannot replace the existing output: " + ec.message());
         fs::rename(temp, path, ec);
@@ -133,30 +140,75 @@ void commit_temp(const std::string& temp, const std::string& path) {
 
 void write_text_output(const std::string& path, const std::string& content, bool force,
                        const std::vector<std::string>& inputs) {
-    if (path == "-") {
-        std::fwrite(content.data(), 1, content.size(), stdout);
-        if (std::fflush(stdout) != 0) throw data_error("<stdout>", "", "write failed");
-        return;
+    OutputBatch batch;
+    batch.add_text(path, content, force, inputs);
+    batch.commit();
+}
+
+void check_output_directory(const std::string& dir, const std::string& what) {
+    struct stat d {};
+    if (::stat(dir.c_str(), &d) != 0 || !S_ISDIR(d.st_mode)) {
+        throw data_error(what, "", fmt::format("output directory '{}' does not exist", dir));
+    }
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        throw data_error(what, "", fmt::format("cannot write in '{}'", dir));
+    }
+}
+
+void check_file_output(const std::string& path, bool force,
+                       const std::vector<std::string>& inputs) {
+    if (path == "-") return;
+    struct stat out {};
+    if (::stat(path.c_str(), &out) == 0 && S_ISDIR(out.st_mode)) {
+        throw usage_error(fmt::format("{}: is a directory; -o takes a file name", path));
     }
     check_output_path(path, force, inputs);
-    TempOutput temp(make_temp_beside(path));
-    std::FILE* f = open_for_writing(temp.path());
+    check_output_directory(parent_of(path), path);
+}
+
+void OutputBatch::add(std::unique_ptr<TempOutput> temp, std::string target) {
+    pending_.push_back({std::move(temp), std::move(target), {}});
+}
+
+void OutputBatch::add_text(const std::string& path, const std::string& content, bool force,
+                           const std::vector<std::string>& inputs) {
+    if (path == "-") {
+        pending_.push_back({nullptr, path, content});
+        return;
+    }
+    check_file_output(path, force, inputs);
+    auto temp = std::make_unique<TempOutput>(make_temp_beside(path));
+    std::FILE* f = open_for_writing(temp->path());
     if (!f) throw data_error(path, "", std::string("cannot write: ") + std::strerror(errno));
     const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size();
     if (std::fclose(f) != 0 || !written) {
         throw data_error(path, "", "write failed (disk full?)");
     }
-    temp.commit_to(path);
+    add(std::move(temp), path);
+}
+
+void OutputBatch::commit() {
+    for (Pending& p : pending_) {
+        if (p.temp) {
+            p.temp->commit_to(p.target);
+            continue;
+        }
+        std::fwrite(p.content.data(), 1, p.content.size(), stdout);
+        if (std::fflush(stdout) != 0) throw data_error("<stdout>", "", "write failed");
+    }
+    pending_.clear();
 }
 
 TempOutput::~TempOutput() {
     if (path_.empty()) return;
     std::error_code ec;
     fs::remove_all(path_, ec);
+    unregister_temporary(path_);
 }
 
 void TempOutput::commit_to(const std::string& target) {
     commit_temp(path_, target);
+    unregister_temporary(path_);
     path_.clear();
 }
 

@@ -11,29 +11,11 @@
 #include <fmt/ranges.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/finite.hpp"
 #include "ropekit/core/index_spec.hpp"
 
 namespace ropekit {
 namespace {
-
-// True when no element is NaN or inf. A branch-free OR over the exponent bits vectorises, which an
-// early-exit std::isfinite loop does not; callers look for the culprit only when this fails.
-bool all_finite(const float* p, std::size_t n) {
-    std::uint32_t bad = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        std::uint32_t bits;
-        std::memcpy(&bits, p + i, sizeof bits);
-        bad |= static_cast<std::uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
-
-const std::vector<std::pair<const char*, Hook>> kHookNames = {{"q", Hook::q},
-                                                              {"k", Hook::k},
-                                                              {"rot_q", Hook::rot_q},
-                                                              {"rot_k", Hook::rot_k},
-                                                              {"pattern", Hook::pattern},
-                                                              {"scores", Hook::scores}};
 
 std::string regex_escape(const std::string& s) {
     static const std::string special = R"(\^$.|?*+()[]{})";
@@ -57,14 +39,6 @@ std::string DumpNames::template_for(Hook hook) const {
     return it != per_hook.end() ? it->second : general;
 }
 
-Hook parse_hook(const std::string& name) {
-    for (const auto& [text, hook] : kHookNames) {
-        if (name == text || name == hook_name(hook)) return hook;
-    }
-    throw usage_error("--name: unknown hook '" + name +
-                      "' (expected q, k, rot_q, rot_k, pattern or scores)");
-}
-
 DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional<Hook> primary) {
     DumpNames names;
     for (const std::string& value : values) {
@@ -74,7 +48,7 @@ DumpNames parse_dump_names(const std::vector<std::string>& values, std::optional
             throw usage_error("--name '" + value + "': the template needs {layer}");
         }
         if (eq != std::string::npos) {
-            names.per_hook[parse_hook(value.substr(0, eq))] = tmpl;
+            names.per_hook[parse_hook(value.substr(0, eq), "--name")] = tmpl;
         } else if (tmpl.find("{hook}") != std::string::npos) {
             names.general = tmpl;
         } else if (primary) {
@@ -110,6 +84,23 @@ VectorAxes parse_vector_axes(const std::string& spec) {
                           "separated (e.g. batch,pos,head,dim or pos,head,dim)");
     }
     return axes;
+}
+
+DumpOverrides DumpOptions::overrides() const {
+    DumpOverrides o;
+    if (theta != 0) {
+        if (!(theta > 1)) throw usage_error("--theta must be > 1");
+        o.theta = theta;
+    }
+    if (!layout.empty()) o.layout = parse_layout(layout);
+    if (rotary_dim != 0) o.rotary_dim = rotary_dim;
+    if (bos >= 0) o.bos = bos;
+    return o;
+}
+
+DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary) {
+    return DumpReader(in, parse_dump_names(options.names, primary), parse_vector_axes(options.axes),
+                      options.overrides());
 }
 
 std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {
@@ -258,6 +249,13 @@ Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
     return s;
 }
 
+std::optional<ContiguousStorage> DumpReader::vectors_in_place(std::size_t layer, Hook hook) const {
+    const std::vector<std::string> batch_first{"batch", "pos", "head", "dim"};
+    const std::vector<std::string> no_batch{"pos", "head", "dim"};
+    if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
+    return in_.contiguous_storage(dataset(layer, hook));
+}
+
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
                               Tensor<float>& out) const {
     const std::string name = dataset(layer, hook);
@@ -292,13 +290,18 @@ void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
     }
     const float* p = out.ptr();
     if (all_finite(p, out.size())) return;
+    // f64 values beyond the float range arrive as inf: ropekit computes from float32 vectors.
+    const bool wide = in_.info(name).dtype == DType::f64;
     for (std::size_t i = 0; i < out.size(); ++i) {
         if (!std::isfinite(p[i])) {
             const std::size_t pos = i / (s.heads * s.dim), head = i / s.dim % s.heads;
-            throw data_error(
-                in_.name(), name,
-                fmt::format("{} at batch {}, pos {}, head {}, dim {}",
-                            std::isnan(p[i]) ? "NaN" : "inf", batch, pos, head, i % s.dim));
+            throw data_error(in_.name(), name,
+                             fmt::format("{} at batch {}, pos {}, head {}, dim {}",
+                                         std::isnan(p[i]) ? "NaN"
+                                         : wide ? "inf or a value beyond the float32 range "
+                                                  "(3.4e38)"
+                                                : "inf",
+                                         batch, pos, head, i % s.dim));
         }
     }
 }

@@ -29,8 +29,6 @@ struct DumpNames {
     std::string template_for(Hook hook) const;
 };
 
-Hook parse_hook(const std::string& name);  // "q", "k", "rot_q", "rot_k", "pattern", "scores"
-
 // Each value is "TEMPLATE" or "HOOK=TEMPLATE". A TEMPLATE with {hook} replaces the general
 // template; one without names the tensor of `primary` (the hook the tool reads first), and is a
 // usage error when the tool reads several kinds and none is primary.
@@ -49,6 +47,20 @@ struct DumpOverrides {
     std::optional<Layout> layout;
     std::optional<std::size_t> rotary_dim;
     std::optional<int> bos;
+};
+
+// How to read a dump, as the command line says it (cli/dump_options.hpp adds the options):
+// --name values, --axes, and --theta, --layout, --rotary-dim, --bos overriding the dump's
+// attributes (0, empty and -1 leave them alone).
+struct DumpOptions {
+    std::vector<std::string> names;
+    std::string axes = "batch,pos,head,dim";
+    double theta = 0;
+    std::string layout;
+    std::size_t rotary_dim = 0;
+    int bos = -1;
+
+    DumpOverrides overrides() const;  // usage_error for --theta <= 1 or an unknown --layout
 };
 
 // A stderr note when --exclude-bos and the dump's `bos` attribute disagree (bos = 1 without
@@ -90,6 +102,11 @@ class DumpReader {
     // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
     // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
     void read_vectors(std::size_t layer, Hook hook, std::size_t batch, Tensor<float>& out) const;
+    // Where a vector hook's elements sit in the file, when sequence b is the contiguous
+    // [pos, head, dim] block at offset + b * pos * head * dim elements (stored order
+    // [batch,] pos, head, dim and H5Input::contiguous_storage says yes); nullopt otherwise.
+    // Readers of that block check finiteness themselves (read_vectors names the culprit).
+    std::optional<ContiguousStorage> vectors_in_place(std::size_t layer, Hook hook) const;
     // One [query_pos, key_pos] matrix of a pattern or scores hook. Non-finite values are allowed
     // above the diagonal only (scores store -inf there).
     void read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,
@@ -101,5 +118,9 @@ class DumpReader {
     VectorAxes axes_;
     DumpAttributes attributes_;
 };
+
+// The reader `options` describe. `primary`: the hook a plain --name TEMPLATE (without {hook})
+// names; none when the tool reads several kinds of tensor.
+DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary);
 
 }  // namespace ropekit

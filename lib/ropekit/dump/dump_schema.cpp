@@ -11,21 +11,21 @@
 namespace ropekit {
 
 const char* hook_name(Hook hook) {
-    switch (hook) {
-        case Hook::q:
-            return "hook_q";
-        case Hook::k:
-            return "hook_k";
-        case Hook::rot_q:
-            return "hook_rot_q";
-        case Hook::rot_k:
-            return "hook_rot_k";
-        case Hook::pattern:
-            return "hook_pattern";
-        case Hook::scores:
-            return "hook_attn_scores";
-    }
-    return "?";
+    return enum_name(kHookDatasetNames, hook);
+}
+
+namespace {
+
+std::optional<Hook> find_hook(const std::string& name) {
+    const std::optional<Hook> hook = find_enum(kHookNames, name);
+    return hook ? hook : find_enum(kHookDatasetNames, name);
+}
+
+}  // namespace
+
+Hook parse_hook(const std::string& name, const std::string& option) {
+    if (const std::optional<Hook> hook = find_hook(name)) return *hook;
+    return parse_enum(kHookNames, name, option);  // the error, listing the choices
 }
 
 bool is_vector_hook(Hook hook) {
@@ -33,23 +33,18 @@ bool is_vector_hook(Hook hook) {
 }
 
 std::vector<Hook> parse_hooks(const std::string& list, const std::string& option) {
-    constexpr Hook kAll[] = {Hook::q,     Hook::k,       Hook::rot_q,
-                             Hook::rot_k, Hook::pattern, Hook::scores};
     std::vector<Hook> hooks;
+    const auto add = [&hooks](Hook h) {
+        if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) hooks.push_back(h);
+    };
     for (const std::string& word : split_list(list)) {
-        bool known = false;
-        for (Hook h : kAll) {
-            const std::string full = hook_name(h), shortname = full.substr(5);
-            if (word == "all" || word == full || word == shortname ||
-                (h == Hook::scores && word == "scores")) {
-                known = true;
-                if (std::find(hooks.begin(), hooks.end(), h) == hooks.end()) hooks.push_back(h);
-            }
-        }
-        if (!known) {
-            throw usage_error(fmt::format(
-                "{}: unknown hook '{}' (expected q, k, rot_q, rot_k, pattern, scores or all)",
-                option, word));
+        if (word == "all") {
+            for (const EnumSpelling<Hook>& h : kHookNames) add(h.value);
+        } else if (const std::optional<Hook> hook = find_hook(word)) {
+            add(*hook);
+        } else {
+            throw usage_error(fmt::format("{}: unknown value '{}' (expected {}, or all)", option,
+                                          word, enum_choices(kHookNames)));
         }
     }
     return hooks;
@@ -76,11 +71,11 @@ DumpAttributes read_dump_attributes(const H5Input& in) {
     DumpAttributes a;
     a.rope_theta = in.attr_double("/", "rope_theta");
     if (auto layout = in.attr_string("/", "rope_layout")) {
-        if (*layout != "half" && *layout != "interleaved") {
+        a.rope_layout = find_enum(kLayoutNames, *layout);
+        if (!a.rope_layout) {
             throw data_error(in.name(), "/@rope_layout",
                              fmt::format("expected 'half' or 'interleaved', found '{}'", *layout));
         }
-        a.rope_layout = parse_layout(*layout);
     }
     if (auto rotary = in.attr_double("/", "rotary_dim")) {
         if (*rotary <= 0 || *rotary != static_cast<double>(static_cast<std::size_t>(*rotary))) {

@@ -10,16 +10,34 @@
 #include <string>
 #include <vector>
 
+#include "ropekit/core/enum_names.hpp"
 #include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/rope/rope.hpp"
 
 namespace ropekit {
 
 enum class Hook { q, k, rot_q, rot_k, pattern, scores };
+// What --name and --what call the hooks.
+inline constexpr EnumNames<Hook, 6> kHookNames{{{Hook::q, "q"},
+                                                {Hook::k, "k"},
+                                                {Hook::rot_q, "rot_q"},
+                                                {Hook::rot_k, "rot_k"},
+                                                {Hook::pattern, "pattern"},
+                                                {Hook::scores, "scores"}}};
+// Their TransformerLens dataset names, which {hook} stands for in a name template.
+inline constexpr EnumNames<Hook, 6> kHookDatasetNames{{{Hook::q, "hook_q"},
+                                                       {Hook::k, "hook_k"},
+                                                       {Hook::rot_q, "hook_rot_q"},
+                                                       {Hook::rot_k, "hook_rot_k"},
+                                                       {Hook::pattern, "hook_pattern"},
+                                                       {Hook::scores, "hook_attn_scores"}}};
 
 inline constexpr const char* kDefaultNameTemplate = "blocks.{layer}.attn.{hook}";
 
 const char* hook_name(Hook hook);  // "hook_q", ..., "hook_pattern", "hook_attn_scores"
+// "q", "k", "rot_q", "rot_k", "pattern", "scores" or a dataset name ("hook_q"); usage_error
+// naming `option` for anything else.
+Hook parse_hook(const std::string& name, const std::string& option);
 // The dataset of `hook` in `layer`, from a template with {layer} and {hook}.
 std::string hook_dataset(std::size_t layer, Hook hook,
                          const std::string& name_template = kDefaultNameTemplate);

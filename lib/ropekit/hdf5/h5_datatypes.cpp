@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "ropekit/core/error.hpp"
 
@@ -304,6 +306,30 @@ void create_chunked_dataset(hid_t file, const std::string& file_name, const std:
         write_attribute(file, file_name, dataset, "dtype", std::string("bfloat16"));
 }
 
+namespace {
+
+// A finite value that became infinite when narrowed to the stored 16-bit type is an error naming
+// where it was: outputs hold no silent inf (masked scores' -inf stays -inf).
+void check_narrowed(const float* data, const std::uint16_t* raw, std::size_t n, DType stored,
+                    const std::string& file_name, const std::string& dataset, const Shape& start,
+                    const Shape& count) {
+    const std::uint16_t inf_bits = stored == DType::f16 ? 0x7c00 : 0x7f80;
+    for (std::size_t i = 0; i < n; ++i) {
+        if ((raw[i] & 0x7fff) != inf_bits || !std::isfinite(data[i])) continue;
+        std::vector<std::size_t> at(count.size());
+        for (std::size_t a = count.size(), rest = i; a-- > 0; rest /= count[a]) {
+            at[a] = start[a] + rest % count[a];
+        }
+        throw data_error(
+            file_name, dataset,
+            fmt::format("value {:.7g} at [{}] does not fit {} (largest {})", data[i],
+                        fmt::join(at, ", "), stored == DType::f16 ? "float16" : "bfloat16",
+                        stored == DType::f16 ? "65504" : "3.3895e38"));
+    }
+}
+
+}  // namespace
+
 void write_float_slab(hid_t file, const std::string& file_name, const std::string& dataset,
                       const Shape& start, const Shape& count, const float* data) {
     Hid d = open_for_write(file, file_name, dataset);
@@ -328,6 +354,7 @@ void write_float_slab(hid_t file, const std::string& file_name, const std::strin
         } else {
             for (std::size_t i = 0; i < n; ++i) raw[i] = float_to_bf16(data[i]);
         }
+        check_narrowed(data, raw.data(), n, stored, file_name, dataset, start, count);
         Hid mem_type = raw16_memory_type(d.get(), stored);
         status = H5Dwrite(d.get(), mem_type.get(), mem_space.get(), file_space.get(), H5P_DEFAULT,
                           raw.data());

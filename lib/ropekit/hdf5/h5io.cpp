@@ -18,9 +18,12 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/output_path.hpp"
 #include "ropekit/core/version.hpp"
+#include "ropekit/hdf5/h5_containment_internal.hpp"
 #include "ropekit/hdf5/h5_datatypes_internal.hpp"
+#include "ropekit/hdf5/h5_probe_internal.hpp"
 
 namespace ropekit {
 
@@ -99,7 +102,10 @@ class SpooledInput {
     }
     // Once HDF5 holds the file open, its name is no longer needed.
     void forget_name() {
-        if (fd_ >= 0 && !path_.empty()) ::unlink(path_.c_str());
+        if (fd_ >= 0 && !path_.empty()) {
+            ::unlink(path_.c_str());
+            unregister_temporary(path_);
+        }
         path_.clear();
     }
 
@@ -107,11 +113,13 @@ class SpooledInput {
     void create(const std::string& name) {
         const char* dir = std::getenv("TMPDIR");
         std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/ropekit-input-XXXXXX";
+        const InterruptsHeld held;  // an interrupted spool removes its copy
         fd_ = ::mkstemp(tmpl.data());
         if (fd_ < 0) {
             throw data_error(name, "",
                              "cannot spool the input to a temporary file: " + errno_text());
         }
+        register_temporary(tmpl);
         path_ = tmpl;
     }
     void write_fully(const char* data, std::size_t size, const std::string& name) {
@@ -166,9 +174,18 @@ hid_t open_readonly(const std::string& file, const std::string& name) {
     if (::stat(file.c_str(), &st) != 0) throw data_error(name, "", "cannot open: " + errno_text());
     if (S_ISDIR(st.st_mode)) throw data_error(name, "", "is a directory, expected an HDF5 file");
     if (st.st_size == 0) throw data_error(name, "", "empty input, expected an HDF5 file");
+    probe_in_child(file, name);  // a file that crashes or hangs libhdf5 stops here
     if (H5Fis_hdf5(file.c_str()) <= 0) throw data_error(name, "", "not an HDF5 file");
     const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (id < 0) throw data_error(name, "", "cannot open as HDF5 (truncated or corrupt)");
+    if (!external_hdf5_allowed()) {
+        try {
+            check_self_contained(id, name);
+        } catch (...) {
+            H5Fclose(id);
+            throw;
+        }
+    }
     return id;
 }
 
@@ -214,7 +231,9 @@ bool H5Input::has(const std::string& dataset) const {
 std::vector<std::string> H5Input::dataset_names() const {
     std::vector<std::string> names;
     auto visit = [](hid_t group, const char* name, const H5L_info_t* info, void* data) -> herr_t {
-        if (info->type != H5L_TYPE_HARD) return 0;
+        const bool followed = info->type == H5L_TYPE_HARD ||
+                              (info->type == H5L_TYPE_EXTERNAL && external_hdf5_allowed());
+        if (!followed) return 0;
         Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
         if (obj && H5Iget_type(obj.get()) == H5I_DATASET) {
             static_cast<std::vector<std::string>*>(data)->emplace_back(name);
@@ -233,6 +252,59 @@ DatasetInfo H5Input::info(const std::string& dataset) const {
     out.shape = dataspace_shape(d.get(), impl_->name, dataset);
     out.dtype = classify_float_type(d.get(), impl_->name, dataset);
     return out;
+}
+
+namespace {
+
+// IEEE little-endian binary32 or h5py's binary16 layout, little-endian.
+std::optional<DType> little_endian_ieee(hid_t dataset, DType dtype) {
+    Hid type(H5Dget_type(dataset), H5Tclose);
+    if (!type || H5Tget_order(type.get()) != H5T_ORDER_LE) return std::nullopt;
+    if (dtype == DType::f32 && H5Tequal(type.get(), H5T_IEEE_F32LE) > 0) return dtype;
+    if (dtype == DType::f16 && H5Tget_class(type.get()) == H5T_FLOAT) return dtype;
+    return std::nullopt;
+}
+
+bool plain_contiguous_layout(hid_t dataset) {
+    Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    return dcpl && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS &&
+           H5Pget_nfilters(dcpl.get()) == 0 && H5Pget_external_count(dcpl.get()) == 0;
+}
+
+}  // namespace
+
+namespace {
+
+// True if `object` is stored in the same file as `file`: not reached through an external link
+// (which --allow-external lets a dump contain), whose bytes sit in another file.
+bool in_file(hid_t object, hid_t file) {
+    H5O_info_t a{}, b{};
+    return H5Oget_info2(object, &a, H5O_INFO_BASIC) >= 0 &&
+           H5Oget_info2(file, &b, H5O_INFO_BASIC) >= 0 && a.fileno == b.fileno;
+}
+
+}  // namespace
+
+std::optional<ContiguousStorage> H5Input::contiguous_storage(const std::string& dataset) const {
+    if (impl_->spooled || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__) return std::nullopt;
+    Hid d = impl_->open_dataset(dataset);
+    const DatasetInfo info{dataspace_shape(d.get(), impl_->name, dataset),
+                           classify_float_type(d.get(), impl_->name, dataset)};
+    const std::optional<DType> dtype = little_endian_ieee(d.get(), info.dtype);
+    if (!dtype || !plain_contiguous_layout(d.get()) || !in_file(d.get(), impl_->file)) {
+        return std::nullopt;
+    }
+    std::uint64_t elements = 1;
+    for (std::size_t n : info.shape) elements *= n;
+    const std::uint64_t bytes = elements * (*dtype == DType::f32 ? 4 : 2);
+    const haddr_t offset = H5Dget_offset(d.get());
+    struct stat st {};
+    if (offset == HADDR_UNDEF || H5Dget_storage_size(d.get()) != bytes ||
+        ::stat(impl_->path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        offset + bytes > static_cast<std::uint64_t>(st.st_size) || offset + bytes < offset) {
+        return std::nullopt;
+    }
+    return ContiguousStorage{offset, bytes, *dtype};
 }
 
 std::vector<std::string> H5Input::axes(const std::string& dataset) const {
@@ -509,6 +581,13 @@ void write_all(int fd, const char* data, std::size_t size, const std::string& na
 
 void H5Output::commit(const std::string& tool, const std::string& command_line,
                       const std::string& history) {
+    OutputBatch batch;
+    finish_into(batch, tool, command_line, history);
+    batch.commit();
+}
+
+void H5Output::finish_into(OutputBatch& batch, const std::string& tool,
+                           const std::string& command_line, const std::string& history) {
     const std::string entry =
         fmt::format("{} ropekit {}: {}", utc_timestamp(), kVersion, command_line);
     set_attr("/", "ropekit_version", std::string(kVersion));
@@ -535,7 +614,7 @@ void H5Output::commit(const std::string& tool, const std::string& command_line,
     const herr_t closed = H5Fclose(impl_->file);
     impl_->file = -1;
     if (closed < 0) throw data_error(impl_->name, "", "cannot finish writing (disk full?)");
-    impl_->temp->commit_to(impl_->path);
+    batch.add(std::move(impl_->temp), impl_->path);
 }
 
 }  // namespace ropekit

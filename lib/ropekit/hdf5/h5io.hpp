@@ -1,7 +1,8 @@
 #pragma once
 // HDF5 input and output with the guarantees every tool relies on:
 //  - "-" reads stdin (a regular file directly; a pipe spooled to an unlinked file in $TMPDIR);
-//  - inputs are opened read-only and never modified;
+//  - inputs are opened read-only and never modified, and may not reach outside themselves
+//    (other files, plugins) unless allow_external_hdf5;
 //  - f16, bf16 (uint16 tagged dtype="bfloat16", a 2-byte bf16 float, or 2-byte opaque), f32 and
 //    f64 datasets read into float or double; integer data is refused with a clear error;
 //  - reads can be hyperslabs, so large dumps stream;
@@ -25,6 +26,13 @@ namespace ropekit {
 struct DatasetInfo {
     Shape shape;
     DType dtype;
+};
+
+// Where a dataset's elements sit in its file (what h5py users wrap in numpy.memmap).
+struct ContiguousStorage {
+    std::uint64_t offset = 0;  // from the start of the file
+    std::uint64_t bytes = 0;
+    DType dtype = DType::f32;  // f32 or f16, IEEE little-endian
 };
 
 class H5Input {
@@ -51,6 +59,12 @@ class H5Input {
     std::vector<std::string> axes(const std::string& dataset) const;
     // True for an integer dataset (read it with read_int64); false for anything else.
     bool is_integer(const std::string& dataset) const;
+
+    // The dataset's bytes in the file when reading them there is provably what HDF5 would read:
+    // a file opened by path (not stdin or memory), contiguous layout without filters or external
+    // storage, IEEE little-endian f32 or f16 on a little-endian host, every element allocated
+    // and inside the file. nullopt otherwise (read it through HDF5). data_error if missing.
+    std::optional<ContiguousStorage> contiguous_storage(const std::string& dataset) const;
 
     Tensor<float> read_float(const std::string& dataset) const;
     Tensor<double> read_double(const std::string& dataset) const;
@@ -109,6 +123,10 @@ class H5Output {
     // Provenance goes on the root; `history` is the inputs' history this output continues.
     void commit(const std::string& tool, const std::string& command_line,
                 const std::string& history = "");
+    // The same, but the finished file joins `batch` and is renamed into place by its commit(),
+    // together with the run's other outputs. Standard output is written at once.
+    void finish_into(OutputBatch& batch, const std::string& tool, const std::string& command_line,
+                     const std::string& history = "");
 
     struct Impl;
 
@@ -116,6 +134,12 @@ class H5Output {
     explicit H5Output(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// Whether inputs may reach outside their own file: external raw-data storage, external links,
+// virtual datasets whose sources are other files, filters loaded as plugins from
+// HDF5_PLUGIN_PATH. By default (false) H5Input refuses such a file when it opens it, with a
+// data_error naming the object and the mechanism, and HDF5 loads no plugins (--allow-external).
+void allow_external_hdf5(bool allow);
 
 // Turns off HDF5's own error printing (we report errors ourselves) and its exit handler.
 // Call before any other HDF5 function (Tool's constructor does). Idempotent.

@@ -185,6 +185,7 @@ DumpSummary write_model_dump(const LlamaModel& model, const Tensor<std::int64_t>
     summary.perplexity = std::exp(summary.mean_nll);
     out.write("nll", nll, {"batch", "pos"}, "nats (-log p(token | earlier tokens); 0 at pos 0)");
     write_attributes(out, model, request, ids, summary);
+    summary.nll = std::move(nll.data);
     return summary;
 }
 

@@ -50,6 +50,7 @@ struct DumpSummary {
     std::size_t sequences = 0, tokens = 0;  // tokens = per sequence
     double mean_nll = 0, perplexity = 0;    // over positions 1 .. tokens-1, in nats
     double prefill_seconds = 0;             // forward passes only (no HDF5 writing)
+    std::vector<double> nll;                // [sequences, tokens], as the "nll" dataset
 };
 
 // "perplexity P (mean NLL M nats over N predicted tokens); prefill R tokens/s"

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace ropekit {
 
@@ -26,14 +27,21 @@ void causal_scores(const float* q, std::size_t q_stride, const float* k, std::si
                    std::size_t queries, std::size_t keys, std::size_t dim, float scale,
                    float* scores) {
     ensure_blas_address_space();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(queries),
-                static_cast<blasint>(keys), static_cast<blasint>(dim), scale, q,
-                static_cast<blasint>(q_stride), k, static_cast<blasint>(k_stride), 0.0f, scores,
-                static_cast<blasint>(keys));
+    // Row panels, each an SGEMM over only the keys its last row sees: the masked upper triangle
+    // is not computed (about half the flops of the full square for queries == keys).
+    constexpr std::size_t kPanelRows = 64;
     const float masked = -std::numeric_limits<float>::infinity();
     const std::size_t offset = keys - queries;
-    for (std::size_t i = 0; i < queries; ++i) {
-        for (std::size_t j = offset + i + 1; j < keys; ++j) scores[i * keys + j] = masked;
+    for (std::size_t i0 = 0; i0 < queries; i0 += kPanelRows) {
+        const std::size_t rows = std::min(kPanelRows, queries - i0);
+        const std::size_t seen = offset + i0 + rows;  // keys the panel's last row sees
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+                    static_cast<blasint>(seen), static_cast<blasint>(dim), scale, q + i0 * q_stride,
+                    static_cast<blasint>(q_stride), k, static_cast<blasint>(k_stride), 0.0f,
+                    scores + i0 * keys, static_cast<blasint>(keys));
+        for (std::size_t i = i0; i < i0 + rows; ++i) {
+            std::fill(scores + i * keys + offset + i + 1, scores + (i + 1) * keys, masked);
+        }
     }
 }
 
@@ -69,6 +77,67 @@ __attribute__((target_clones("avx2", "default"))) void causal_softmax(float* sco
         for (j = 0; j < count; ++j) row[j] *= inverse;
         for (j = count; j < keys; ++j) row[j] = 0.0f;
     }
+}
+
+namespace {
+
+float max_abs(const float* rows, std::size_t stride, std::size_t count, std::size_t dim) {
+    float peak = 0.0f;
+    for (std::size_t i = 0; i < count; ++i)
+        for (std::size_t d = 0; d < dim; ++d) peak = std::max(peak, std::abs(rows[i * stride + d]));
+    return peak;
+}
+
+}  // namespace
+
+bool float_scores_fit(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                      std::size_t tokens, std::size_t dim, double scale) {
+    const double bound = std::abs(scale) * max_abs(q, q_stride, tokens, dim) *
+                         max_abs(k, k_stride, tokens, dim) * static_cast<double>(dim);
+    return bound <= 0x1p100;
+}
+
+void causal_scores_f64(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                       std::size_t tokens, std::size_t dim, double scale, double* scores) {
+    std::vector<double> qd(tokens * dim), kd(tokens * dim);
+    for (std::size_t i = 0; i < tokens; ++i) {
+        std::copy_n(q + i * q_stride, dim, &qd[i * dim]);
+        std::copy_n(k + i * k_stride, dim, &kd[i * dim]);
+    }
+    ensure_blas_address_space();
+    const auto n = static_cast<blasint>(tokens), d = static_cast<blasint>(dim);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, d, scale, qd.data(), d, kd.data(), d,
+                0.0, scores, n);
+    for (std::size_t i = 0; i < tokens; ++i) {
+        for (std::size_t j = i + 1; j < tokens; ++j) {
+            scores[i * tokens + j] = -std::numeric_limits<double>::infinity();
+        }
+    }
+}
+
+void causal_softmax_f64(const double* scores, std::size_t tokens, float* pattern) {
+    for (std::size_t i = 0; i < tokens; ++i) {
+        const double* row = scores + i * tokens;
+        const double peak = *std::max_element(row, row + i + 1);
+        double sum = 0.0;
+        for (std::size_t j = 0; j <= i; ++j) sum += std::exp(row[j] - peak);
+        for (std::size_t j = 0; j < tokens; ++j) {
+            pattern[i * tokens + j] =
+                j <= i ? static_cast<float>(std::exp(row[j] - peak) / sum) : 0.0f;
+        }
+    }
+}
+
+void causal_attention(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                      std::size_t tokens, std::size_t dim, double scale, float* pattern) {
+    if (float_scores_fit(q, q_stride, k, k_stride, tokens, dim, scale)) {
+        causal_scores(q, q_stride, k, k_stride, tokens, dim, static_cast<float>(scale), pattern);
+        causal_softmax(pattern, tokens);
+        return;
+    }
+    std::vector<double> scores(tokens * tokens);
+    causal_scores_f64(q, q_stride, k, k_stride, tokens, dim, scale, scores.data());
+    causal_softmax_f64(scores.data(), tokens, pattern);
 }
 
 }  // namespace ropekit

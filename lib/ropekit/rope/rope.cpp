@@ -9,13 +9,11 @@
 namespace ropekit {
 
 std::string layout_name(Layout layout) {
-    return layout == Layout::half ? "half" : "interleaved";
+    return enum_name(kLayoutNames, layout);
 }
 
 Layout parse_layout(const std::string& name) {
-    if (name == "half") return Layout::half;
-    if (name == "interleaved") return Layout::interleaved;
-    throw usage_error(fmt::format("unknown rope layout '{}': expected half or interleaved", name));
+    return parse_enum(kLayoutNames, name, "--layout");
 }
 
 std::pair<std::size_t, std::size_t> Schedule::chunk_dims(std::size_t k) const {

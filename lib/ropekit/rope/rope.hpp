@@ -8,15 +8,19 @@
 #include <utility>
 #include <vector>
 
+#include "ropekit/core/enum_names.hpp"
+
 namespace ropekit {
 
 // How the two dims of frequency chunk k sit in memory.
 //   half:        (k, k + rotary_dim/2)  Hugging Face Llama/Gemma/Qwen
 //   interleaved: (2k, 2k + 1)           GPT-J, Meta's original Llama, llama.cpp "normal", llama2.c
 enum class Layout { half, interleaved };
+inline constexpr EnumNames<Layout, 2> kLayoutNames{
+    {{Layout::half, "half"}, {Layout::interleaved, "interleaved"}}};
 
 std::string layout_name(Layout layout);
-Layout parse_layout(const std::string& name);  // throws usage_error for anything else
+Layout parse_layout(const std::string& name);  // usage_error naming --layout for anything else
 
 struct Schedule {
     std::size_t head_dim = 0;    // dims per head

@@ -50,7 +50,7 @@ CheckResult prop_3_1(const CheckGrid& g) {
 CheckResult prop_3_2(const CheckGrid& g) {
     const Schedule s = make_schedule(g.head_dim, g.theta);
     const std::size_t samples = 4000;
-    const DecayCurve c = gaussian_decay(s, parse_offsets("0-10,20-5000:20"), samples, 32);
+    const DecayCurve c = gaussian_decay(s, parse_offsets("0-10,20-5000:20"), samples, 32, {}, true);
     const DecayCheck check = check_no_decay(c, 1e-3);
     double worst_std = 0;  // derived: std of q^T R^r k / d is 1/sqrt(d) at every r
     for (double sd : c.std) {

@@ -1,0 +1,114 @@
+#include "ropekit/analysis/decay_moments.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "ropekit/core/threads.hpp"
+#include "ropekit/rope/logit_curve.hpp"
+
+namespace ropekit {
+
+namespace {
+constexpr std::size_t kBlockPairs = 512;  // coefficient rows per DSYRK
+
+// [width x offsets] row-major: the cos rows, the sin rows, then a row of ones.
+std::vector<double> trig_with_ones(const Schedule& s, const std::vector<std::int64_t>& offsets) {
+    const OffsetTrig trig(s, offsets);
+    std::vector<double> table = trig.table();
+    table.resize(table.size() + offsets.size(), 1.0);
+    return table;
+}
+}  // namespace
+
+DecayMoments empty_decay_moments(const Schedule& s) {
+    DecayMoments m;
+    m.width = 2 * s.frequency_count() + 1;
+    m.sum.assign(m.width, 0.0);
+    m.sum_outer.assign(m.width * m.width, 0.0);
+    return m;
+}
+
+void accumulate(DecayMoments& m, const Schedule& s, const float* q, const float* k, std::size_t n) {
+    const std::size_t w = m.width, d = s.head_dim;
+    const double inv_d = 1.0 / static_cast<double>(d);
+    std::vector<double> coeffs(std::min(n, kBlockPairs) * w);
+    for (std::size_t start = 0; start < n; start += kBlockPairs) {
+        const std::size_t rows = std::min(kBlockPairs, n - start);
+        parallel_for(rows, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) {
+                double* c = coeffs.data() + r * w;
+                const std::size_t pair = start + r;
+                c[w - 1] = pair_coefficients(q + pair * d, k + pair * d, s, c);
+                for (std::size_t i = 0; i < w; ++i) c[i] *= inv_d;
+            }
+        });
+        for (std::size_t r = 0; r < rows; ++r) {
+            for (std::size_t i = 0; i < w; ++i) m.sum[i] += coeffs[r * w + i];
+        }
+        ensure_blas_address_space();
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(w),
+                    static_cast<blasint>(rows), 1.0, coeffs.data(), static_cast<blasint>(w), 1.0,
+                    m.sum_outer.data(), static_cast<blasint>(w));
+    }
+    m.count += n;
+}
+
+void merge(DecayMoments& into, const DecayMoments& other) {
+    if (into.width != other.width) {
+        throw std::invalid_argument("decay moments: merging sums of different widths");
+    }
+    for (std::size_t i = 0; i < into.width; ++i) into.sum[i] += other.sum[i];
+    for (std::size_t i = 0; i < into.sum_outer.size(); ++i) into.sum_outer[i] += other.sum_outer[i];
+    into.count += other.count;
+}
+
+DecayCurve finish(const DecayMoments& m, const Schedule& s,
+                  const std::vector<std::int64_t>& offsets) {
+    const std::size_t w = m.width, count = offsets.size();
+    DecayCurve out;
+    out.offsets = offsets;
+    out.samples = m.count;
+    out.activation.assign(count, 0.0);
+    if (m.count == 0 || count == 0) return out;
+    const double n = static_cast<double>(m.count);
+    std::vector<double> mean(w);
+    for (std::size_t i = 0; i < w; ++i) mean[i] = m.sum[i] / n;
+    const std::vector<double> table = trig_with_ones(s, offsets);
+    ensure_blas_address_space();
+    cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(w), static_cast<blasint>(count),
+                1.0, table.data(), static_cast<blasint>(count), mean.data(), 1, 0.0,
+                out.activation.data(), 1);
+    if (m.count < 2) return out;
+    // Covariance of c (upper triangle of the sums, mirrored), then diag(F cov F^T) as the
+    // column-wise dot of the table with cov * table.
+    std::vector<double> cov(w * w);
+    for (std::size_t i = 0; i < w; ++i) {
+        for (std::size_t j = i; j < w; ++j) {
+            cov[i * w + j] = cov[j * w + i] = m.sum_outer[i * w + j] / n - mean[i] * mean[j];
+        }
+    }
+    std::vector<double> projected(w * count);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(w),
+                static_cast<blasint>(count), static_cast<blasint>(w), 1.0, cov.data(),
+                static_cast<blasint>(w), table.data(), static_cast<blasint>(count), 0.0,
+                projected.data(), static_cast<blasint>(count));
+    std::vector<double> variance(count, 0.0);
+    for (std::size_t i = 0; i < w; ++i) {
+        const double* t = table.data() + i * count;
+        const double* p = projected.data() + i * count;
+        for (std::size_t o = 0; o < count; ++o) variance[o] += t[o] * p[o];
+    }
+    out.std.resize(count);
+    out.stderr_mean.resize(count);
+    for (std::size_t o = 0; o < count; ++o) {
+        const double var = std::max(0.0, variance[o]) * n / (n - 1);
+        out.std[o] = std::sqrt(var);
+        out.stderr_mean[o] = std::sqrt(var / n);
+    }
+    return out;
+}
+
+}  // namespace ropekit

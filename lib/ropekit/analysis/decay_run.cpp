@@ -1,0 +1,64 @@
+#include "ropekit/analysis/decay_run.hpp"
+
+#include <fmt/format.h>
+
+#include "ropekit/analysis/decay.hpp"
+#include "ropekit/core/error.hpp"
+#include "ropekit/core/output_path.hpp"
+#include "ropekit/rope/logit_curve.hpp"
+
+namespace ropekit {
+namespace {
+
+DecayRequest decay_request(const DecayCommand& command) {
+    DecayRequest request;
+    request.params.mode = parse_decay_mode(command.mode);
+    request.params.head_dim = command.head_dim;
+    request.params.theta = command.theta.value_or(1e4);
+    request.params.p = command.p.value_or(1.0);
+    request.params.seed = command.seed;
+    request.offsets = command.offsets.empty() ? offset_range(command.max_offset + 1)
+                                              : parse_offsets(command.offsets);
+    request.samples = command.samples;
+    request.query = command.query;
+    request.key = command.key;
+    request.variance_se = command.check;
+    return request;
+}
+
+}  // namespace
+
+void run_rope_decay(const DecayCommand& command, const RunContext& context) {
+    const std::vector<std::string> inputs{command.input};
+    check_file_output(context.output, context.force, inputs);
+    if (!command.plot.empty()) check_file_output(command.plot, context.force, inputs);
+    DecayRequest request = decay_request(command);
+    std::optional<H5Input> in;
+    if (!command.input.empty()) {
+        in = H5Input::open(command.input);
+        request.input = &*in;
+        take_file_defaults(request.params, *in, command.theta.has_value(), command.p.has_value(),
+                           command.layout);
+    }
+    const DecayCurve curve = compute_decay(request, [&](std::size_t done, std::size_t total) {
+        if (done == total || done % 8192 == 0)
+            context.note(fmt::format("{} / {} pairs", done, total));
+    });
+    std::optional<DecayCheck> check;
+    if (command.check) check = check_no_decay(curve, command.alpha);
+    H5Output out = H5Output::create(context.output, context.write_options(inputs));
+    write_decay(out, curve, request.params);
+    if (check) write_decay_check(out, *check);
+    OutputBatch batch;
+    out.finish_into(batch, context.tool, context.command_line, in ? in->history() : "");
+    if (!command.plot.empty()) {
+        batch.add_text(command.plot, decay_plot_svg(curve, request.params), context.force, inputs);
+    }
+    batch.commit();
+    if (check && !check->passed) {
+        throw check_failed_error("Proposition 3.2 check FAILED: " + describe_decay_check(*check));
+    }
+    if (check) context.note("Proposition 3.2 check passed: " + describe_decay_check(*check));
+}
+
+}  // namespace ropekit

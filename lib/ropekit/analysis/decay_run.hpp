@@ -1,0 +1,33 @@
+#pragma once
+// rope-decay as one call: the curve its command line asks for (DecayCommand) is computed
+// (decay.hpp), written as HDF5 and optionally SVG, and with --check tested against
+// Proposition 3.2.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ropekit/core/run_context.hpp"
+
+namespace ropekit {
+
+struct DecayCommand {
+    std::string mode = "ones";  // ones | gaussian | repeated-gaussian | file
+    std::size_t head_dim = 256;
+    std::optional<double> theta;  // default 1e4, in file mode the file's rope_theta
+    std::optional<double> p;      // default 1 (RoPE), in file mode the file's p
+    std::int64_t max_offset = 5000;
+    std::string offsets;      // instead of 0..max_offset: "0,1,10" or "0-5000:10"
+    std::size_t samples = 0;  // 0 = the mode's default
+    std::uint64_t seed = 0;
+    std::string input, query, key, layout;  // file mode
+    std::string plot;                       // SVG path; empty = none
+    bool check = false;                     // test Proposition 3.2
+    double alpha = 1e-3;                    // --check's family-wise false-alarm rate
+};
+
+// Writes context.output (and the plot) whatever the check finds, then throws
+// check_failed_error (exit 3) when --check ran and the curve decays.
+void run_rope_decay(const DecayCommand& command, const RunContext& context);
+
+}  // namespace ropekit
