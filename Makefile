@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo sanitize fuzz bench format clean
+.PHONY: all deps build test demo sanitize fuzz bench format clean mpi
 
 all: build
 
@@ -36,6 +36,15 @@ fuzz:
 	cmake --build build-fuzz -j$(JOBS) --target fuzzers
 	./scripts/run-fuzzers build-fuzz $${FUZZ_SECONDS:-60}
 
+# The MPI build of the tools that split work over mpirun / srun ranks (docs/scaling.md). `make test`
+# then also runs them (tests/cli/test_mpi.py skips while build-mpi/ does not exist).
+MPI_TOOLS = freq-norms find-positional-heads
+mpi:
+	@./scripts/install-deps --mpi
+	cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DROPEKIT_MPI=ON -DROPEKIT_ORACLES=OFF \
+	  $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-mpi -j$(JOBS) --target $(MPI_TOOLS)
+
 bench: build
 	./bench/run $(BUILD) $(BENCH_ARGS)
 
@@ -44,4 +53,4 @@ format:
 	  -name '*.cpp' -o -name '*.hpp')
 
 clean:
-	rm -rf $(BUILD) build-sanitize build-fuzz out
+	rm -rf $(BUILD) build-sanitize build-fuzz build-mpi out

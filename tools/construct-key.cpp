@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
     add_options(tool, command);
     tool.examples(
         "  construct-key --query-ones --offset 5 -o key.h5\n"
-        "  construct-key --query-random 1 --offset 3 --chunks top:8 -o - | rope-plot -:logit -o "
-        "k.svg\n"
+        "  construct-key --query-random 1 --offset 3 --chunks top:8 --tokens 64 -o - | \\\n"
+        "      rope-plot -:logit -o k.svg                # 64 offsets: the peak at 3 stands out\n"
         "  construct-key --query-ones --head previous --tokens 1024 --epsilon 0.01 -o head.h5\n"
         "  construct-key --query-ones --head offset:4 --tokens 64 -o - | \\\n"
         "      rope-decay --mode file --input - --query blocks.0.attn.hook_q \\\n"

@@ -2,6 +2,9 @@
 #include "ropekit/analysis/positional_heads_run.hpp"
 #include "ropekit/cli/cli.hpp"
 #include "ropekit/cli/dump_options.hpp"
+#ifdef ROPEKIT_MPI
+#include "ropekit/mpi/mpi_session.hpp"
+#endif
 
 using namespace ropekit;
 
@@ -10,12 +13,16 @@ namespace {
 void add_options(Tool& tool, PositionalHeadsCommand& c) {
     auto& app = tool.app();
     tool.require(
-        app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
+        app.add_option("DUMP", c.inputs,
+                       "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
+                       "@LIST (a file of paths), are the shards of one dump, concatenated along "
+                       "batch"));
     tool.with_optional_output();
     tool.reads_hdf5();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
-                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule)")
+                   "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule); "
+                   "auto: pattern when the dump has patterns, else qk (said on stderr)")
         ->capture_default_str();
     app.add_option("--epsilon", c.options.epsilon,
                    "Positional when the mass is >= 1 - epsilon on every sequence")
@@ -46,6 +53,9 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef ROPEKIT_MPI
+    MpiSession mpi(argc, argv);  // before the tool, so MPI ends after it
+#endif
     Tool tool(
         "find-positional-heads",
         "Find the heads of an activation dump that attend by position alone (Definition "
@@ -61,6 +71,14 @@ int main(int argc, char** argv) {
         "  find-positional-heads dump.h5                          # TSV table on stdout\n"
         "  find-positional-heads dump.h5 --from qk --scale none --epsilon 0.01 -o heads.h5\n"
         "  find-positional-heads dump.h5 --format json | jq '.[] | select(.positional)'\n"
-        "  make-demo-dump -o - | find-positional-heads - --plot fig/heads | awk '$6 == 1'\n");
+        "  make-demo-dump -o - | find-positional-heads - --plot heads | awk '$6 == 1'\n");
+#ifdef ROPEKIT_MPI
+    return tool.run(argc, argv, [&] {
+        mpi.run([&](const WorkShare& share) {
+            run_find_positional_heads(command, tool.context(), share);
+        });
+    });
+#else
     return tool.run(argc, argv, [&] { run_find_positional_heads(command, tool.context()); });
+#endif
 }

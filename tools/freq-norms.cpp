@@ -2,6 +2,9 @@
 #include "ropekit/analysis/freq_norms_run.hpp"
 #include "ropekit/cli/cli.hpp"
 #include "ropekit/cli/dump_options.hpp"
+#ifdef ROPEKIT_MPI
+#include "ropekit/mpi/mpi_session.hpp"
+#endif
 
 using namespace ropekit;
 
@@ -10,8 +13,11 @@ namespace {
 void add_options(Tool& tool, FreqNormsCommand& c) {
     auto& app = tool.app();
     tool.require(
-        app.add_option("DUMP", c.input, "Activation dump (HDF5, '-' = stdin; docs/formats.md)"));
-    tool.with_output();
+        app.add_option("DUMP", c.inputs,
+                       "Activation dump (HDF5, '-' = stdin; docs/formats.md): several files, or "
+                       "@LIST (a file of paths), are the shards of one dump, concatenated along "
+                       "batch"));
+    tool.with_optional_output();
     tool.reads_hdf5();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
@@ -32,6 +38,9 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef ROPEKIT_MPI
+    MpiSession mpi(argc, argv);  // before the tool, so MPI ends after it
+#endif
     Tool tool("freq-norms",
               "Mean 2-norm of every 2-D RoPE chunk of the queries and keys of an activation dump, "
               "over batch and positions, per layer and head (frequency index 0 = highest). By "
@@ -42,10 +51,16 @@ int main(int argc, char** argv) {
     FreqNormsCommand command;
     add_options(tool, command);
     tool.examples(
-        "  freq-norms dump.h5 -o norms.h5 --plot fig/norms      # Figures 3 and 4 as SVG\n"
+        "  freq-norms dump.h5 -o norms.h5 --plot norms          # Figures 3 and 4 as SVG\n"
         "  freq-norms dump.h5 --tensor q --layers 0,-1 --exclude-bos -o q.h5\n"
         "  freq-norms cache.h5 --name q=model.layers.{layer}.q --axes pos,head,dim --tensor q -o "
         "n.h5\n"
         "  make-demo-dump -o - | freq-norms - -o - | rope-plot -:layer_q_norms -o fig3.svg\n");
+#ifdef ROPEKIT_MPI
+    return tool.run(argc, argv, [&] {
+        mpi.run([&](const WorkShare& share) { run_freq_norms(command, tool.context(), share); });
+    });
+#else
     return tool.run(argc, argv, [&] { run_freq_norms(command, tool.context()); });
+#endif
 }

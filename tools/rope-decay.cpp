@@ -10,7 +10,8 @@ void add_options(Tool& tool, DecayCommand& c) {
     auto& app = tool.app();
     app.add_option("--mode", c.mode, "ones | gaussian | repeated-gaussian | file")
         ->capture_default_str();
-    app.add_option("--head-dim", c.head_dim, "Head dimension d (even)")->capture_default_str();
+    app.add_option("--head-dim", c.head_dim,
+                   "Head dimension d (even; default 256; file mode: the query's last axis)");
     app.add_option("--theta", c.theta,
                    "RoPE base (default 10000; file mode: the file's rope_theta attribute)");
     app.add_option("--p", c.p,

@@ -44,6 +44,10 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
                    "sequences")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--shard-size", c.shard_size,
+                   "Write the dump as shards of this many sequences, OUT-00000-of-000NN.h5 beside "
+                   "-o OUT.h5 (all or none); every dump-reading tool reads them as one dump")
+        ->check(CLI::PositiveNumber);
     app.add_option("--p", c.p, "p-RoPE: keep the highest fraction p of frequencies (0 = NoPE)")
         ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--reverse", c.reverse,
@@ -80,8 +84,8 @@ int main(int argc, char** argv) {
     tool.examples(
         "  rope-dump stories260K.bin --sample 16 --length 256 --seed 1 -o dump.h5\n"
         "  rope-dump stories260K.bin --tokens held_out.txt --p 0.75 --what '' -o p075.h5\n"
-        "  rope-dump stories260K.bin --ids \"1 461 461 401\" --what pattern --layers 0 -o - "
-        "| h5ls -r -\n"
+        "  rope-dump stories260K.bin --ids \"1 461 461 401\" --what pattern --layers 0 -o p.h5 "
+        "&& h5ls -r p.h5\n"
         "  rope-dump stories260K.bin --sample 16 --length 256 -o - | freq-norms - -o norms.h5\n"
         "  rope-dump llama-dir/ --text wiki.txt --length 512 -o - | freq-norms - -o norms.h5\n");
     return tool.run(argc, argv, [&] { run_rope_dump(command, tool.context()); });

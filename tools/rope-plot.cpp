@@ -17,7 +17,7 @@ void add_options(Tool& tool, PlotDatasetCommand& c) {
         app.add_option("-:", c.stdin_dataset, "DATASET of the file on stdin")->group("");
     tool.require_one_of({input, stdin_input}, "INPUT (FILE[:DATASET] or -:DATASET)");
     tool.single_threaded("drawing one figure takes milliseconds");
-    tool.with_output();
+    tool.with_output().writes_text();
     tool.reads_hdf5();
     app.add_option("--kind", c.kind,
                    "auto (1-D: lines, 2-D: heatmap), heatmap or lines; lines on a 2-D dataset "
@@ -29,6 +29,9 @@ void add_options(Tool& tool, PlotDatasetCommand& c) {
                    "of q_norms [layer, head, freq])")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("--transpose", c.options.transpose, "Heatmap: swap the x and y axes");
+    app.add_flag("--from-zero", c.options.from_zero,
+                 "Start the value scale at 0 (the y axis of a line plot, a heatmap's colours), "
+                 "so that small differences are not magnified");
     app.add_flag("--log", c.options.log,
                  "Heatmap: logarithmic colour scale (chunk norms span decades); lines: "
                  "logarithmic x axis");

@@ -119,6 +119,28 @@ def dump_with_narrower_keys(fx):
 
 
 @builder
+def shard_with_theta_5e5(fx):
+    """A second shard of small_dump's dump whose rope_theta disagrees."""
+    return write_small_dump(fx.path("shard1.h5"), attrs={"rope_theta": 5e5})
+
+
+@builder
+def shard_with_4_heads(fx):
+    """A second shard of small_dump's dump with 4 query heads instead of 2."""
+    return write_small_dump(fx.path("shard1.h5"), q_shape=(1, 4, 4, 8), k_shape=(1, 4, 4, 8))
+
+
+@builder
+def shard_without_keys(fx):
+    return write_small_dump(fx.path("shard1.h5"), k_shape=None)
+
+
+@builder
+def list_of_no_paths(fx):
+    return write_bytes(fx.path("list.txt"), b"# nothing here\n\n")
+
+
+@builder
 def dump_with_rotary_dim_16(fx):
     return write_small_dump(fx.path("dump.h5"), attrs={"rotary_dim": 16})
 
@@ -163,6 +185,7 @@ def dump_with_theta_as_text(fx):
     with h5py.File(path, "w") as f:
         f.attrs["rope_theta"] = "ten thousand"
         f[Q] = np.ones((1, 4, 2, 8), np.float32)
+        f[K] = np.ones((1, 4, 2, 8), np.float32)
     return path
 
 

@@ -46,7 +46,8 @@ class CliContract(TempDirTest):
         first_required = {"rope-decay": "--output", "freq-norms": "DUMP",
                           "find-positional-heads": "DUMP", "prope-convert": "INPUT",
                           "construct-key": "one of --query", "rope-plot": "INPUT",
-                          "rope-dump": "MODEL", "rope-tokenize": "TOKENIZER"}
+                          "rope-dump": "MODEL", "rope-tokenize": "TOKENIZER",
+                          "rope-merge": "OUTPUTS"}
         for tool in TOOLS:
             if tool == "rope-verify":
                 continue

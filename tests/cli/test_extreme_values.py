@@ -139,8 +139,9 @@ class ExtremeValues(TempDirTest):
                 # The logit at that offset, chunk by chunk (half layout), summed over queries.
                 terms = sum((q64[b, offset:, h] * k64[b, : T - offset, h]).sum(axis=0)
                             for b in range(B))
-                chunks = terms[: D // 2] + terms[D // 2:]
-                self.assert_close(f["frequency_share"][0, h], chunks / terms.sum(), rtol=1e-6)
+                # Shares over absolute chunk contributions (docs/tools/find-positional-heads.md).
+                chunks = np.abs(terms[: D // 2] + terms[D // 2:])
+                self.assert_close(f["frequency_share"][0, h], chunks / chunks.sum(), rtol=1e-6)
 
     def test_positional_heads_from_huge_queries_and_keys(self):
         rng = np.random.default_rng(3)

@@ -229,9 +229,13 @@ class FindPositionalHeads(TempDirTest):
             qi = rq[:, r_:, h, :]
             kj = rk[:, : rq.shape[1] - r_, h // 2, :]
             chunk = (qi[..., a] * kj[..., a] + qi[..., b] * kj[..., b]).sum(axis=(0, 1))
-            total = (qi * kj).sum()
-            np.testing.assert_allclose(shares[L, h], chunk / total, rtol=1e-4, atol=1e-5)
-            self.assertAlmostEqual(row["top_freq_share"], (chunk[:2] / total).sum(), delta=1e-4)
+            # shares over absolute contributions: each in [0, 1], summing to 1 (issue 19)
+            total = np.abs(chunk).sum()
+            np.testing.assert_allclose(shares[L, h], np.abs(chunk) / total, rtol=1e-4, atol=1e-5)
+            self.assertAlmostEqual(row["top_freq_share"], (np.abs(chunk[:2]) / total).sum(),
+                                   delta=1e-4)
+            self.assertTrue(0 <= row["top_freq_share"] <= 1, row)
+            self.assertAlmostEqual(shares[L, h].sum(), 1, delta=1e-9)
             self.assertEqual(offsets[L, h], r_)
             if row["positional"]:
                 # built from the top 3 of 8 frequencies with equal norms: the top quarter (2)

@@ -291,6 +291,39 @@ class RopeDump(TempDirTest):
                 self.path("x.h5"))
         self.assertOneLineError(r, 1, "no_tokens.h5: tokens: expected")
 
+    def test_shards_concatenate_to_the_single_dump(self):
+        # --batch 1: a forward pass over other sequences alongside rounds differently
+        whole, _ = self.dump("--batch", "1")
+        run("rope-dump", self.model, "--tokens", self.tokens, "--shard-size", "2", "--batch", "1",
+            "-o", self.path("sharded.h5"), "-q", check=0)
+        names = [self.path("sharded-00000-of-00002.h5"), self.path("sharded-00001-of-00002.h5")]
+        self.assertEqual(sorted(os.listdir(self.tmp)),
+                         sorted(["dump.h5", "tiny.bin", "tokens.txt"] + [os.path.basename(n) for n in names]))
+        shards = [h5py.File(n, "r") for n in names]
+        self.assertEqual([len(f["tokens"]) for f in shards], [2, 1])
+        for key in whole:
+            joined = np.concatenate([f[key][...] for f in shards])
+            np.testing.assert_array_equal(joined, whole[key][...], err_msg=key)
+        for f in shards:
+            self.assertEqual(f.attrs["rope_theta"], whole.attrs["rope_theta"])
+        run("freq-norms", self.path("dump.h5"), "-o", self.path("a.h5"), "-q", check=0)
+        run("freq-norms", *names, "-o", self.path("b.h5"), "-q", check=0)
+        with h5py.File(self.path("a.h5")) as a, h5py.File(self.path("b.h5")) as b:
+            np.testing.assert_allclose(b["q_norms"][...], a["q_norms"][...], rtol=1e-12)
+
+    def test_shards_are_all_written_or_none(self):
+        taken = self.path("out-00001-of-00002.h5")
+        with open(taken, "w") as f:
+            f.write("someone else's")
+        r = run("rope-dump", self.model, "--tokens", self.tokens, "--shard-size", "2", "-o",
+                self.path("out.h5"))
+        self.assertOneLineError(r, 2, taken, "--force")
+        self.assertFalse(os.path.exists(self.path("out-00000-of-00002.h5")))
+        with open(taken) as f:
+            self.assertEqual(f.read(), "someone else's")
+        r = run("rope-dump", self.model, "--tokens", self.tokens, "--shard-size", "2", "-o", "-")
+        self.assertOneLineError(r, 2, "--shard-size")
+
     def test_dump_feeds_freq_norms_in_a_pipe(self):
         out, results = pipe(["rope-dump", self.model, "--tokens", self.tokens, "--what", "q,k",
                              "-o", "-"], ["freq-norms", "-", "-o", "-"])

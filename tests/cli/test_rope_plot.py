@@ -164,5 +164,46 @@ class RopePlot(TempDirTest):
         self.assertEqual(root.tag, SVG + "svg")
 
 
+class ScalesThatDoNotExaggerate(TempDirTest):
+    """--from-zero keeps an almost flat curve flat, and Figure 3's colours start at 0 (issue 19)."""
+
+    def texts(self, svg):
+        return ["".join(t.itertext()) for t in ET.parse(svg).getroot().iter(SVG + "text")]
+
+    def test_almost_flat_curve(self):
+        path = self.path("flat.h5")
+        with h5py.File(path, "w") as f:
+            f["logit"] = 20.0462 + 0.0006 * np.sin(np.arange(64) / 10)
+        for args, flat in (((), False), (("--from-zero",), True)):
+            svg = self.path(f"flat{len(args)}.svg")
+            run("rope-plot", path + ":logit", "-o", svg, *args, check=0)
+            root = ET.parse(svg).getroot()
+            line = next(e for e in root.iter(SVG + "polyline") if e.get("class") == "line")
+            ys = [float(p.split(",")[1]) for p in line.get("points").split()]
+            spread = (max(ys) - min(ys)) / float(root.get("height"))
+            # auto-scaled, 0.003% of the value fills the plot; from 0 it is a flat line
+            self.assertEqual(spread < 0.01, flat, spread)
+            # and the y ticks say so: 0 .. 20 rather than 20.0462 .. 20.0468
+            self.assertEqual(any(t.startswith("20.046") for t in self.texts(svg)), not flat)
+
+    def test_heatmap_colours_from_zero(self):
+        path = self.path("h.h5")
+        with h5py.File(path, "w") as f:
+            f["m"] = 1.9 + np.arange(12.0).reshape(3, 4)
+        svg = self.path("h.svg")
+        run("rope-plot", path + ":m", "-o", svg, "--from-zero", check=0)
+        self.assertIn("0", self.texts(svg))
+
+    def test_freq_norms_figure_3_colour_scale_starts_at_0(self):
+        path = self.path("dump.h5")
+        rng = np.random.default_rng(2)
+        with h5py.File(path, "w") as f:
+            f.attrs["rope_theta"] = 10000.0
+            for hook in ("hook_q", "hook_k"):
+                f[f"blocks.0.attn.{hook}"] = (5 + rng.random((1, 8, 2, 8))).astype(np.float32)
+        run("freq-norms", path, "--plot", self.path("fig"), "-q", check=0)
+        self.assertIn("0", self.texts(self.path("fig-q-layers.svg")))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -30,14 +30,41 @@ class RopeVerify(TempDirTest):
         for r in self.rows:
             self.assertTrue(r["passed"], r)
             self.assertTrue(r["what"])
+            self.assertIn(r["holds_when"], ("<=", ">=", ">"))
+            self.assertRegex(r["cites"], r"(Sec\. [2-6]|App\. A)$")
 
-    def test_table_has_one_row_per_check(self):
+    def test_report_has_one_short_line_per_check_and_a_final_count(self):
         r = run("rope-verify", "--head-dim", 64, "--theta", 100, "--check", "fig-2a",
-                "--check", "prop-3.1", "-q", check=0)
+                "--check", "prop-3.1", check=0)
         lines = r.stdout.strip().splitlines()
-        self.assertEqual(len(lines), 3)  # header + 2
-        self.assertRegex(lines[1], r"^prop-3.1\s+64\s+100 PASS ")
-        self.assertRegex(lines[2], r"^fig-2a\s+64\s+100 PASS ")
+        self.assertEqual(len(lines), 3)
+        self.assertRegex(lines[0], r"^PASS prop-3.1\s+d=64 +theta=100 +smallest margin 1 - "
+                                   r"runner-up/peak: [0-9.e-]+ > 0  \(Prop 3.1, Sec. 3\)$")
+        self.assertRegex(lines[1], r"^PASS fig-2a\s+d=64 .*: [0-9.e-]+ <= 1e-12  "
+                                   r"\(Figure 2a, Sec. 3\)$")
+        self.assertEqual(lines[2], "rope-verify: 2 of 2 checks hold")
+        self.assertEqual(r.stderr, "")  # results once, on stdout only
+        self.assertTrue(all(len(line) <= 120 for line in lines), lines)
+
+    def test_default_grid_report_counts_22_checks(self):
+        r = run("rope-verify", check=0)
+        self.assertTrue(r.stdout.endswith("rope-verify: 22 of 22 checks hold\n"), r.stdout)
+        self.assertNotIn("paper.md", r.stdout)
+        self.assertEqual(r.stderr, "")
+
+    def test_verbose_adds_what_and_detail_below_each_line(self):
+        r = run("rope-verify", "--head-dim", 64, "--theta", 100, "--check", "fig-2a", "--verbose",
+                check=0)
+        lines = r.stdout.strip().splitlines()
+        self.assertTrue(lines[0].startswith("PASS fig-2a"))
+        self.assertTrue(lines[1].startswith("     all-ones q = k"), lines)
+        self.assertTrue(lines[2].startswith("     values 1.000"), lines)
+        self.assertEqual(lines[-1], "rope-verify: 1 of 1 checks hold")
+
+    def test_a_misspelt_check_lists_the_valid_names(self):
+        r = run("rope-verify", "--check", "prop-3.3")
+        self.assertOneLineError(r, 2, "unknown check 'prop-3.3'", "; the checks are rope-relative",
+                                "prop-3.1", "lemma-a.1")
 
     def test_fig_2a_against_numpy_closed_form(self):
         g = 1e4 ** (-2 * np.arange(128) / 256)
@@ -100,7 +127,8 @@ class RopeVerify(TempDirTest):
         r = run("rope-verify", "--head-dim", 2, "--theta", 1e4, "--check", "thm-5.3-diagonal",
                 "-q")
         self.assertOneLineError(r, 3, "rope-verify: ", "1 checks failed")
-        self.assertRegex(r.stdout.splitlines()[1], r"^thm-5.3-diagonal\s+2\s+10000 FAIL ")
+        self.assertRegex(r.stdout.splitlines()[0], r"^FAIL thm-5.3-diagonal\s+d=2 +theta=10000 ")
+        self.assertEqual(r.stdout.splitlines()[1], "rope-verify: 0 of 1 checks hold")
         r = run("rope-verify", "--head-dim", 4, "--theta", 1e4, "--check", "thm-5.3-diagonal",
                 "-q")
         self.assertEqual(r.returncode, 0, r.stderr)  # d = 4 passes: the exit code follows it

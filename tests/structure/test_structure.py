@@ -120,5 +120,26 @@ class TypeNamesTest(PlantedTree):
         self.assertEqual(result.returncode, 0, result.stderr)
 
 
+class FirstCommandTest(unittest.TestCase):
+    """A minimal Debian 12 has no make: the README says the one line to run before its commands."""
+
+    def test_prerequisite_line_right_above_the_two_commands(self):
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            text = f.read()
+        block = text.split("## Two commands", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+        lines = block.splitlines()
+        self.assertEqual(lines[0], "apt-get update && apt-get install -y make")
+        self.assertTrue(lines[1].startswith("make demo"), lines)
+        self.assertTrue(lines[2].startswith("make test"), lines)
+
+    def test_install_deps_brings_what_npm_and_the_tests_need(self):
+        # --no-install-recommends leaves ca-certificates out, and npm cannot reach the registry
+        # without it; python3 runs the end-to-end tests.
+        with open(os.path.join(ROOT, "scripts", "install-deps"), encoding="utf-8") as f:
+            listed = f.read().split('packages="', 1)[1].split('"', 1)[0].split()
+        for package in ("ca-certificates", "python3", "cmake"):
+            self.assertIn(package, listed)
+
+
 if __name__ == "__main__":
     unittest.main()

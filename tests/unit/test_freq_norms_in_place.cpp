@@ -60,8 +60,9 @@ std::string write_dump(const test::TempDir& dir, const std::string& name, const 
 }
 
 FreqNorms norms(const std::string& path, bool in_place, bool exclude_bos = false) {
-    const H5Input in = H5Input::open(path);
-    const DumpReader dump = open_dump(in, DumpOptions{}, std::nullopt);
+    std::vector<H5Input> files;
+    files.push_back(H5Input::open(path));
+    const DumpReader dump = open_dump(files, DumpOptions{}, std::nullopt);
     FreqNormsOptions options;
     options.read_in_place = in_place;
     options.exclude_bos = exclude_bos;

@@ -28,8 +28,40 @@ TEST_CASE("run_checks runs the named checks at each grid point and refuses unkno
     CHECK(results[2].theta == 1e4);
     for (const auto& r : results) CHECK(r.passed);
     CHECK_THROWS_AS(run_checks({{64, 100.0}}, {"no-such-check"}), Error);
-    CHECK(format_check_table(results).find("fig-2a") != std::string::npos);
     CHECK(format_check_json(results).find("\"head_dim\": 32") != std::string::npos);
+}
+
+TEST_CASE("the report: one short line per check, details only when verbose, a final count") {
+    CheckResult held{"fig-2a", "all-ones q = k, d=256; max |difference| (printed to 3 decimals)",
+                     4.76e-4,  5e-4,
+                     true,     "values 1.000, 0.972",
+                     256,      1e4,
+                     "<=",     "Figure 2a, Sec. 3"};
+    CheckResult failed = held;
+    failed.name = "lemma-a.1";
+    failed.passed = false;
+    const std::string report = format_check_report({held, failed}, false);
+    CHECK(report ==
+          "PASS fig-2a             d=256 theta=10000   max |difference|: 0.000476 <= 0.0005  "
+          "(Figure 2a, Sec. 3)\n"
+          "FAIL lemma-a.1          d=256 theta=10000   max |difference|: 0.000476 <= 0.0005  "
+          "(Figure 2a, Sec. 3)\n"
+          "rope-verify: 1 of 2 checks hold\n");
+    const std::string verbose = format_check_report({held}, true);
+    CHECK(verbose.find("\n     all-ones q = k, d=256; max |difference| (printed to 3 decimals)\n"
+                       "     values 1.000, 0.972\n") != std::string::npos);
+}
+
+TEST_CASE("an unknown --check lists the valid names") {
+    try {
+        run_checks({{64, 100.0}}, {"prop-3.3"});
+        FAIL("no error");
+    } catch (const Error& e) {
+        const std::string message = e.what();
+        CHECK(message.find("unknown check 'prop-3.3'") != std::string::npos);
+        CHECK(message.find("rope-relative, layout-equivalence, prope-endpoints, prop-3.1") !=
+              std::string::npos);
+    }
 }
 
 TEST_CASE("every check the issue names is registered") {

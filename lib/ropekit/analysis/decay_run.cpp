@@ -13,7 +13,7 @@ namespace {
 DecayRequest decay_request(const DecayCommand& command) {
     DecayRequest request;
     request.params.mode = parse_decay_mode(command.mode);
-    request.params.head_dim = command.head_dim;
+    request.params.head_dim = command.head_dim.value_or(256);
     request.params.theta = command.theta.value_or(1e4);
     request.params.p = command.p.value_or(1.0);
     request.params.seed = command.seed;
@@ -37,12 +37,15 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context) {
     if (!command.input.empty()) {
         in = H5Input::open(command.input);
         request.input = &*in;
+        if (!command.head_dim && in->has(command.query)) {
+            const Shape shape = in->info(command.query).shape;
+            if (!shape.empty()) request.params.head_dim = shape.back();
+        }
         take_file_defaults(request.params, *in, command.theta.has_value(), command.p.has_value(),
                            command.layout);
     }
     const DecayCurve curve = compute_decay(request, [&](std::size_t done, std::size_t total) {
-        if (done == total || done % 8192 == 0)
-            context.note(fmt::format("{} / {} pairs", done, total));
+        context.progress(done, total, "pairs");
     });
     std::optional<DecayCheck> check;
     if (command.check) check = check_no_decay(curve, command.alpha);

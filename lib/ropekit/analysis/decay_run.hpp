@@ -12,10 +12,10 @@
 namespace ropekit {
 
 struct DecayCommand {
-    std::string mode = "ones";  // ones | gaussian | repeated-gaussian | file
-    std::size_t head_dim = 256;
-    std::optional<double> theta;  // default 1e4, in file mode the file's rope_theta
-    std::optional<double> p;      // default 1 (RoPE), in file mode the file's p
+    std::string mode = "ones";            // ones | gaussian | repeated-gaussian | file
+    std::optional<std::size_t> head_dim;  // default 256, in file mode the query's last axis
+    std::optional<double> theta;          // default 1e4, in file mode the file's rope_theta
+    std::optional<double> p;              // default 1 (RoPE), in file mode the file's p
     std::int64_t max_offset = 5000;
     std::string offsets;      // instead of 0..max_offset: "0,1,10" or "0-5000:10"
     std::size_t samples = 0;  // 0 = the mode's default

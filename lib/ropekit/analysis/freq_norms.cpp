@@ -9,6 +9,7 @@
 #include "ropekit/analysis/chunk_norms_internal.hpp"
 #include "ropekit/analysis/freq_norms_in_place_internal.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 
 namespace ropekit {
 namespace {
@@ -58,8 +59,10 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
     std::vector<std::size_t> layers = dump.layers(queries ? Hook::q : Hook::k);
     if (layers.empty()) layers = dump.layers(queries ? Hook::rot_q : Hook::rot_k);
     if (layers.empty()) {
-        throw data_error(dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
-                         "no layers found (see --name)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, queries ? Hook::q : Hook::k),
+            "no layers found (see --name)" +
+                dump_contents_hint(dump.input(), {Hook::q, Hook::k, Hook::rot_q, Hook::rot_k}));
     }
     return layers;
 }
@@ -88,8 +91,8 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
     std::size_t q_heads = 0, kv_heads = 0;
     if (options.queries) q_heads = dump.vector_shape(first, q0).heads;
     if (options.keys) kv_heads = dump.vector_shape(first, k0).heads;
-    if (options.queries) r.q = {hook_name(q0), Tensor<double>({L, q_heads, F})};
-    if (options.keys) r.k = {hook_name(k0), Tensor<double>({L, kv_heads, F})};
+    if (options.queries) r.q = {hook_name(q0), {}, Tensor<double>({L, q_heads, F})};
+    if (options.keys) r.k = {hook_name(k0), {}, Tensor<double>({L, kv_heads, F})};
 
     for (std::size_t row = 0; row < L; ++row) {
         const std::size_t layer = r.layers[row];
@@ -99,7 +102,7 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
             const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
                                       : pick_hook(dump, layer, Hook::k, Hook::rot_k);
             const VectorShape shape = dump.vector_shape(layer, hook);
-            Tensor<double>& norms = queries ? r.q.norms : r.k.norms;
+            Tensor<double>& norms = queries ? r.q.sums : r.k.sums;
             if (shape.dim != head_dim || shape.heads != norms.shape[1]) {
                 throw data_error(
                     in_name, dump.dataset(layer, hook),
@@ -109,7 +112,6 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
             double* sums = &norms({row, 0, 0});
             std::size_t count = 0;
             accumulate_layer(dump, layer, hook, r.schedule, options, sums, count);
-            for (std::size_t i = 0; i < shape.heads * F; ++i) sums[i] /= static_cast<double>(count);
             r.positions = count;
         }
         if (options.queries && options.keys)
@@ -117,7 +119,15 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
                                  pick_hook(dump, layer, Hook::k, Hook::rot_k));
         if (progress) progress(fmt::format("layer {} ({}/{})", layer, row + 1, L));
     }
+    finish_freq_norms(r);
     return r;
+}
+
+void finish_freq_norms(FreqNorms& r) {
+    for (TensorNorms* t : {&r.q, &r.k}) {
+        t->norms = t->sums;
+        for (double& v : t->norms.data) v /= static_cast<double>(r.positions);
+    }
 }
 
 Tensor<double> mean_over_heads(const Tensor<double>& norms) {
@@ -206,6 +216,12 @@ void write_freq_norms(H5Output& out, const FreqNorms& r, const FreqNormsOptions&
         out.set_attr(name + "_norms", "description",
                      "mean over batch and positions of the 2-norm of each RoPE chunk; freq 0 = "
                      "highest frequency");
+        out.write(name + "_norm_sums", t.sums, {"layer", which == 0 ? "head" : "kv_head", "freq"},
+                  "activation");
+        out.set_attr(name + "_norm_sums", "description",
+                     "sum over batch and positions of the 2-norm of each RoPE chunk (divided by "
+                     "positions_averaged: " +
+                         name + "_norms); rope-merge adds them");
         out.write("layer_" + name + "_norms", mean_over_heads(t.norms), {"layer", "freq"},
                   "activation");
         out.set_attr("layer_" + name + "_norms", "description",
@@ -245,6 +261,7 @@ Heatmap layer_norms_figure(const FreqNorms& r, bool queries) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 
@@ -264,6 +281,7 @@ Heatmap head_norms_figure(const FreqNorms& r, bool queries, std::size_t row) {
     h.y_tick_labels = frequency_labels(r);
     h.color_label = "mean 2-norm";
     h.color_units = "activation";
+    h.color_min = 0;  // norms are >= 0: a scale from the data minimum would magnify small ones
     return h;
 }
 

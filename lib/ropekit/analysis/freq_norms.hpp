@@ -28,6 +28,7 @@ struct FreqNormsOptions {
 struct TensorNorms {
     std::string dataset_hook;  // "hook_q" or "hook_rot_q" (keys: "hook_k" / "hook_rot_k")
     Tensor<double> norms;      // [layer, head, freq], frequency index 0 = highest
+    Tensor<double> sums;       // [layer, head, freq] of chunk norms: norms = sums / positions
 };
 
 struct FreqNorms {
@@ -44,6 +45,23 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
 // Streams the dump one layer and one sequence at a time. `progress` gets a line per layer.
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
                              const std::function<void(const std::string&)>& progress = {});
+
+// norms = sums / positions: what compute_freq_norms ends with, and what a merge of several
+// results (summed sums and positions) does to give the result of the union.
+void finish_freq_norms(FreqNorms& result);
+
+// Sequences in the dump (of the first layer's queries, keys when `queries` is false).
+std::size_t freq_norms_sequences(const DumpReader& dump, bool queries);
+
+// Adds a part's sums and positions into `total` (same layers, heads, frequencies); finish after.
+void add_freq_norms(FreqNorms& total, const FreqNorms& part);
+// The sums and positions as one vector, and back into a result shaped like `like` (unfinished).
+std::vector<double> pack_freq_norms(const FreqNorms& result);
+FreqNorms unpack_freq_norms(const FreqNorms& like, const std::vector<double>& packed);
+
+// The result write_freq_norms wrote, from its sufficient statistics (q_norm_sums, k_norm_sums,
+// positions_averaged), finished. Throws data_error naming the file when one is missing.
+FreqNorms read_freq_norms(const H5Input& in, FreqNormsOptions& options);
 
 // Mean over heads: [layer, head, freq] -> [layer, freq] (Figure 3).
 Tensor<double> mean_over_heads(const Tensor<double>& norms);
@@ -63,7 +81,8 @@ std::vector<std::size_t> find_bands(const double* layer_norms, std::size_t heads
 std::string freq_norms_summary(const FreqNorms& result, double band_ratio);
 
 // Datasets q_norms, k_norms [layer, head|kv_head, freq], layer_q_norms / layer_k_norms
-// [layer, freq], layer [layer] (the dump's layer numbers) and frequency [freq] (rad/token).
+// [layer, freq], layer [layer] (the dump's layer numbers) and frequency [freq] (rad/token), and
+// the sufficient statistics q_norm_sums / k_norm_sums with the count positions_averaged.
 void write_freq_norms(H5Output& out, const FreqNorms& result, const FreqNormsOptions& options);
 
 // Figure 3 (layers x frequencies, mean over heads) and Figure 4 (heads x frequencies of one

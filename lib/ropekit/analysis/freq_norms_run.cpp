@@ -9,6 +9,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -37,17 +38,27 @@ FreqNormsOptions checked_options(const FreqNormsCommand& command) {
     return options;
 }
 
+// The other parts' statistics added to this part's, in part order (part 0 only).
+void add_other_parts(FreqNorms& result, const WorkShare& share) {
+    const std::vector<std::vector<double>> parts = share.gather(pack_freq_norms(result));
+    for (std::size_t p = 1; p < parts.size(); ++p) {
+        add_freq_norms(result, unpack_freq_norms(result, parts[p]));
+    }
+    finish_freq_norms(result);
+}
+
 }  // namespace
 
-void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) {
+void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
+                    const WorkShare& share) {
     FreqNormsOptions options = checked_options(command);
-    const std::vector<std::string> inputs{command.input};
-    check_file_output(context.output, context.force, inputs);
+    const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
+    if (!context.output.empty()) check_file_output(context.output, context.force, inputs);
     check_figure_prefix(command.plot);
-    const H5Input in = H5Input::open(command.input);
+    const std::vector<H5Input> files = open_dump_files(inputs);
     const bool both = options.queries && options.keys;
-    const DumpReader dump =
-        open_dump(in, command.dump,
+    DumpReader dump =
+        open_dump(files, command.dump,
                   both ? std::nullopt : std::optional<Hook>(options.queries ? Hook::q : Hook::k));
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
@@ -55,15 +66,24 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context) 
     // The same layers the computation reads, post-RoPE hooks included.
     options.layers = parse_index_spec(command.layers,
                                       freq_norms_layers(dump, options.queries).size(), "--layers");
-    const FreqNorms result = compute_freq_norms(dump, options, context.note);
+    const auto [first, count] = share.sequences(freq_norms_sequences(dump, options.queries));
+    dump.restrict_sequences(first, count);
+    FreqNorms result = compute_freq_norms(dump, options, context.note);
+    if (share.gather) {
+        add_other_parts(result, share);
+        if (!share.writes()) return;
+    }
 
     const std::vector<FigureFile> figures = freq_norms_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
     OutputBatch batch;
-    H5Output out = H5Output::create(context.output, context.write_options(inputs));
-    write_freq_norms(out, result, options);
-    write_dump_attributes(out, dump.attributes());
-    out.finish_into(batch, context.tool, context.command_line, in.history());
+    std::optional<H5Output> out;
+    if (!context.output.empty()) {
+        out = H5Output::create(context.output, context.write_options(inputs));
+        write_freq_norms(*out, result, options);
+        write_dump_attributes(*out, dump.attributes());
+        out->finish_into(batch, context.tool, context.command_line, files.front().history());
+    }
     add_figures(batch, figures, context, inputs);
     batch.commit();
     if (!figures.empty()) {

@@ -9,6 +9,7 @@
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
+#include "ropekit/dump/dump_contents.hpp"
 #include "ropekit/rope/attention.hpp"
 
 namespace ropekit {
@@ -20,14 +21,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 std::size_t first_query(std::size_t r, bool exclude_bos) {
     return exclude_bos ? r + 1 : r;
 }
-
-// Per head, summed over sequences.
-struct HeadAccumulator {
-    std::vector<double> mass_sum, mass_min;
-    double prev_mul = 0, prev_abs = 0;
-    std::vector<std::vector<double>> chunk_logit;  // [offset][chunk], summed over queries
-    std::vector<double> logit;                     // [offset], whole dot product
-};
 
 // Where the vectors come from, for qk mode and frequency attribution.
 struct VectorSource {
@@ -164,8 +157,8 @@ void record_layer_geometry(PositionalHeads& r, std::size_t row, const DumpReader
     }
 }
 
-HeadAccumulator empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
-    HeadAccumulator a;
+HeadStatistics empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
+    HeadStatistics a;
     a.mass_sum.assign(offsets, 0.0);
     a.mass_min.assign(offsets, std::numeric_limits<double>::infinity());
     if (attributed) {
@@ -186,7 +179,7 @@ struct LayerScan {
     std::size_t frequencies = 0;
     float scale = 0;  // qk: multiplier of q.k
     Tensor<float> q{}, k{};
-    std::vector<HeadAccumulator> acc{};     // per head
+    std::vector<HeadStatistics> acc{};      // per head
     std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
 };
 
@@ -203,7 +196,7 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                      g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
 }
 
-void add_sequence_stats(HeadAccumulator& a, const SequenceStats& s) {
+void add_sequence_stats(HeadStatistics& a, const SequenceStats& s) {
     for (std::size_t o = 0; o < a.mass_sum.size(); ++o) {
         a.mass_sum[o] += s.offset_mass[o];  // NaN stays NaN: offset too long
         a.mass_min[o] = std::min(a.mass_min[o], s.offset_mass[o]);
@@ -223,7 +216,7 @@ Tensor<float> pattern_corner(const Tensor<float>& pattern, std::size_t n) {
 // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c). Summed over
 // queries per dimension first (a loop over d that vectorises), then per chunk (its two dims)
 // and in whole (every dim, unrotated ones included). dim_logit [D] is the caller's scratch.
-void add_chunk_logits(const LayerScan& s, std::size_t h, HeadAccumulator& a,
+void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
                       std::vector<double>& dim_logit) {
     const LayerGeometry& g = s.g;
     const std::size_t T = g.tokens, D = g.dim;
@@ -292,37 +285,31 @@ std::size_t dominant_offset(const std::vector<double>& offset_mass) {
     return offset;
 }
 
-// Share of the logit at the head's offset per frequency chunk, and that of the highest quarter.
-void attribute_frequencies(const HeadAccumulator& a, std::size_t frequencies,
+// Each frequency chunk's share of the logit at the head's offset, over absolute contributions
+// (|chunk c| / sum of |chunk|), so that shares lie in [0, 1] and sum to 1 even when chunks cancel;
+// top_freq_share is that of the highest quarter. NaN when every chunk contributes exactly 0.
+void attribute_frequencies(const HeadStatistics& a, std::size_t frequencies,
                            PositionalHeadResult& res) {
-    const double total = a.logit[res.offset];
+    const std::vector<double>& chunks = a.chunk_logit[res.offset];
+    double total = 0;
+    for (std::size_t c = 0; c < frequencies; ++c) total += std::abs(chunks[c]);
     res.frequency_share.resize(frequencies);
     double top = 0;
     for (std::size_t c = 0; c < frequencies; ++c) {
-        res.frequency_share[c] = a.chunk_logit[res.offset][c] / total;
+        res.frequency_share[c] = total > 0 ? std::abs(chunks[c]) / total : kNaN;
         if (c < std::max<std::size_t>(1, (frequencies + 3) / 4)) top += res.frequency_share[c];
     }
     res.top_freq_share = top;
 }
 
-// Head h's means over the layer's sequences, its dominant offset, and whether it is positional.
+// Head h of the layer, from its statistics over the layer's sequences.
 PositionalHeadResult head_result(LayerScan& s, std::size_t h) {
-    const HeadAccumulator& a = s.acc[h];
-    const double B = static_cast<double>(s.g.batch);
-    PositionalHeadResult res;
+    PositionalHeadResult res =
+        finish_head(s.acc[h], s.g.batch, s.options.epsilon, s.attributed ? s.frequencies : 0);
     res.layer = s.layer;
     res.head = h;
-    res.offset_mass.resize(a.mass_sum.size());
-    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) res.offset_mass[o] = a.mass_sum[o] / B;
-    res.offset = dominant_offset(res.offset_mass);
-    res.mass = res.offset_mass[res.offset];
-    res.min_mass = a.mass_min[res.offset];
-    res.positional = res.min_mass >= 1.0 - s.options.epsilon;
-    res.prev_mul = a.prev_mul / B;
-    res.prev_abs = a.prev_abs / B;
-    res.top_freq_share = kNaN;
-    if (s.attributed) attribute_frequencies(a, s.frequencies, res);
     res.picture = std::move(s.pictures[h]);
+    res.statistics = std::move(s.acc[h]);
     return res;
 }
 
@@ -345,6 +332,23 @@ void scan_layer(const DumpReader& dump, std::size_t row, PositionalHeads& r) {
 }
 
 }  // namespace
+
+PositionalHeadResult finish_head(const HeadStatistics& a, std::size_t sequences, double epsilon,
+                                 std::size_t frequencies) {
+    const double B = static_cast<double>(sequences);
+    PositionalHeadResult res;
+    res.offset_mass.resize(a.mass_sum.size());
+    for (std::size_t o = 0; o < a.mass_sum.size(); ++o) res.offset_mass[o] = a.mass_sum[o] / B;
+    res.offset = dominant_offset(res.offset_mass);
+    res.mass = res.offset_mass[res.offset];
+    res.min_mass = a.mass_min[res.offset];
+    res.positional = res.min_mass >= 1.0 - epsilon;
+    res.prev_mul = a.prev_mul / B;
+    res.prev_abs = a.prev_abs / B;
+    res.top_freq_share = kNaN;
+    if (frequencies > 0) attribute_frequencies(a, frequencies, res);
+    return res;
+}
 
 double previous_token_score_mul(const float* a, std::size_t T, bool exclude_bos,
                                 bool exclude_current_token) {
@@ -400,9 +404,10 @@ std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSour
     std::vector<std::size_t> layers = dump.layers(from_pattern ? Hook::pattern : Hook::rot_q);
     if (!from_pattern && layers.empty()) layers = dump.layers(Hook::q);
     if (layers.empty()) {
-        throw data_error(dump.input().name(),
-                         dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
-                         "no layers found (see --name, --from)");
+        throw data_error(
+            dump.input().name(), dump.dataset(0, from_pattern ? Hook::pattern : Hook::rot_q),
+            "no layers found (see --name, --from)" +
+                dump_contents_hint(dump.input(), {Hook::pattern, Hook::rot_q, Hook::q, Hook::k}));
     }
     return layers;
 }
@@ -501,8 +506,8 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("prev_abs", "description",
                  "TransformerLens previous_token_head score, error_measure='abs' (unrounded)");
     out.set_attr("top_freq_share", "description",
-                 "share of the logit at the offset carried by the highest quarter of frequencies "
-                 "(NaN without q and k)");
+                 "share of the logit at the offset carried by the highest quarter of frequencies, "
+                 "over absolute chunk contributions: in [0, 1] (NaN without q and k)");
     const PositionalOptions& o = r.options;
     out.set_attr("/", "from", std::string(o.from == HeadSource::pattern ? "pattern" : "qk"));
     out.set_attr("/", "source", r.source);
@@ -513,6 +518,7 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.set_attr("/", "exclude_current_token", static_cast<std::int64_t>(o.exclude_current_token));
     out.set_attr("/", "sequences", static_cast<std::int64_t>(r.sequences));
     out.set_attr("/", "tokens", static_cast<std::int64_t>(r.tokens));
+    write_head_statistics(out, r);
 }
 
 Heatmap pattern_figure(const PositionalHeadResult& h, const std::string& source) {

@@ -56,6 +56,15 @@ double previous_token_score_mul(const float* pattern, std::size_t tokens, bool e
 double previous_token_score_abs(const float* pattern, std::size_t tokens, bool exclude_bos,
                                 bool exclude_current_token);
 
+// Per head, summed over sequences: the sufficient statistics behind every number of its
+// PositionalHeadResult, which rope-merge adds (minimum for mass_min) across parts of a dump.
+struct HeadStatistics {
+    std::vector<double> mass_sum, mass_min;        // [offset]; NaN / inf where too short
+    double prev_mul = 0, prev_abs = 0;             // sums of the TL scores
+    std::vector<std::vector<double>> chunk_logit;  // [offset][chunk], summed over queries
+    std::vector<double> logit;                     // [offset], whole dot product
+};
+
 // One head of one layer: where it attends, how much, and whether that makes it positional.
 struct PositionalHeadResult {
     std::size_t layer = 0, head = 0, offset = 0;
@@ -66,7 +75,14 @@ struct PositionalHeadResult {
     std::vector<double> offset_mass;      // mean over sequences, per offset
     std::vector<double> frequency_share;  // per chunk, share of the logit at `offset`
     Tensor<float> picture;                // [n, n] corner of sequence 0's pattern
+    HeadStatistics statistics;            // what the numbers above come from
 };
+
+// A head's numbers from its statistics over `sequences` sequences (layer, head and picture
+// left unset): means over sequences, the dominant offset, the positional test, frequency shares
+// when `frequencies` > 0 (attributed).
+PositionalHeadResult finish_head(const HeadStatistics& statistics, std::size_t sequences,
+                                 double epsilon, std::size_t frequencies);
 
 struct PositionalHeads {
     std::vector<std::size_t> layers;  // dump layer numbers
@@ -96,7 +112,24 @@ PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOp
 std::string heads_table_tsv(const PositionalHeads& result);
 std::string heads_table_json(const PositionalHeads& result);  // list of objects, null for NaN
 
+// The heads' numbers and, for rope-merge, their statistics (mass_sum, mass_min, prev_mul_sum,
+// prev_abs_sum, logit_sum, chunk_logit_sum) with the count `sequences`.
 void write_positional_heads(H5Output& out, const PositionalHeads& result);
+void write_head_statistics(H5Output& out, const PositionalHeads& result);
+// A written result back from its statistics, heads finished (no pictures). data_error naming the
+// file when the statistics are missing.
+PositionalHeads read_positional_heads(const H5Input& in);
+// Every head's numbers again from its statistics and r.sequences (after a merge added them).
+void finish_positional_heads(PositionalHeads& r);
+
+// Sequences in the dump (of the first layer's patterns, or its queries for --from qk).
+std::size_t positional_head_sequences(const DumpReader& dump, HeadSource from);
+// Adds a part's statistics (minimum for mass_min) and sequences into `total`; finish after.
+void add_positional_heads(PositionalHeads& total, const PositionalHeads& part);
+// The statistics and sequences as one vector, and back into a result shaped like `like`.
+std::vector<double> pack_positional_heads(const PositionalHeads& result);
+PositionalHeads unpack_positional_heads(const PositionalHeads& like,
+                                        const std::vector<double>& packed);
 
 // Figure 5: a head's attention pattern (query on y from the top, key on x).
 Heatmap pattern_figure(const PositionalHeadResult& head, const std::string& source);

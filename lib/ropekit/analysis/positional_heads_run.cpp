@@ -9,6 +9,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -29,32 +30,81 @@ std::vector<FigureFile> positional_heads_figures(const PositionalHeads& result,
 
 PositionalOptions checked_options(const PositionalHeadsCommand& command) {
     PositionalOptions options = command.options;
-    options.from = parse_enum(kHeadSourceNames, command.from, "--from");
+    if (command.from != "auto") options.from = parse_enum(kHeadSourceNames, command.from, "--from");
     if (!(options.epsilon > 0 && options.epsilon < 1)) {
         throw usage_error("--epsilon must be in (0, 1)");
     }
     return options;
 }
 
+// The other parts' statistics added to this part's, in part order (part 0 only).
+void add_other_parts(PositionalHeads& result, const WorkShare& share) {
+    const std::vector<std::vector<double>> parts = share.gather(pack_positional_heads(result));
+    for (std::size_t p = 1; p < parts.size(); ++p) {
+        add_positional_heads(result, unpack_positional_heads(result, parts[p]));
+    }
+    finish_positional_heads(result);
+}
+
+// --from auto: the patterns when the dump has them, else q and k (a TransformerLens cache often
+// holds only hook_q and hook_k). A plain --name TEMPLATE names patterns, as with --from pattern.
+HeadSource chosen_source(const std::vector<H5Input>& files, const DumpOptions& dump_options) {
+    const DumpReader dump = open_dump(files, dump_options, Hook::pattern);
+    if (!dump.layers(Hook::pattern).empty()) return HeadSource::pattern;
+    const bool has_vectors = !dump.layers(Hook::rot_q).empty() || !dump.layers(Hook::q).empty();
+    return has_vectors ? HeadSource::qk : HeadSource::pattern;
+}
+
+// What --from auto assumed when it chose q and k, so that a reader can tell a wrong guess.
+std::string qk_choice_note(const DumpReader& dump, const std::optional<double>& scale) {
+    const DumpAttributes& a = dump.attributes();
+    const bool rotated = !dump.layers(Hook::rot_q).empty();
+    std::string rotation = "hook_rot_q and hook_rot_k (rotated already)";
+    if (!rotated) {
+        rotation = fmt::format(
+            "hook_q and hook_k rotated with rope_layout {}{} and theta {}",
+            enum_name(kLayoutNames, a.rope_layout.value_or(Layout::half)),
+            a.rope_layout ? "" : " (the default: the dump has no rope_layout)",
+            a.rope_theta ? fmt::format("{}", *a.rope_theta) : std::string("(none in the dump)"));
+    }
+    const std::string scaled =
+        scale ? fmt::format("{} (the dump's attn_scale or --scale)", *scale) : "1/sqrt(head_dim)";
+    return fmt::format(
+        "{} has no attention patterns: computing them (--from qk) from {}, logits scaled by {}; "
+        "pass --layout, --theta or --scale if that is not how the model ran",
+        dump.input().name(), rotation, scaled);
+}
+
 }  // namespace
 
-void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context) {
+void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context,
+                               const WorkShare& share) {
     PositionalOptions options = checked_options(command);
     const HeadsTableFormat format = parse_enum(kHeadsTableFormatNames, command.format, "--format");
-    const std::vector<std::string> inputs{command.input};
+    const std::vector<std::string> inputs = expand_dump_paths(command.inputs);
     if (!context.output.empty()) check_file_output(context.output, context.force, inputs);
     check_figure_prefix(command.plot);
-    const H5Input in = H5Input::open(command.input);
+    const std::vector<H5Input> files = open_dump_files(inputs);
+    if (command.from == "auto") options.from = chosen_source(files, command.dump);
     const bool from_pattern = options.from == HeadSource::pattern;
-    const DumpReader dump = open_dump(
-        in, command.dump, from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
+    DumpReader dump = open_dump(files, command.dump,
+                                from_pattern ? std::optional<Hook>(Hook::pattern) : std::nullopt);
     options.logit_scale = logit_scale_choice(command.scale, dump.attributes());
+    if (command.from == "auto" && !from_pattern) {
+        context.note(qk_choice_note(dump, options.logit_scale));
+    }
     if (auto note = bos_note(dump.attributes(), options.exclude_bos); !note.empty()) {
         context.note(note);
     }
     options.layers = parse_index_spec(
         command.layers, positional_head_layers(dump, options.from).size(), "--layers");
-    const PositionalHeads result = find_positional_heads(dump, options, context.note);
+    const auto [first, count] = share.sequences(positional_head_sequences(dump, options.from));
+    dump.restrict_sequences(first, count);
+    PositionalHeads result = find_positional_heads(dump, options, context.note);
+    if (share.gather) {
+        add_other_parts(result, share);
+        if (!share.writes()) return;
+    }
 
     const std::vector<FigureFile> figures = positional_heads_figures(result, command.plot);
     check_figure_paths(figures, context, inputs);
@@ -64,7 +114,7 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
         out = H5Output::create(context.output, context.write_options(inputs));
         write_positional_heads(*out, result);
         write_dump_attributes(*out, dump.attributes());
-        out->finish_into(batch, context.tool, context.command_line, in.history());
+        out->finish_into(batch, context.tool, context.command_line, files.front().history());
     }
     add_figures(batch, figures, context, inputs);
     batch.commit();

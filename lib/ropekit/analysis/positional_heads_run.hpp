@@ -3,8 +3,10 @@
 // from the dump, computed (positional_heads.hpp), printed as a table and optionally written as
 // HDF5 and SVG figures.
 #include <string>
+#include <vector>
 
 #include "ropekit/analysis/positional_heads.hpp"
+#include "ropekit/analysis/work_share.hpp"
 #include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/run_context.hpp"
 #include "ropekit/dump/dump_reader.hpp"
@@ -16,19 +18,22 @@ inline constexpr EnumNames<HeadsTableFormat, 2> kHeadsTableFormatNames{
     {{HeadsTableFormat::tsv, "tsv"}, {HeadsTableFormat::json, "json"}}};
 
 struct PositionalHeadsCommand {
-    std::string input;             // the dump, "-" = stdin
-    std::string from = "pattern";  // pattern | qk
-    std::string scale = "auto";    // auto | sqrt | none (logit_scale_choice)
-    std::string format = "tsv";    // tsv | json
-    std::string layers = "all";    // index spec over positional_head_layers()
-    std::string plot;              // figure path prefix; empty = no figures
-    PositionalOptions options;     // epsilon, max_offset, exclusions; the rest from the above
+    std::vector<std::string> inputs;  // the dump: files (shards), @LIST files of paths, or "-"
+    std::string from = "auto";        // auto (pattern if the dump has them, else qk) | pattern | qk
+    std::string scale = "auto";       // auto | sqrt | none (logit_scale_choice)
+    std::string format = "tsv";       // tsv | json
+    std::string layers = "all";       // index spec over positional_head_layers()
+    std::string plot;                 // figure path prefix; empty = no figures
+    PositionalOptions options;        // epsilon, max_offset, exclusions; the rest from the above
     DumpOptions dump;
 };
 
 // Refuses bad options (usage_error) and unwritable outputs before reading anything; writes
 // context.output when given, PREFIX-mass.svg and PREFIX-L{l}H{h}.svg per positional head; prints
-// the table (heads_table_tsv / heads_table_json).
-void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context);
+// the table (heads_table_tsv / heads_table_json). Under a WorkShare of several parts, each reads
+// its share of the sequences and only part 0, with every part's statistics added in part order,
+// writes and prints.
+void run_find_positional_heads(const PositionalHeadsCommand& command, const RunContext& context,
+                               const WorkShare& share = {});
 
 }  // namespace ropekit

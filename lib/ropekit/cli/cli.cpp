@@ -13,13 +13,18 @@
 
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <new>
 
+#include "ropekit/cli/progress.hpp"
+#include "ropekit/cli/terminal.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/interrupt.hpp"
 #include "ropekit/core/threads.hpp"
@@ -88,7 +93,8 @@ Tool& Tool::with_optional_output() {
 Tool& Tool::add_output(bool required) {
     auto* output = app_.add_option("-o,--output", output_,
                                    required ? "Output file ('-' = standard output), required"
-                                            : "Output file ('-' = standard output)");
+                                            : "Output file ('-' = standard output); without it "
+                                              "the table alone is printed");
     if (required) require(output);
     app_.add_flag("--force", force_, "Replace an existing output (never an input)");
     return *this;
@@ -99,6 +105,11 @@ Tool& Tool::reads_hdf5() {
         "--allow-external", [] { allow_external_hdf5(true); },
         "Let HDF5 inputs read other files (external storage, external links, virtual datasets) "
         "and load filter plugins from HDF5_PLUGIN_PATH; refused by default");
+    return *this;
+}
+
+Tool& Tool::writes_text() {
+    text_output_ = true;
     return *this;
 }
 
@@ -119,6 +130,12 @@ RunContext Tool::context() const {
     context.force = force_;
     context.note = [this](const std::string& line) { note(line); };
     context.print = [this](const std::string& text) { print(text); };
+    if (!quiet_) {
+        auto line = std::make_shared<ProgressLine>(name_, ::isatty(STDERR_FILENO) != 0);
+        context.progress = [line](std::size_t done, std::size_t total, const std::string& units) {
+            line->update(done, total, units);
+        };
+    }
     return context;
 }
 
@@ -198,6 +215,12 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
             return static_cast<int>(ExitCode::usage);
         }
     }
+    if (const std::string refusal = terminal_output_refusal(output_, text_output_);
+        !refusal.empty()) {
+        report(refusal);
+        return static_cast<int>(ExitCode::usage);
+    }
+    if (reads_terminal_input(app_)) note(kReadingTerminalNote);
     // Past `ulimit -f`, write() should fail with EFBIG (and we clean up the temporary file)
     // instead of the process being killed mid-write.
     std::signal(SIGXFSZ, SIG_IGN);

@@ -33,6 +33,8 @@ class Tool {
     Tool& with_optional_output();
     // For tools that read HDF5 inputs: adds --allow-external (allow_external_hdf5).
     Tool& reads_hdf5();
+    // -o writes text (SVG), which may go to a terminal; HDF5 outputs (the default) may not.
+    Tool& writes_text();
 
     // Marks an option or positional argument as required: "NAME is required (see --help)".
     // Not CLI11's required(): CLI11 2.1 reports a missing required option before an unknown
@@ -64,6 +66,7 @@ class Tool {
     std::string output_;
     bool force_ = false;
     bool quiet_ = false;
+    bool text_output_ = false;
     int threads_ = 0;
     std::vector<Requirement> required_;
     std::string command_line_;

@@ -48,7 +48,8 @@ void write_table(const H5Input& in, const std::string& output, const ConvertOpti
                  ConvertReport& report) {
     const PropeRequest& request = options.request;
     std::vector<double> table;
-    std::optional<double> theta = in.attr_double("/", "rope_theta");
+    std::optional<std::string> unreadable_theta;
+    std::optional<double> theta = read_rope_theta(in, unreadable_theta);
     if (in.has("inv_freq")) {
         const Tensor<double> t = in.read_double("inv_freq");
         if (t.rank() != 1) throw data_error(in.name(), "inv_freq", "expected one axis [frequency]");

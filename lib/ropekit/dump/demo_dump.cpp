@@ -176,7 +176,8 @@ std::vector<PlantedBand> demo_planted_bands(const DemoDumpSpec& spec) {
     return bands;
 }
 
-void write_demo_dump(H5Output& out, const DemoDumpSpec& spec) {
+void write_demo_dump(H5Output& out, const DemoDumpSpec& spec,
+                     const std::function<void(std::size_t, std::size_t)>& layer_done) {
     if (spec.layers < 3 || spec.heads < 4 || spec.kv_heads < 2 || spec.heads % spec.kv_heads != 0 ||
         spec.head_dim < 16 || spec.tokens < 8 || spec.batch < 1) {
         throw usage_error(
@@ -187,6 +188,7 @@ void write_demo_dump(H5Output& out, const DemoDumpSpec& spec) {
     Filler fill(spec, schedule);
     for (std::size_t layer = 0; layer < spec.layers; ++layer) {
         write_layer(out, layer, spec, schedule, fill);
+        if (layer_done) layer_done(layer + 1, spec.layers);
     }
     DumpAttributes attributes;
     attributes.rope_theta = spec.theta;

@@ -10,6 +10,7 @@
 // What was planted is recorded in root attributes (JSON strings) so tests can check tools
 // against it.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,8 @@ std::vector<PlantedBand> demo_planted_bands(const DemoDumpSpec& spec);
 // Writes every hook of every layer plus root attributes (rope_theta, rope_layout=half,
 // rotary_dim, bos=0, model, planted_heads, planted_bands). Throws usage_error for specs too
 // small to hold the planted heads.
-void write_demo_dump(H5Output& out, const DemoDumpSpec& spec);
+// `layer_done(done, total)` after each layer (progress).
+void write_demo_dump(H5Output& out, const DemoDumpSpec& spec,
+                     const std::function<void(std::size_t, std::size_t)>& layer_done = {});
 
 }  // namespace ropekit

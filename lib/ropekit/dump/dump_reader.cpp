@@ -13,6 +13,7 @@
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/finite.hpp"
 #include "ropekit/core/index_spec.hpp"
+#include "ropekit/dump/dump_files.hpp"
 
 namespace ropekit {
 namespace {
@@ -98,9 +99,10 @@ DumpOverrides DumpOptions::overrides() const {
     return o;
 }
 
-DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary) {
-    return DumpReader(in, parse_dump_names(options.names, primary), parse_vector_axes(options.axes),
-                      options.overrides());
+DumpReader open_dump(const std::vector<H5Input>& shards, const DumpOptions& options,
+                     std::optional<Hook> primary) {
+    return DumpReader(shards, parse_dump_names(options.names, primary),
+                      parse_vector_axes(options.axes), options.overrides());
 }
 
 std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {
@@ -116,7 +118,7 @@ std::string bos_note(const DumpAttributes& attributes, bool exclude_bos) {
 
 DumpReader::DumpReader(const H5Input& in, DumpNames names, VectorAxes axes,
                        const DumpOverrides& overrides)
-    : in_(in), names_(std::move(names)), axes_(std::move(axes)) {
+    : shards_{&in}, names_(std::move(names)), axes_(std::move(axes)) {
     attributes_ = read_dump_attributes(in);
     if (overrides.theta) attributes_.rope_theta = overrides.theta;
     if (overrides.layout) attributes_.rope_layout = overrides.layout;
@@ -124,12 +126,19 @@ DumpReader::DumpReader(const H5Input& in, DumpNames names, VectorAxes axes,
     if (overrides.bos) attributes_.bos = overrides.bos;
 }
 
+DumpReader::DumpReader(const std::vector<H5Input>& shards, DumpNames names, VectorAxes axes,
+                       const DumpOverrides& overrides)
+    : DumpReader(shards.at(0), std::move(names), std::move(axes), overrides) {
+    for (std::size_t i = 1; i < shards.size(); ++i) shards_.push_back(&shards[i]);
+    check_shards_agree(shards_);
+}
+
 std::string DumpReader::dataset(std::size_t layer, Hook hook) const {
     return strip_slash(hook_dataset(layer, hook, names_.template_for(hook)));
 }
 
 bool DumpReader::has(std::size_t layer, Hook hook) const {
-    return in_.has(dataset(layer, hook));
+    return input().has(dataset(layer, hook));
 }
 
 std::vector<std::size_t> DumpReader::layers(Hook hook) const {
@@ -146,7 +155,7 @@ std::vector<std::size_t> DumpReader::layers(Hook hook) const {
     replace("{layer}", "([0-9]+)");
     const std::regex re(pattern);
     std::set<std::size_t> found;
-    for (const std::string& name : in_.dataset_names()) {
+    for (const std::string& name : input().dataset_names()) {
         std::smatch m;
         if (!std::regex_match(name, m, re)) continue;
         std::size_t layer = std::stoul(m[1]);
@@ -155,18 +164,17 @@ std::vector<std::size_t> DumpReader::layers(Hook hook) const {
     return {found.begin(), found.end()};
 }
 
-VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
-    const std::string name = dataset(layer, hook);
-    const Shape shape = in_.info(name).shape;
+VectorShape DumpReader::shard_vector_shape(const H5Input& in, const std::string& name) const {
+    const Shape shape = in.info(name).shape;
     if (shape.size() != axes_.names.size()) {
         throw data_error(
-            in_.name(), name,
+            in.name(), name,
             fmt::format("expected rank {} [{}] (see --axes), found shape {}", axes_.names.size(),
                         fmt::join(axes_.names, ", "), shape_string(shape)));
     }
     for (std::size_t a = 0; a < shape.size(); ++a) {
         if (shape[a] == 0) {
-            throw data_error(in_.name(), name,
+            throw data_error(in.name(), name,
                              fmt::format("axis {} ({}) has length 0", a, axes_.names[a]));
         }
     }
@@ -178,16 +186,44 @@ VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
     return s;
 }
 
-PatternShape DumpReader::pattern_shape(std::size_t layer, Hook hook) const {
+namespace {
+// Patterns follow the batch axis of --axes; a pattern of the other rank names the --axes that fit.
+std::string pattern_axes_hint(std::size_t rank, bool batched) {
+    if (batched && rank == 3)
+        return " (saved as [head, query_pos, key_pos]? pass --axes pos,head,dim)";
+    if (!batched && rank == 4) return " (saved with a batch axis? pass --axes batch,pos,head,dim)";
+    return "";
+}
+}  // namespace
+
+VectorShape DumpReader::vector_shape(std::size_t layer, Hook hook) const {
     const std::string name = dataset(layer, hook);
-    const Shape shape = in_.info(name).shape;
+    VectorShape total = shard_vector_shape(input(), name);
+    for (std::size_t i = 1; i < shards_.size(); ++i) {
+        const VectorShape s = shard_vector_shape(*shards_[i], name);
+        if (s.pos != total.pos || s.heads != total.heads || s.dim != total.dim) {
+            throw data_error(shards_[i]->name(), name,
+                             fmt::format("{} positions, {} heads, {} dims, but {} has {}, {}, {} "
+                                         "(shards of one dump must agree)",
+                                         s.pos, s.heads, s.dim, input().name(), total.pos,
+                                         total.heads, total.dim));
+        }
+        total.batch += s.batch;
+    }
+    total.batch = restricted_batch(total.batch);
+    return total;
+}
+
+PatternShape DumpReader::shard_pattern_shape(const H5Input& in, const std::string& name) const {
+    const Shape shape = in.info(name).shape;
     const bool batched = axes_.has_batch();
     const std::size_t rank = batched ? 4 : 3;
     if (shape.size() != rank) {
         throw data_error(
-            in_.name(), name,
-            fmt::format("expected rank {} [{}head, query_pos, key_pos], found shape {}", rank,
-                        batched ? "batch, " : "", shape_string(shape)));
+            in.name(), name,
+            fmt::format("expected rank {} [{}head, query_pos, key_pos], found shape {}{}", rank,
+                        batched ? "batch, " : "", shape_string(shape),
+                        pattern_axes_hint(shape.size(), batched)));
     }
     PatternShape s;
     s.batch = batched ? shape[0] : 1;
@@ -195,30 +231,69 @@ PatternShape DumpReader::pattern_shape(std::size_t layer, Hook hook) const {
     s.queries = shape[rank - 2];
     s.keys = shape[rank - 1];
     if (s.batch == 0 || s.heads == 0 || s.queries == 0 || s.keys == 0) {
-        throw data_error(in_.name(), name, "has a zero-length axis " + shape_string(shape));
+        throw data_error(in.name(), name, "has a zero-length axis " + shape_string(shape));
     }
     if (s.keys < s.queries) {
-        throw data_error(in_.name(), name,
+        throw data_error(in.name(), name,
                          fmt::format("{} queries but only {} keys (expected key_pos >= query_pos)",
                                      s.queries, s.keys));
     }
     return s;
 }
 
+PatternShape DumpReader::pattern_shape(std::size_t layer, Hook hook) const {
+    const std::string name = dataset(layer, hook);
+    PatternShape total = shard_pattern_shape(input(), name);
+    for (std::size_t i = 1; i < shards_.size(); ++i) {
+        const PatternShape s = shard_pattern_shape(*shards_[i], name);
+        if (s.heads != total.heads || s.queries != total.queries || s.keys != total.keys) {
+            throw data_error(shards_[i]->name(), name,
+                             fmt::format("{} heads, {} queries, {} keys, but {} has {}, {}, {} "
+                                         "(shards of one dump must agree)",
+                                         s.heads, s.queries, s.keys, input().name(), total.heads,
+                                         total.queries, total.keys));
+        }
+        total.batch += s.batch;
+    }
+    total.batch = restricted_batch(total.batch);
+    return total;
+}
+
+void DumpReader::restrict_sequences(std::size_t first, std::size_t count) {
+    first_sequence_ = first;
+    sequence_count_ = count;
+}
+
+std::size_t DumpReader::restricted_batch(std::size_t batch) const {
+    return batch > first_sequence_ ? std::min(sequence_count_, batch - first_sequence_) : 0;
+}
+
+std::pair<const H5Input*, std::size_t> DumpReader::locate(const std::string& name,
+                                                          std::size_t batch) const {
+    batch += first_sequence_;
+    if (shards_.size() == 1) return {shards_.front(), batch};
+    for (const H5Input* shard : shards_) {
+        const std::size_t n = axes_.has_batch() ? shard->info(name).shape[axes_.index("batch")] : 1;
+        if (batch < n) return {shard, batch};
+        batch -= n;
+    }
+    throw data_error(input().name(), name, "sequence index beyond the last shard");
+}
+
 std::size_t DumpReader::check_query_key(std::size_t layer, Hook q, Hook k) const {
     const VectorShape qs = vector_shape(layer, q), ks = vector_shape(layer, k);
     const std::string kname = dataset(layer, k), qname = dataset(layer, q);
     if (qs.batch != ks.batch || qs.pos != ks.pos) {
-        throw data_error(in_.name(), kname,
+        throw data_error(input().name(), kname,
                          fmt::format("{} sequences of {} positions, but {} has {} of {}", ks.batch,
                                      ks.pos, qname, qs.batch, qs.pos));
     }
     if (qs.dim != ks.dim) {
-        throw data_error(in_.name(), kname,
+        throw data_error(input().name(), kname,
                          fmt::format("head_dim {} differs from {}'s {}", ks.dim, qname, qs.dim));
     }
     if (qs.heads % ks.heads != 0) {
-        throw data_error(in_.name(), kname,
+        throw data_error(input().name(), kname,
                          fmt::format("{} kv heads do not divide the {} query heads of {}", ks.heads,
                                      qs.heads, qname));
     }
@@ -227,20 +302,26 @@ std::size_t DumpReader::check_query_key(std::size_t layer, Hook q, Hook k) const
 
 Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
     if (head_dim % 2 != 0) {
-        throw data_error(in_.name(), "",
+        throw data_error(input().name(), "",
                          fmt::format("head_dim {} is odd; RoPE pairs dims", head_dim));
     }
     const std::size_t rotary = attributes_.rotary_dim.value_or(head_dim);
     if (rotary > head_dim || rotary % 2 != 0 || rotary == 0) {
-        throw data_error(in_.name(), "/@rotary_dim",
+        throw data_error(input().name(), "/@rotary_dim",
                          fmt::format("rotary_dim {} does not fit head_dim {} (even, 2..head_dim)",
                                      rotary, head_dim));
     }
     const Layout layout = attributes_.rope_layout.value_or(Layout::half);
     if (attributes_.rope_theta)
         return make_schedule(head_dim, *attributes_.rope_theta, layout, rotary);
+    if (need_theta && attributes_.unreadable_rope_theta) {
+        throw data_error(input().name(), "/@rope_theta",
+                         fmt::format("expected a number, found '{}' (or pass --theta)",
+                                     *attributes_.unreadable_rope_theta));
+    }
     if (need_theta) {
-        throw usage_error(in_.name() + " has no rope_theta attribute: pass --theta (e.g. 10000)");
+        throw usage_error(input().name() +
+                          " has no rope_theta attribute: pass --theta (e.g. 10000)");
     }
     Schedule s;
     s.head_dim = head_dim;
@@ -253,17 +334,21 @@ std::optional<ContiguousStorage> DumpReader::vectors_in_place(std::size_t layer,
     const std::vector<std::string> batch_first{"batch", "pos", "head", "dim"};
     const std::vector<std::string> no_batch{"pos", "head", "dim"};
     if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
-    return in_.contiguous_storage(dataset(layer, hook));
+    // One file, every sequence: the mapped bytes are the whole dump in order.
+    const bool whole = first_sequence_ == 0 && sequence_count_ == static_cast<std::size_t>(-1);
+    if (shards_.size() != 1 || !whole) return std::nullopt;
+    return shards_.front()->contiguous_storage(dataset(layer, hook));
 }
 
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
                               Tensor<float>& out) const {
     const std::string name = dataset(layer, hook);
-    const VectorShape s = vector_shape(layer, hook);
-    const Shape full = in_.info(name).shape;
+    const auto [in, local] = locate(name, batch);
+    const VectorShape s = shard_vector_shape(*in, name);
+    const Shape full = in->info(name).shape;
     Shape start(full.size(), 0), count = full;
     if (axes_.has_batch()) {
-        start[axes_.index("batch")] = batch;
+        start[axes_.index("batch")] = local;
         count[axes_.index("batch")] = 1;
     }
     out.shape = {s.pos, s.heads, s.dim};
@@ -273,10 +358,10 @@ void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
     for (const auto& a : axes_.names)
         if (a != "batch") stored.push_back(a);
     if (stored == std::vector<std::string>{"pos", "head", "dim"}) {
-        in_.read_slab(name, start, count, out.ptr());
+        in->read_slab(name, start, count, out.ptr());
     } else {
         std::vector<float> raw(out.size());
-        in_.read_slab(name, start, count, raw.data());
+        in->read_slab(name, start, count, raw.data());
         std::size_t extent[3], stride[3];  // of stored axes, and their strides in `out`
         for (std::size_t i = 0; i < 3; ++i) {
             extent[i] = stored[i] == "pos" ? s.pos : stored[i] == "head" ? s.heads : s.dim;
@@ -291,17 +376,17 @@ void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
     const float* p = out.ptr();
     if (all_finite(p, out.size())) return;
     // f64 values beyond the float range arrive as inf: ropekit computes from float32 vectors.
-    const bool wide = in_.info(name).dtype == DType::f64;
+    const bool wide = in->info(name).dtype == DType::f64;
     for (std::size_t i = 0; i < out.size(); ++i) {
         if (!std::isfinite(p[i])) {
             const std::size_t pos = i / (s.heads * s.dim), head = i / s.dim % s.heads;
-            throw data_error(in_.name(), name,
+            throw data_error(in->name(), name,
                              fmt::format("{} at batch {}, pos {}, head {}, dim {}",
                                          std::isnan(p[i]) ? "NaN"
                                          : wide ? "inf or a value beyond the float32 range "
                                                   "(3.4e38)"
                                                 : "inf",
-                                         batch, pos, head, i % s.dim));
+                                         local, pos, head, i % s.dim));
         }
     }
 }
@@ -309,22 +394,23 @@ void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
 void DumpReader::read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,
                               Tensor<float>& out) const {
     const std::string name = dataset(layer, hook);
-    const PatternShape s = pattern_shape(layer, hook);
+    const auto [in, local] = locate(name, batch);
+    const PatternShape s = shard_pattern_shape(*in, name);
     out.shape = {s.queries, s.keys};
     out.data.resize(s.queries * s.keys);
     if (axes_.has_batch()) {
-        in_.read_slab(name, {batch, head, 0, 0}, {1, 1, s.queries, s.keys}, out.ptr());
+        in->read_slab(name, {local, head, 0, 0}, {1, 1, s.queries, s.keys}, out.ptr());
     } else {
-        in_.read_slab(name, {head, 0, 0}, {1, s.queries, s.keys}, out.ptr());
+        in->read_slab(name, {head, 0, 0}, {1, s.queries, s.keys}, out.ptr());
     }
     const std::size_t offset = s.keys - s.queries;
     for (std::size_t i = 0; i < s.queries; ++i) {
         for (std::size_t j = 0; j <= offset + i; ++j) {
             const float v = out.data[i * s.keys + j];
             if (!std::isfinite(v)) {
-                throw data_error(in_.name(), name,
+                throw data_error(in->name(), name,
                                  fmt::format("{} at batch {}, head {}, query {}, key {}",
-                                             std::isnan(v) ? "NaN" : "inf", batch, head, i, j));
+                                             std::isnan(v) ? "NaN" : "inf", local, head, i, j));
             }
         }
     }

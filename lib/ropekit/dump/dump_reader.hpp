@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ropekit/core/tensor.hpp"
@@ -74,13 +75,21 @@ struct PatternShape {
     std::size_t batch = 0, heads = 0, queries = 0, keys = 0;
 };
 
+// One dump in one or several files (shards, dump_files.hpp) concatenated along batch: shapes and
+// sequence indices are over all of them; attributes are the first file's (shards agree).
 class DumpReader {
   public:
     DumpReader(const H5Input& in, DumpNames names, VectorAxes axes, const DumpOverrides& overrides);
+    DumpReader(const std::vector<H5Input>& shards, DumpNames names, VectorAxes axes,
+               const DumpOverrides& overrides);
 
-    const H5Input& input() const { return in_; }
+    const H5Input& input() const { return *shards_.front(); }  // the first file, for messages
     const DumpAttributes& attributes() const { return attributes_; }  // file + overrides
     const VectorAxes& axes() const { return axes_; }
+
+    // Reads only sequences [first, first + count) of the dump (fewer at its end), numbered from 0:
+    // one process's share when several split a dump (an MPI rank's).
+    void restrict_sequences(std::size_t first, std::size_t count);
 
     // Layers that have `hook`, ascending, from the file's dataset names.
     std::vector<std::size_t> layers(Hook hook) const;
@@ -113,7 +122,15 @@ class DumpReader {
                       Tensor<float>& out) const;
 
   private:
-    const H5Input& in_;
+    VectorShape shard_vector_shape(const H5Input& in, const std::string& name) const;
+    PatternShape shard_pattern_shape(const H5Input& in, const std::string& name) const;
+    // The shard holding global sequence `batch`, and the sequence's index within it.
+    std::pair<const H5Input*, std::size_t> locate(const std::string& name, std::size_t batch) const;
+
+    std::size_t restricted_batch(std::size_t batch) const;  // of the whole dump, to the share
+
+    std::vector<const H5Input*> shards_;
+    std::size_t first_sequence_ = 0, sequence_count_ = static_cast<std::size_t>(-1);
     DumpNames names_;
     VectorAxes axes_;
     DumpAttributes attributes_;
@@ -121,6 +138,7 @@ class DumpReader {
 
 // The reader `options` describe. `primary`: the hook a plain --name TEMPLATE (without {hook})
 // names; none when the tool reads several kinds of tensor.
-DumpReader open_dump(const H5Input& in, const DumpOptions& options, std::optional<Hook> primary);
+DumpReader open_dump(const std::vector<H5Input>& shards, const DumpOptions& options,
+                     std::optional<Hook> primary);
 
 }  // namespace ropekit

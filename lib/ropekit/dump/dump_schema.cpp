@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -67,9 +69,23 @@ std::vector<std::string> hook_axes(Hook hook) {
     return {"batch", "head", "query_pos", "key_pos"};
 }
 
+std::optional<double> read_rope_theta(const H5Input& in, std::optional<std::string>& unreadable) {
+    const std::optional<AttrValue> value = in.attr("/", "rope_theta");
+    const auto* text = value ? std::get_if<std::string>(&*value) : nullptr;
+    if (!text) return in.attr_double("/", "rope_theta");
+    char* end = nullptr;
+    const double theta = std::strtod(text->c_str(), &end);
+    while (end && *end == ' ') ++end;
+    if (end == text->c_str() || *end != '\0' || !std::isfinite(theta)) {
+        unreadable = *text;
+        return std::nullopt;
+    }
+    return theta;
+}
+
 DumpAttributes read_dump_attributes(const H5Input& in) {
     DumpAttributes a;
-    a.rope_theta = in.attr_double("/", "rope_theta");
+    a.rope_theta = read_rope_theta(in, a.unreadable_rope_theta);
     if (auto layout = in.attr_string("/", "rope_layout")) {
         a.rope_layout = find_enum(kLayoutNames, *layout);
         if (!a.rope_layout) {

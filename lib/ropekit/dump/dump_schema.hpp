@@ -52,6 +52,9 @@ std::vector<Hook> parse_hooks(const std::string& list, const std::string& option
 // Root attributes of a dump. Absent ones stay nullopt; tools take command-line overrides.
 struct DumpAttributes {
     std::optional<double> rope_theta;
+    // A rope_theta string that is not a number: kept, not thrown, so that tools that never use
+    // theta still read the dump; DumpReader::schedule reports it when theta is needed.
+    std::optional<std::string> unreadable_rope_theta;
     std::optional<Layout> rope_layout;
     std::optional<std::size_t> rotary_dim;
     std::optional<int> bos;  // 1: position 0 of every sequence is a BOS token
@@ -61,6 +64,9 @@ struct DumpAttributes {
 };
 
 DumpAttributes read_dump_attributes(const H5Input& in);
+// rope_theta as h5py users store it: a number or a string holding one ("10000.0"). Sets
+// `unreadable` (and returns nullopt) for any other string.
+std::optional<double> read_rope_theta(const H5Input& in, std::optional<std::string>& unreadable);
 void write_dump_attributes(H5Output& out, const DumpAttributes& attributes);
 
 }  // namespace ropekit

@@ -152,9 +152,12 @@ DType classify_float_type(hid_t dataset, const std::string& file, const std::str
             if (epos == 7 && esize == 8 && mpos == 0 && msize == 7 && ebias == 127)
                 return DType::bf16;
         }
-    } else if (cls == H5T_INTEGER && size == 2 && H5Tget_sign(type.get()) == H5T_SGN_NONE &&
-               tagged_bfloat16(dataset)) {
-        return DType::bf16;
+    } else if (cls == H5T_INTEGER && size == 2) {
+        // bf16 bits as PyTorch users save them: t.view(torch.int16 or torch.uint16).numpy().
+        if (tagged_bfloat16(dataset)) return DType::bf16;
+        throw data_error(file, name,
+                         "expected floating-point data, found " + describe_type(type.get()) +
+                             " (bf16 bits? mark them: h5py dset.attrs['dtype'] = 'bfloat16')");
     } else if (cls == H5T_OPAQUE && size == 2) {
         char* tag = H5Tget_tag(type.get());
         const bool bf16 = tag && names_bfloat16(tag);
@@ -168,8 +171,11 @@ DType classify_float_type(hid_t dataset, const std::string& file, const std::str
 
 Hid raw16_memory_type(hid_t dataset, DType dtype) {
     Hid file_type(H5Dget_type(dataset), H5Tclose);
-    if (H5Tget_class(file_type.get()) == H5T_INTEGER)
-        return Hid(H5Tcopy(H5T_NATIVE_UINT16), H5Tclose);
+    // The file's own sign, so that HDF5 copies the 16 bits instead of clamping negatives.
+    if (H5Tget_class(file_type.get()) == H5T_INTEGER) {
+        const bool is_signed = H5Tget_sign(file_type.get()) == H5T_SGN_2;
+        return Hid(H5Tcopy(is_signed ? H5T_NATIVE_INT16 : H5T_NATIVE_UINT16), H5Tclose);
+    }
     Hid t(H5Tcopy(file_type.get()), H5Tclose);
     if (H5Tget_class(t.get()) == H5T_FLOAT) H5Tset_order(t.get(), H5T_ORDER_LE);
     (void)dtype;

@@ -6,6 +6,7 @@
 #include "ropekit/core/index_spec.hpp"
 #include "ropekit/model/load_model.hpp"
 #include "ropekit/model/model_dump.hpp"
+#include "ropekit/model/sharded_dump.hpp"
 #include "ropekit/model/text_dump.hpp"
 
 namespace ropekit {
@@ -66,6 +67,14 @@ void run_rope_dump(const RopeDumpCommand& command, const RunContext& context) {
     request.schedule = override_schedule(model, command.theta, command.p, command.reverse);
     std::optional<TextWindows> windows;
     const Tensor<std::int64_t> ids = token_ids(command, model, context, windows);
+    if (command.shard_size > 0) {
+        if (windows) throw usage_error("--shard-size does not take --text (yet)");
+        const DumpSummary summary = write_sharded_dump(
+            model, ids, request, command.shard_size, context,
+            {command.model, command.tokens.value_or("")}, describe(token_source(command)));
+        context.print(summary_line(summary) + "\n");
+        return;
+    }
     H5Output out = H5Output::create(
         context.output,
         context.write_options({command.model, command.tokens.value_or(""), command.text.path}));

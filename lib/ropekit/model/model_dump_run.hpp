@@ -25,7 +25,8 @@ struct RopeDumpCommand {
     // The schedule: the model's, --theta (plain RoPE at that base), then p-RoPE.
     std::optional<double> p, theta;
     bool reverse = false;
-    std::size_t batch = 8;  // sequences per forward pass
+    std::size_t batch = 8;       // sequences per forward pass
+    std::size_t shard_size = 0;  // sequences per file (sharded_dump.hpp); 0 = one file
     std::string layers = "all";
     std::string what = "q,k,rot_q,rot_k,pattern";  // parse_hooks; empty = tokens and nll only
     std::string dtype = "f32";                     // stored element type of the hooks

@@ -158,6 +158,7 @@ Heatmap dataset_heatmap(const PlotData& d, const DatasetPlotOptions& options) {
     h.color_label = d.value_name();
     h.color_units = d.units;
     h.log_color = options.log;
+    if (options.from_zero && !options.log) h.color_min = 0;
     std::size_t rows = data.rank() == 2 ? data.shape[0] : 1;
     std::size_t cols = data.rank() == 2 ? data.shape[1] : data.shape[0];
     Axis row_axis = data.rank() == 2 ? d.axes[0] : Axis{"", "", std::nullopt};
@@ -189,6 +190,7 @@ LinePlot dataset_lines(const PlotData& d, const DatasetPlotOptions& options) {
     LinePlot p;
     p.title = d.title;
     p.log_x = options.log;
+    p.y_from_zero = options.from_zero;
     p.y_label = d.value_name();
     p.y_units = d.units;
     const Axis& x_axis = d.axes.back();

@@ -20,6 +20,7 @@ struct DatasetPlotOptions {
     std::optional<std::size_t> index;     // 3-D datasets: plot the slice at this axis-0 index
     bool transpose = false;               // heatmap: swap the axes after the automatic choice
     bool log = false;                     // heatmap: log colour scale; lines: log x axis
+    bool from_zero = false;               // the value scale (y axis, colour bar) includes 0
 };
 
 // "FILE:DATASET" -> {FILE, DATASET}; "FILE" -> {FILE, ""}. A path that exists as given is never

@@ -623,6 +623,10 @@ std::string render_heatmap(const Heatmap& h) {
 
 std::string render_lines(const LinePlot& p) {
     DataRange range = data_range(p);
+    if (p.y_from_zero) {
+        range.ylo = std::min(range.ylo, 0.0);
+        range.yhi = std::max(range.yhi, 0.0);
+    }
     widen_single_values(range, p.log_x);
     const LineAxes axes = line_axes(range, p.log_x);
     double widest_y = 0;

@@ -76,6 +76,7 @@ struct LinePlot {
     std::string x_label, y_label;  // axis titles; units in x_units / y_units
     std::string x_units, y_units;
     bool log_x = false;
+    bool y_from_zero = false;  // the y axis includes 0, so a flat curve looks flat
     double width = 760, height = 480;
 };
 

@@ -16,8 +16,8 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // Theorem 5.3 with psi of equal norm in every chunk: the smallest scale at N = 8192 (and at the
-// paper's grid, the value paper.md derives), then the real float32 head at N = 2048 built with
-// attention.hpp must reach alpha >= 1 - eps at every position.
+// paper's grid, the value derived from Theorem 5.3's proof, Sec. 5), then the real float32 head at
+// N = 2048 built with attention.hpp must reach alpha >= 1 - eps at every position.
 CheckResult head_check(const CheckGrid& g, const char* name, const HeadSpec& spec,
                        std::string extra_detail, bool extra_ok) {
     const Schedule s = make_schedule(g.head_dim, g.theta);
@@ -31,11 +31,13 @@ CheckResult head_check(const CheckGrid& g, const char* name, const HeadSpec& spe
     bool ok = extra_ok;
     std::string detail = fmt::format("N=8192: smallest ||psi||^2 {:.4g}, sufficient bound {:.4g}",
                                      at_8192.scale_min, at_8192.scale_bound);
-    if (spec.offset == 0 && g.head_dim == 256 && g.theta == 1e4) {  // paper.md: 164.9 and 488
+    if (spec.offset == 0 && g.head_dim == 256 &&
+        g.theta == 1e4) {  // derived from Thm 5.3: 164.9 and 488
         const bool matches = std::abs(at_8192.scale_min - 164.9) < 0.05 &&
                              std::abs(at_8192.scale_bound - 488.2) < 0.5;
         ok = ok && matches;
-        detail += matches ? " (paper.md: 164.9, 488)" : " (paper.md says 164.9, 488: MISMATCH)";
+        detail += matches ? " (derived from Thm 5.3, Sec. 5: 164.9, 488)"
+                          : " (derived from Thm 5.3, Sec. 5: 164.9, 488: MISMATCH)";
     }
     HeadOptions built = long_run;
     built.tokens = 2048;

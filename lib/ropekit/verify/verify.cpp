@@ -5,6 +5,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "ropekit/core/error.hpp"
@@ -128,17 +129,17 @@ CheckResult prope_endpoints(const CheckGrid& g) {
 
 const std::vector<NamedCheck>& all_checks() {
     static const std::vector<NamedCheck> checks = {
-        {"rope-relative", rope_relative},
-        {"layout-equivalence", layout_equivalence},
-        {"prope-endpoints", prope_endpoints},
-        {"prop-3.1", checks::prop_3_1},
-        {"prop-3.2", checks::prop_3_2},
-        {"fig-2a", checks::fig_2a},
-        {"prop-5.2", checks::prop_5_2},
-        {"thm-5.3-diagonal", checks::thm_5_3_diagonal},
-        {"thm-5.3-previous", checks::thm_5_3_previous},
-        {"thm-6.1", checks::thm_6_1},
-        {"lemma-a.1", checks::lemma_a_1},
+        {"rope-relative", rope_relative, "<=", "RoPE's relative property, Sec. 2"},
+        {"layout-equivalence", layout_equivalence, "<=", "chunk layouts, Sec. 2"},
+        {"prope-endpoints", prope_endpoints, "<=", "p-RoPE, Sec. 6"},
+        {"prop-3.1", checks::prop_3_1, ">", "Prop 3.1, Sec. 3"},
+        {"prop-3.2", checks::prop_3_2, "<=", "Prop 3.2, Sec. 3"},
+        {"fig-2a", checks::fig_2a, "<=", "Figure 2a, Sec. 3"},
+        {"prop-5.2", checks::prop_5_2, "<=", "Prop 5.2, Sec. 5"},
+        {"thm-5.3-diagonal", checks::thm_5_3_diagonal, ">=", "Thm 5.3, Sec. 5"},
+        {"thm-5.3-previous", checks::thm_5_3_previous, ">=", "Thm 5.3, Sec. 5"},
+        {"thm-6.1", checks::thm_6_1, "<=", "Thm 6.1, Sec. 6"},
+        {"lemma-a.1", checks::lemma_a_1, ">", "Lemma A.1, App. A"},
     };
     return checks;
 }
@@ -150,8 +151,10 @@ std::vector<CheckResult> run_checks(const std::vector<CheckGrid>& grid,
         const auto& all = all_checks();
         if (std::none_of(all.begin(), all.end(),
                          [&](const NamedCheck& c) { return c.name == name; })) {
-            throw usage_error("--check: unknown check '" + name +
-                              "' (see docs/tools/rope-verify.md)");
+            std::vector<std::string> valid;
+            for (const NamedCheck& c : all) valid.push_back(c.name);
+            throw usage_error(fmt::format("--check: unknown check '{}'; the checks are {}", name,
+                                          fmt::join(valid, ", ")));
         }
     }
     std::vector<CheckResult> results;
@@ -164,6 +167,8 @@ std::vector<CheckResult> run_checks(const std::vector<CheckGrid>& grid,
             CheckResult r = check.run(point);
             r.head_dim = point.head_dim;
             r.theta = point.theta;
+            r.holds_when = check.holds_when;
+            r.cites = check.cites;
             if (done) done(r);
             results.push_back(std::move(r));
         }
@@ -171,14 +176,34 @@ std::vector<CheckResult> run_checks(const std::vector<CheckGrid>& grid,
     return results;
 }
 
-std::string format_check_table(const std::vector<CheckResult>& results) {
-    std::string out = fmt::format("{:<18} {:>4} {:>7} {:<6} {:<12} {:<10} {}\n", "check", "d",
-                                  "theta", "result", "measured", "tolerance", "what [detail]");
+namespace {
+
+// The quantity a check measures: the end of its `what`, after the last ';', without the
+// parenthesised explanation (the verbose report keeps the whole text).
+std::string measured_quantity(const std::string& what) {
+    const std::size_t semicolon = what.rfind(';');
+    std::string q = semicolon == std::string::npos ? what : what.substr(semicolon + 2);
+    if (const std::size_t paren = q.find(" ("); paren != std::string::npos) q.resize(paren);
+    return q;
+}
+
+}  // namespace
+
+std::string format_check_report(const std::vector<CheckResult>& results, bool verbose) {
+    std::string out;
+    std::size_t held = 0;
     for (const auto& r : results) {
-        out += fmt::format("{:<18} {:>4} {:>7g} {:<6} {:<12.6g} {:<10.3g} {}{}\n", r.name,
-                           r.head_dim, r.theta, r.passed ? "PASS" : "FAIL", r.measured, r.tolerance,
-                           r.what, r.detail.empty() ? "" : " [" + r.detail + "]");
+        held += r.passed ? 1 : 0;
+        out +=
+            fmt::format("{} {:<18} d={:<3} theta={:<7g} {}: {:.6g} {} {:g}  ({})\n",
+                        r.passed ? "PASS" : "FAIL", r.name, r.head_dim, r.theta,
+                        measured_quantity(r.what), r.measured, r.holds_when, r.tolerance, r.cites);
+        if (verbose) {
+            out += "     " + r.what + "\n";
+            if (!r.detail.empty()) out += "     " + r.detail + "\n";
+        }
     }
+    out += fmt::format("rope-verify: {} of {} checks hold\n", held, results.size());
     return out;
 }
 
@@ -190,9 +215,11 @@ std::string format_check_json(const std::vector<CheckResult>& results) {
                         {"theta", r.theta},
                         {"passed", r.passed},
                         {"measured", r.measured},
+                        {"holds_when", r.holds_when},
                         {"tolerance", r.tolerance},
                         {"what", r.what},
-                        {"detail", r.detail}});
+                        {"detail", r.detail},
+                        {"cites", r.cites}});
     }
     return rows.dump(2) + "\n";
 }

@@ -17,11 +17,9 @@ void run_verify(const VerifyCommand& command, const RunContext& context) {
     for (std::size_t g = 0; g < command.head_dims.size(); ++g) {
         grid.push_back({command.head_dims[g], command.thetas[g]});
     }
-    const auto results = run_checks(grid, command.only, [&](const CheckResult& r) {
-        context.note(fmt::format("{} (d={}, theta={:g}): {}", r.name, r.head_dim, r.theta,
-                                 r.passed ? "PASS" : "FAIL"));
-    });
-    context.print(command.json ? format_check_json(results) : format_check_table(results));
+    const auto results = run_checks(grid, command.only);
+    context.print(command.json ? format_check_json(results)
+                               : format_check_report(results, command.verbose));
     const auto failed = std::count_if(results.begin(), results.end(),
                                       [](const CheckResult& r) { return !r.passed; });
     if (failed) throw check_failed_error(fmt::format("{} checks failed", failed));

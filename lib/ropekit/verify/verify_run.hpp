@@ -14,9 +14,11 @@ struct VerifyCommand {
     std::vector<double> thetas{1e4, 5e5};  // paired with head_dims by position
     std::vector<std::string> only;         // check names; empty = every check
     bool json = false;
+    bool verbose = false;  // what each check did and its details, below its line
 };
 
-// Prints every result, then throws check_failed_error "N checks failed" if any failed.
+// Prints every result once (stdout), then throws check_failed_error "N checks failed" if any
+// failed.
 void run_verify(const VerifyCommand& command, const RunContext& context);
 
 }  // namespace ropekit

@@ -1,0 +1,33 @@
+#pragma once
+// Progress of a long run on stderr, for every tool (RunContext::progress): on a terminal one line
+// updated in place with the rate and the time left; otherwise a plain line at most every few
+// seconds, and one at the end. --quiet hides progress (never warnings or errors).
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <string>
+
+namespace ropekit {
+
+class ProgressLine {
+  public:
+    // `tool` prefixes each line; `interactive`: stderr is a terminal.
+    ProgressLine(std::string tool, bool interactive, std::FILE* stream = stderr,
+                 std::chrono::seconds plain_every = std::chrono::seconds(5));
+
+    // `done` of `total` `units` ("pairs", "layers"). Cheap when nothing is due.
+    void update(std::size_t done, std::size_t total, const std::string& units);
+
+  private:
+    using Clock = std::chrono::steady_clock;
+    std::string line(std::size_t done, std::size_t total, const std::string& units) const;
+
+    std::string tool_;
+    bool interactive_;
+    std::FILE* stream_;
+    std::chrono::seconds plain_every_;
+    Clock::time_point start_ = Clock::now();
+    Clock::time_point last_ = start_;
+};
+
+}  // namespace ropekit

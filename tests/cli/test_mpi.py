@@ -1,0 +1,107 @@
+"""The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3, freq-norms and
+find-positional-heads give the serial tool's output; an error on any rank is one line naming the
+rank and the file, every rank stops, and no output is left. Skipped while build-mpi/ does not exist (the serial build needs no MPI)."""
+import os
+import shutil
+import subprocess
+import unittest
+
+import h5py
+import numpy as np
+
+from ropekit_test import SOURCE, TempDirTest, run
+from test_sharded_dumps import make_layers, shard_layers, write_dump
+
+MPI_BIN = os.environ.get("ROPEKIT_MPI_BIN", os.path.join(SOURCE, "build-mpi"))
+MPIRUN = shutil.which("mpirun")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def mpi_run(ranks, tool, *args):
+    cmd = [MPIRUN, "--oversubscribe", "-n", str(ranks), os.path.join(MPI_BIN, tool)]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=600, env=ENV)
+
+
+HAVE_MPI_BUILD = os.path.exists(os.path.join(MPI_BIN, "freq-norms")) and MPIRUN is not None
+
+
+@unittest.skipUnless(HAVE_MPI_BUILD or os.environ.get("CI") == "true",
+                     f"no MPI build ({MPI_BIN}/freq-norms; make mpi builds it)")
+class MpiRuns(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        # CI builds it first (.ci/run): there, a missing MPI build fails instead of skipping.
+        self.assertTrue(HAVE_MPI_BUILD, f"{MPI_BIN}/freq-norms or mpirun missing: run make mpi")
+
+    def write_shards(self, layers, sizes):
+        paths, begin = [], 0
+        for i, n in enumerate(sizes):
+            paths.append(self.path(f"shard-{i}.h5"))
+            write_dump(paths[-1], shard_layers(layers, begin, begin + n), bos=1)
+            begin += n
+        return paths
+
+    def test_freq_norms_under_1_2_and_3_ranks_is_the_serial_output(self):
+        shards = self.write_shards(make_layers(), [3, 4])  # 7 sequences: 7, 4+3, 2+2+3
+        serial = self.path("serial.h5")
+        expected = run("freq-norms", *shards, "--exclude-bos", "-o", serial, check=0).stdout
+        with h5py.File(serial) as f:
+            want = {k: f[k][...] for k in f}
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                out = self.path(f"mpi{ranks}.h5")
+                r = mpi_run(ranks, "freq-norms", *shards, "--exclude-bos", "-o", out, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout, expected)
+                with h5py.File(out) as f:
+                    self.assertEqual(sorted(f), sorted(want))
+                    for k in want:
+                        np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
+                                                   err_msg=k)
+                    self.assertEqual(f.attrs["positions_averaged"], 7 * 9)
+
+    def test_find_positional_heads_under_1_2_and_3_ranks_is_the_serial_output(self):
+        shards = self.write_shards(make_layers(seed=5), [1, 6])
+        flags = ("--from", "qk", "--exclude-bos", "--threads", "1")
+        serial = self.path("serial.h5")
+        expected = run("find-positional-heads", *shards, *flags, "-o", serial, check=0).stdout
+        with h5py.File(serial) as f:
+            want = {k: f[k][...] for k in f}
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                out = self.path(f"heads{ranks}.h5")
+                r = mpi_run(ranks, "find-positional-heads", *shards, *flags, "-o", out, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout, expected)
+                with h5py.File(out) as f:
+                    self.assertEqual(sorted(f), sorted(want))
+                    for k in want:
+                        np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
+                                                   err_msg=k)
+                    self.assertEqual(f.attrs["sequences"], 7)
+
+    def test_an_error_on_one_rank_is_one_line_with_rank_and_file_and_no_output(self):
+        layers = make_layers()
+        layers[1]["hook_k"][6, 3, 0, 2] = np.inf  # the last sequence: rank 2's of 3
+        shards = self.write_shards(layers, [3, 4])
+        out = self.path("out.h5")
+        r = mpi_run(3, "freq-norms", *shards, "-o", out, "-q")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        ours = [line for line in r.stderr.splitlines() if line.startswith("freq-norms:")]
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertIn("rank 2: " + shards[1], ours[0])
+        self.assertIn("blocks.1.attn.hook_k: inf at batch 3, pos 3, head 0, dim 2", ours[0])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["shard-0.h5", "shard-1.h5"])
+
+    def test_a_usage_error_is_reported_once(self):
+        r = mpi_run(2, "freq-norms", self.path("missing.h5"), "-o", self.path("out.h5"))
+        ours = [line for line in r.stderr.splitlines() if line.startswith("freq-norms:")]
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertIn("missing.h5", ours[0])
+        self.assertNotEqual(r.returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
