@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 import gguf_writer
+import model_families
 import test_prope_convert as pc
 from ropekit_test import SHARED_DATA, edit_json
 from test_rope_dump import tiny_weights, write_hf_llama
@@ -579,9 +580,53 @@ def set_key(metadata, key, vtype, value):
 
 
 @builder
-def gguf_model_of_architecture_qwen2(fx):
+def gguf_model_of_architecture_mamba(fx):
     return llama_gguf(fx, lambda m, t: set_key(m, "general.architecture", gguf_writer.STRING,
-                                               "qwen2"))
+                                               "mamba"))
+
+
+@builder
+def gguf_qwen3_model_without_k_norms(fx):
+    """A qwen3 GGUF (model_families.to_gguf) missing blk.1.attn_k_norm.weight."""
+    c = model_families.config("qwen3")
+    t = model_families.tensors(c, 0)
+    del t["model.layers.1.self_attn.k_norm.weight"]
+    path = fx.path("qwen3.gguf")
+    model_families.to_gguf(c, t, path)
+    return path
+
+
+@builder
+def gguf_qwen2_model(fx):
+    """A qwen2 GGUF as convert_hf_to_gguf.py writes it (model_families.to_gguf)."""
+    c = model_families.config("qwen2")
+    path = fx.path("qwen2.gguf")
+    model_families.to_gguf(c, model_families.tensors(c, 0), path)
+    return path
+
+
+@builder
+def hf_model_of_type_gpt_neox(fx):
+    path = fx.path("model")
+    c = model_families.config("llama", model_type="gpt_neox")
+    model_families.write_hf(path, c, model_families.tensors(model_families.config("llama"), 0))
+    return path
+
+
+@builder
+def hf_qwen2_model_with_per_layer_windows(fx):
+    path = fx.path("model")
+    c = model_families.config("qwen2", use_sliding_window=True)
+    model_families.write_hf(path, c, model_families.tensors(c, 0))
+    return path
+
+
+@builder
+def hf_phi3_model_with_attention_bias(fx):
+    path = fx.path("model")
+    c = model_families.config("phi3", attention_bias=True)
+    model_families.write_hf(path, c, model_families.tensors(c, 0))
+    return path
 
 
 @builder

@@ -176,10 +176,20 @@ TEST_CASE("Hugging Face directories that are not runnable Llamas are data errors
     TempDir tmp;
     TinyShape shape;
     const TinyCheckpoint c = make_tiny(shape, 13);
-    write_hf(c, tmp.file("gemma"), "F32", {{"model_type", "gemma"}});
-    CHECK(hf_error(tmp.file("gemma")).find("model_type: expected \"llama\"") != std::string::npos);
+    write_hf(c, tmp.file("gemma3"), "F32", {{"model_type", "gemma3"}});
+    CHECK(hf_error(tmp.file("gemma3"))
+              .find("model_type: expected one of the families rope-dump runs (\"llama\", "
+                    "\"mistral\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\"), found "
+                    "\"gemma3\"") != std::string::npos);
+    // attention_bias: true promises biases on q, k, v and o; a checkpoint without them is broken.
     write_hf(c, tmp.file("bias"), "F32", {{"attention_bias", true}});
-    CHECK(hf_error(tmp.file("bias")).find("attention_bias") != std::string::npos);
+    CHECK(hf_error(tmp.file("bias")).find("self_attn.q_proj.bias: expected this tensor") !=
+          std::string::npos);
+    write_hf(c, tmp.file("qwen_windows"), "F32",
+             {{"model_type", "qwen2"}, {"use_sliding_window", true}});
+    CHECK(hf_error(tmp.file("qwen_windows"))
+              .find("use_sliding_window: qwen2's per-layer sliding window is not supported") !=
+          std::string::npos);
     write_hf(c, tmp.file("shape"), "F32", {{"intermediate_size", 25}});
     CHECK(hf_error(tmp.file("shape")).find("mlp.gate_proj.weight: expected shape [25, 16]") !=
           std::string::npos);

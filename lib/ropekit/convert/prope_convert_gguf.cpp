@@ -16,12 +16,39 @@ namespace ropekit {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The architectures whose llama.cpp graph reads rope_freqs.weight (node-llama-cpp 3.21.1: the
+// src/models/*.cpp that create LLM_TENSOR_ROPE_FREQS). The others (qwen2, qwen3, phi3, gemma*,
+// gpt-neox, ...) never look at it: llama.cpp would refuse the extra tensor, or run the model
+// with every frequency, so a p-RoPE GGUF of theirs cannot be written this way.
+constexpr const char* kReadsRopeFreqs[] = {
+    "apertus",    "arcee",          "cogvlm",     "deci",        "eagle3",
+    "exaone-moe", "exaone",         "exaone4",    "falcon-h1",   "gemma4-assistant",
+    "gemma4",     "granitehybrid",  "granitemoe", "granite_swa", "granite",
+    "llada",      "llama",          "llama4",     "minicpm",     "mistral3",
+    "nanbeige",   "pangu-embedded", "refact",     "step35"};
+
+void require_rope_freqs_reader(const std::string& input, const std::string& arch) {
+    for (const char* a : kReadsRopeFreqs) {
+        if (arch == a) return;
+    }
+    throw data_error(input, "general.architecture",
+                     fmt::format("llama.cpp's \"{}\" ignores rope_freqs.weight, the only way a "
+                                 "GGUF carries p-RoPE (expected an architecture that reads it, "
+                                 "such as \"llama\")",
+                                 arch));
+}
+
+}  // namespace
+
 ConvertReport convert_gguf(const std::string& input, const std::string& output,
                            const ConvertOptions& options) {
     check_output_path(output, options.force, {input});
     const GgufFile in = GgufFile::open(input);
     const PropeRequest& request = options.request;
     const GgufRope rope = read_gguf_rope(in, request.theta);
+    require_rope_freqs_reader(input, rope.arch);
     const std::vector<double> original = snap_dropped(rope.inv_freq);
     const std::vector<double> target = apply_prope(original, request.p, request.reverse);
 

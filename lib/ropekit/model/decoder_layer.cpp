@@ -29,6 +29,17 @@ __attribute__((target_clones("avx2", "default"))) void swiglu(float* gate, const
     }
 }
 
+// gate <- gelu_tanh(gate) * up, GeGLU's elementwise step (gemma; transformers'
+// gelu_pytorch_tanh).
+void geglu(float* gate, const float* up, std::size_t n) {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    for (std::size_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        const float inner = kSqrt2OverPi * (g + 0.044715f * g * g * g);
+        gate[i] = 0.5f * g * (1.0f + std::tanh(inner)) * up[i];
+    }
+}
+
 // The keys and values attention reads: sequence b's start at b * sequence_rows rows.
 struct KeyValues {
     const float* keys = nullptr;
@@ -42,6 +53,25 @@ void project_qkv(const LlamaLayerWeights& w, ForwardWorkspace& ws) {
     project(ws.xb.data(), rows, w.wq, ws.q.data());
     project(ws.xb.data(), rows, w.wk, ws.k.data());
     project(ws.xb.data(), rows, w.wv, ws.v.data());
+}
+
+// RMSNorm of every head of q and of k over its head_dim (qwen3's q_norm and k_norm, applied
+// before RoPE).
+void normalize_heads(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    rms_norm(ws.q.data(), w.q_norm, rows * c.n_heads, c.head_dim, c.norm_eps, ws.q.data());
+    rms_norm(ws.k.data(), w.k_norm, rows * c.n_kv_heads, c.head_dim, c.norm_eps, ws.k.data());
+}
+
+// Masks the keys a sliding window hides: query row i (at position keys - tokens + i) sees the
+// `window` positions ending at its own (transformers' q - k < sliding_window).
+void mask_outside_window(float* scores, std::size_t tokens, std::size_t keys, std::size_t window) {
+    if (window == 0) return;
+    for (std::size_t i = 0; i < tokens; ++i) {
+        const std::size_t position = keys - tokens + i;
+        if (position < window) continue;
+        std::fill_n(scores + i * keys, position - window + 1, -INFINITY);
+    }
 }
 
 // Rotates every head of q and k by its row's position (one cos/sin per chunk for all heads).
@@ -84,6 +114,8 @@ void attend_heads(const LlamaConfig& c, const DecoderLayer& layer, const KeyValu
         float* probabilities = options.keep_pattern ? &ws.pattern[task * block] : scratch.data();
         causal_scores(&ws.q[b * tokens * qdim + h * D], qdim, key, kvdim, tokens, keys, D,
                       layer.attention_scale, probabilities);
+        if (layer.softcap > 0) soft_cap(probabilities, block, layer.softcap);
+        mask_outside_window(probabilities, tokens, keys, layer.sliding_window);
         if (options.keep_scores) std::copy_n(probabilities, block, &ws.scores[task * block]);
         causal_softmax(probabilities, tokens, keys);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(tokens),
@@ -107,6 +139,20 @@ void attend(const LlamaConfig& c, const DecoderLayer& layer, const KeyValues& kv
             attend_heads(c, layer, kv, options, ws, begin, end);
         });
     }
+}
+
+// x += projection(in), or with gemma2's post-norm x += rms_norm(projection(in)) (xb is free
+// by then).
+void add_output(const LlamaConfig& c, const float* in, const Projection& p, const float* post_norm,
+                ForwardWorkspace& ws) {
+    const std::size_t rows = ws.shape.rows();
+    if (!post_norm) {
+        project(in, rows, p, ws.x.data(), 1.0f);
+        return;
+    }
+    project(in, rows, p, ws.xb.data());
+    rms_norm(ws.xb.data(), post_norm, rows, c.dim, c.norm_eps, ws.xb.data());
+    for (std::size_t i = 0; i < ws.x.size(); ++i) ws.x[i] += ws.xb[i];
 }
 
 // What the observer is shown of the layer that just ran attention.
@@ -151,6 +197,9 @@ void embed_tokens(const std::int64_t* ids, const LlamaConfig& c, const WeightMat
                 fmt::format("token id {} is outside the vocabulary [0, {})", ids[r], c.vocab_size));
         }
         embedding.read_rows(static_cast<std::size_t>(ids[r]), 1, &x[r * c.dim]);
+        if (c.embedding_scale != 1.0f) {
+            for (std::size_t i = 0; i < c.dim; ++i) x[r * c.dim + i] *= c.embedding_scale;
+        }
     }
 }
 
@@ -160,6 +209,7 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const std::size_t rows = ws.shape.rows();
     rms_norm(ws.x.data(), w.rms_att, rows, c.dim, c.norm_eps, ws.xb.data());
     project_qkv(w, ws);
+    if (w.q_norm) normalize_heads(c, w, ws);
     if (options.observer) {
         ws.q_raw = ws.q;
         ws.k_raw = ws.k;
@@ -168,7 +218,7 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
     const KeyValues kv = store_keys_values(layer.cache, ws);
     attend(c, layer, kv, options, ws);
     if (options.observer) options.observer(layer_activations(layer.index, ws, options));
-    project(ws.att.data(), rows, w.wo, ws.x.data(), 1.0f);
+    add_output(c, ws.att.data(), w.wo, w.post_att, ws);
 }
 
 void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
@@ -176,8 +226,12 @@ void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, Forwar
     rms_norm(ws.x.data(), w.rms_ffn, rows, c.dim, c.norm_eps, ws.xb.data());
     project(ws.xb.data(), rows, w.w1, ws.gate.data());
     project(ws.xb.data(), rows, w.w3, ws.up.data());
-    swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
-    project(ws.gate.data(), rows, w.w2, ws.x.data(), 1.0f);
+    if (c.geglu) {
+        geglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    } else {
+        swiglu(ws.gate.data(), ws.up.data(), ws.gate.size());
+    }
+    add_output(c, ws.gate.data(), w.w2, w.post_ffn, ws);
 }
 
 }  // namespace ropekit::decoder

@@ -65,7 +65,9 @@ struct DecoderLayer {
     const LlamaLayerWeights* weights = nullptr;
     const Schedule* schedule = nullptr;
     float attention_scale = 1.0f;
-    LayerCache cache;  // keys == nullptr without a cache
+    std::size_t sliding_window = 0;  // keys a query sees, itself included (0: every earlier one)
+    float softcap = 0.0f;            // logits = cap * tanh(logits / cap) (0: none)
+    LayerCache cache;                // keys == nullptr without a cache
 };
 
 // out[r] = weight * x[r] / rms(x[r]) for each of `rows` rows of `dim` (sums in double).

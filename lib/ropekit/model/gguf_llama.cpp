@@ -13,6 +13,7 @@
 #include "ropekit/formats/ggml_types.hpp"
 #include "ropekit/formats/gguf.hpp"
 #include "ropekit/formats/gguf_rope.hpp"
+#include "ropekit/model/family.hpp"
 
 namespace ropekit {
 
@@ -45,66 +46,92 @@ std::size_t count_key(const GgufFile& f, const std::string& key,
     return static_cast<std::size_t>(x);
 }
 
-void require_llama(const GgufFile& f) {
+// The file's family, and its key prefix ("qwen2." for general.architecture "qwen2").
+const Family& require_family(const GgufFile& f, std::string& prefix) {
     const GgufValue* arch = f.find("general.architecture");
     const std::string name =
         arch && arch->type == GgufType::string ? arch->as_string() : std::string("(none)");
-    if (name != "llama") {
-        throw data_error(f.path(), "general.architecture",
-                         fmt::format("expected \"llama\" (the only GGUF architecture rope-dump "
-                                     "runs), found \"{}\"",
-                                     name));
-    }
-    if (count_key(f, "llama.expert_count", std::size_t{0}) > 0) {
-        throw data_error(f.path(), "llama.expert_count",
+    const Family& family = gguf_family(name, f.path());
+    prefix = name + ".";
+    if (count_key(f, prefix + "expert_count", std::size_t{0}) > 0) {
+        throw data_error(f.path(), prefix + "expert_count",
                          "expected a dense model (mixtures of experts are not supported)");
+    }
+    return family;
+}
+
+// Gemma 2 as llama.cpp runs it: soft-caps from the file, a window (4096 when absent) on every
+// layer but each sliding_window_pattern-th (2), and query_pre_attn_scalar, which the file does not
+// carry, as llama.cpp assumes it: dim / heads at 46 layers (27B), else head_dim.
+void read_gemma2(const GgufFile& f, const std::string& a, LlamaConfig& c) {
+    c.attn_softcap = static_cast<float>(gguf_number(f, a + "attn_logit_softcapping", 0.0));
+    c.final_softcap = static_cast<float>(gguf_number(f, a + "final_logit_softcapping", 0.0));
+    c.sliding_window = count_key(f, a + "attention.sliding_window", std::size_t{4096});
+    const std::size_t period = count_key(f, a + "attention.sliding_window_pattern", std::size_t{2});
+    c.sliding_layers.assign(c.n_layers, 0);
+    for (std::size_t l = 0; l < c.n_layers; ++l) c.sliding_layers[l] = l % period < period - 1;
+    if (c.n_layers == 46) {
+        c.attention_scale = 1.0 / std::sqrt(static_cast<double>(c.dim / c.n_heads));
     }
 }
 
-// The sizes the llama.* keys give; the vocabulary is the embedding's row count.
-LlamaConfig read_config(const GgufFile& f) {
+// The sizes the {arch}.* keys give; the vocabulary is the embedding's row count.
+LlamaConfig read_config(const GgufFile& f, const Family& family, const std::string& a) {
     LlamaConfig c;
-    c.dim = count_key(f, "llama.embedding_length");
-    c.hidden_dim = count_key(f, "llama.feed_forward_length");
-    c.n_layers = count_key(f, "llama.block_count");
-    c.n_heads = count_key(f, "llama.attention.head_count");
-    c.n_kv_heads = count_key(f, "llama.attention.head_count_kv", c.n_heads);
-    c.head_dim = count_key(f, "llama.attention.key_length", c.dim / c.n_heads);
-    if (count_key(f, "llama.attention.value_length", c.head_dim) != c.head_dim) {
-        throw data_error(f.path(), "llama.attention.value_length",
+    c.family = family.gguf_arch;
+    c.dim = count_key(f, a + "embedding_length");
+    c.hidden_dim = count_key(f, a + "feed_forward_length");
+    c.n_layers = count_key(f, a + "block_count");
+    c.n_heads = count_key(f, a + "attention.head_count");
+    c.n_kv_heads = count_key(f, a + "attention.head_count_kv", c.n_heads);
+    c.head_dim = count_key(f, a + "attention.key_length", c.dim / c.n_heads);
+    if (count_key(f, a + "attention.value_length", c.head_dim) != c.head_dim) {
+        throw data_error(f.path(), a + "attention.value_length",
                          fmt::format("expected the key length {}", c.head_dim));
     }
-    c.seq_len = count_key(f, "llama.context_length", std::size_t{0});
-    c.norm_eps = gguf_number(f, "llama.attention.layer_norm_rms_epsilon");
+    c.seq_len = count_key(f, a + "context_length", std::size_t{0});
+    c.norm_eps = gguf_number(f, a + "attention.layer_norm_rms_epsilon");
     const GgufTensorInfo* embedding = f.find_tensor("token_embd.weight");
     if (!embedding || embedding->dims.size() != 2) {
         throw data_error(f.path(), "token_embd.weight", "expected this tensor, [vocab, dim]");
     }
     c.vocab_size = static_cast<std::size_t>(embedding->dims[1]);
-    if (count_key(f, "llama.vocab_size", c.vocab_size) != c.vocab_size) {
-        throw data_error(f.path(), "llama.vocab_size",
+    if (count_key(f, a + "vocab_size", c.vocab_size) != c.vocab_size) {
+        throw data_error(f.path(), a + "vocab_size",
                          fmt::format("expected the {} rows of token_embd.weight", c.vocab_size));
     }
     c.shared_classifier = f.find_tensor("output.weight") == nullptr;
+    if (family.sliding_window) {
+        c.sliding_window = count_key(f, a + "attention.sliding_window", std::size_t{0});
+    }
+    if (family.gemma) {  // the converter stored Gemma's norm weights as 1 + w already
+        c.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(c.dim)));
+        c.geglu = true;
+    }
+    if (family.gemma2) read_gemma2(f, a, c);
     validate_config(c, f.path());
     return c;
 }
 
-// llama.cpp's schedule of the file, on adjacent pairs (its "normal" rope), with the dropped
-// frequencies of a p-RoPE file exactly 0.
-Schedule read_schedule(const GgufFile& f, LlamaConfig& c) {
+// llama.cpp's schedule of the file, on adjacent pairs (its "normal" rope: llama, whose q/k rows
+// the converter permutes) or on halves (NEOX: the others), with the dropped frequencies of a
+// p-RoPE file exactly 0.
+Schedule read_schedule(const GgufFile& f, const Family& family, const std::string& a,
+                       LlamaConfig& c) {
     const GgufRope rope = read_gguf_rope(f);
     if (!(rope.base > 1.0)) {
-        throw data_error(f.path(), "llama.rope.freq_base",
+        throw data_error(f.path(), a + "rope.freq_base",
                          fmt::format("expected a base above 1, found {}", rope.base));
     }
     if (rope.n_rot > c.head_dim) {
-        throw data_error(f.path(), "llama.rope.dimension_count",
+        throw data_error(f.path(), a + "rope.dimension_count",
                          fmt::format("expected at most the head dimension {}, found {}", c.head_dim,
                                      rope.n_rot));
     }
     c.rope_theta = rope.base;
-    Schedule schedule = make_schedule(c.head_dim, rope.base, Layout::interleaved, rope.n_rot);
+    if (rope.freq_scale != 1.0) c.rope_scaling = "linear";
+    if (f.find_tensor(kGgufRopeFreqs)) c.rope_scaling = "rope_freqs";
+    Schedule schedule = make_schedule(c.head_dim, rope.base, family.gguf_layout, rope.n_rot);
     schedule.inv_freq = snap_dropped(rope.inv_freq);
     return schedule;
 }
@@ -159,26 +186,59 @@ class GgufTensors {
     GgufStorage& storage_;
 };
 
-LlamaLayerWeights load_layer(GgufTensors& tensors, const LlamaConfig& c, std::size_t layer) {
+// q, k, v and the SwiGLU gate and up projections: phi3's fused attn_qkv and ffn_up ([gate; up]
+// rows), or the separate matrices.
+void load_projections(GgufTensors& tensors, const LlamaConfig& c, const Family& family,
+                      const std::string& p, LlamaLayerWeights& w) {
     const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
-    const std::string p = fmt::format("blk.{}.", layer);
-    LlamaLayerWeights w;
-    w.rms_att = tensors.vector(p + "attn_norm.weight", c.dim);
+    if (family.fused) {
+        const WeightMatrix qkv = tensors.matrix(p + "attn_qkv.weight", qdim + 2 * kvdim, c.dim);
+        w.wq.weight = qkv.row_range(0, qdim);
+        w.wk.weight = qkv.row_range(qdim, kvdim);
+        w.wv.weight = qkv.row_range(qdim + kvdim, kvdim);
+        const WeightMatrix gate_up = tensors.matrix(p + "ffn_up.weight", 2 * c.hidden_dim, c.dim);
+        w.w1.weight = gate_up.row_range(0, c.hidden_dim);
+        w.w3.weight = gate_up.row_range(c.hidden_dim, c.hidden_dim);
+        return;
+    }
     w.wq = tensors.projection(p + "attn_q.weight", qdim, c.dim);
     w.wk = tensors.projection(p + "attn_k.weight", kvdim, c.dim);
     w.wv = tensors.projection(p + "attn_v.weight", kvdim, c.dim);
-    w.wo = tensors.projection(p + "attn_output.weight", c.dim, qdim);
-    w.rms_ffn = tensors.vector(p + "ffn_norm.weight", c.dim);
     w.w1 = tensors.projection(p + "ffn_gate.weight", c.hidden_dim, c.dim);
-    w.w2 = tensors.projection(p + "ffn_down.weight", c.dim, c.hidden_dim);
     w.w3 = tensors.projection(p + "ffn_up.weight", c.hidden_dim, c.dim);
+}
+
+LlamaLayerWeights load_layer(GgufTensors& tensors, const LlamaConfig& c, const Family& family,
+                             std::size_t layer) {
+    const std::string p = fmt::format("blk.{}.", layer);
+    LlamaLayerWeights w;
+    w.rms_att = tensors.vector(p + "attn_norm.weight", c.dim);
+    load_projections(tensors, c, family, p, w);
+    w.wo = tensors.projection(p + "attn_output.weight", c.dim, c.n_heads * c.head_dim);
+    if (family.qkv_bias) {
+        w.wq.bias = tensors.vector(p + "attn_q.bias", c.n_heads * c.head_dim);
+        w.wk.bias = tensors.vector(p + "attn_k.bias", c.n_kv_heads * c.head_dim);
+        w.wv.bias = tensors.vector(p + "attn_v.bias", c.n_kv_heads * c.head_dim);
+    }
+    if (family.qk_norm) {
+        w.q_norm = tensors.vector(p + "attn_q_norm.weight", c.head_dim);
+        w.k_norm = tensors.vector(p + "attn_k_norm.weight", c.head_dim);
+    }
+    w.rms_ffn = tensors.vector(p + "ffn_norm.weight", c.dim);
+    if (family.gemma2) {
+        w.post_att = tensors.vector(p + "post_attention_norm.weight", c.dim);
+        w.post_ffn = tensors.vector(p + "post_ffw_norm.weight", c.dim);
+    }
+    w.w2 = tensors.projection(p + "ffn_down.weight", c.dim, c.hidden_dim);
     return w;
 }
 
-LlamaWeights load_weights(GgufTensors& tensors, const LlamaConfig& c) {
+LlamaWeights load_weights(GgufTensors& tensors, const LlamaConfig& c, const Family& family) {
     LlamaWeights w;
     w.token_embedding = tensors.matrix("token_embd.weight", c.vocab_size, c.dim);
-    for (std::size_t l = 0; l < c.n_layers; ++l) w.layers.push_back(load_layer(tensors, c, l));
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        w.layers.push_back(load_layer(tensors, c, family, l));
+    }
     w.rms_final = tensors.vector("output_norm.weight", c.dim);
     w.classifier = c.shared_classifier ? Projection{w.token_embedding, nullptr}
                                        : tensors.projection("output.weight", c.vocab_size, c.dim);
@@ -190,11 +250,12 @@ LlamaWeights load_weights(GgufTensors& tensors, const LlamaConfig& c) {
 LlamaModel load_gguf_llama(const std::string& path) {
     auto storage = std::make_shared<GgufStorage>(GgufFile::open(path));
     const GgufFile& f = storage->file;
-    require_llama(f);
-    LlamaConfig c = read_config(f);
-    Schedule schedule = read_schedule(f, c);
+    std::string prefix;
+    const Family& family = require_family(f, prefix);
+    LlamaConfig c = read_config(f, family, prefix);
+    Schedule schedule = read_schedule(f, family, prefix, c);
     GgufTensors tensors(*storage);
-    LlamaWeights weights = load_weights(tensors, c);
+    LlamaWeights weights = load_weights(tensors, c, family);
     return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
                       std::filesystem::path(path).stem().string());
 }

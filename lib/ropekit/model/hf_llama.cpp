@@ -1,5 +1,6 @@
 #include "ropekit/model/hf_llama.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "ropekit/core/json.hpp"
 #include "ropekit/formats/ggml_types.hpp"
 #include "ropekit/formats/safetensors.hpp"
+#include "ropekit/model/family.hpp"
 #include "ropekit/rope/hf_rope.hpp"
 
 namespace ropekit {
@@ -38,21 +40,90 @@ bool flag_key(const Json& config, const std::string& key) {
     return config.contains(key) && config[key].is_boolean() && config[key].get<bool>();
 }
 
-void require_llama(const Json& config, const std::string& file) {
-    const std::string type = config.value("model_type", std::string());
-    if (type != "llama") {
-        throw data_error(file, "model_type",
-                         fmt::format("expected \"llama\" (the only architecture rope-dump runs), "
-                                     "found \"{}\"",
-                                     type));
+// SiLU (SwiGLU), or for gemma the tanh GELU: transformers' Gemma reads hidden_activation, and
+// runs the "gelu" of the first Gemma configs as gelu_pytorch_tanh too.
+void require_activation(const Json& config, const Family& family, const std::string& file) {
+    const bool newer =
+        config.contains("hidden_activation") && config["hidden_activation"].is_string();
+    const std::string key = newer ? "hidden_activation" : "hidden_act";
+    const std::string act =
+        config.value(key, std::string(family.gemma ? "gelu_pytorch_tanh" : "silu"));
+    if (family.gemma ? act != "gelu_pytorch_tanh" && act != "gelu" : act != "silu") {
+        throw data_error(file, key,
+                         fmt::format("expected \"{}\", found \"{}\"",
+                                     family.gemma ? "gelu_pytorch_tanh" : "silu", act));
     }
-    const std::string act = config.value("hidden_act", std::string("silu"));
-    if (act != "silu") {
-        throw data_error(file, "hidden_act", fmt::format("expected \"silu\", found \"{}\"", act));
+}
+
+// The family of config.json, and a refusal by name of what rope-dump does not implement.
+const Family& require_family(const Json& config, const std::string& file) {
+    const Family& family = hf_family(config.value("model_type", std::string()), file);
+    require_activation(config, family, file);
+    if (flag_key(config, "mlp_bias"))
+        throw data_error(file, "mlp_bias", "MLP biases are not supported");
+    if (flag_key(config, "use_sliding_window")) {
+        throw data_error(
+            file, "use_sliding_window",
+            fmt::format("{}'s per-layer sliding window is not supported", family.model_type));
     }
-    for (const char* key : {"attention_bias", "mlp_bias"}) {
-        if (flag_key(config, key)) throw data_error(file, key, "biases are not supported");
+    if (family.fused && flag_key(config, "attention_bias")) {
+        throw data_error(file, "attention_bias", "biases are not supported for phi3");
     }
+    return family;
+}
+
+// Gemma's embedding scale (√dim, rounded to float32 as transformers does) and GeGLU; its
+// configs tie the output to the embedding unless they say otherwise (GemmaConfig's default, which
+// save_pretrained leaves out).
+void apply_gemma(const Json& config, LlamaConfig& c) {
+    c.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(c.dim)));
+    c.geglu = true;
+    c.shared_classifier =
+        !config.contains("tie_word_embeddings") || flag_key(config, "tie_word_embeddings");
+}
+
+// A positive number of config.json, or 0 when absent or null.
+double optional_number(const Json& config, const std::string& key, const std::string& file) {
+    if (!config.contains(key) || config[key].is_null()) return 0.0;
+    if (!config[key].is_number() || !(config[key].get<double>() > 0)) {
+        throw data_error(file, key,
+                         fmt::format("expected a positive number, found {}", config[key].dump()));
+    }
+    return config[key].get<double>();
+}
+
+// Gemma 2's scale (query_pre_attn_scalar^-1/2), soft-caps and the layers with a sliding
+// window: those layer_types calls sliding_attention, else the even ones (transformers' default).
+void apply_gemma2(const Json& config, LlamaConfig& c, const std::string& file) {
+    const double scalar = optional_number(config, "query_pre_attn_scalar", file);
+    c.attention_scale = scalar > 0 ? 1.0 / std::sqrt(scalar) : 0.0;
+    c.attn_softcap = static_cast<float>(optional_number(config, "attn_logit_softcapping", file));
+    c.final_softcap = static_cast<float>(optional_number(config, "final_logit_softcapping", file));
+    c.sliding_layers.assign(c.n_layers, 0);
+    const bool typed = config.contains("layer_types") && config["layer_types"].is_array();
+    if (typed && config["layer_types"].size() != c.n_layers) {
+        throw data_error(file, "layer_types",
+                         fmt::format("expected {} entries, one per layer", c.n_layers));
+    }
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        c.sliding_layers[l] = typed ? config["layer_types"][l] == "sliding_attention" : l % 2 == 0;
+    }
+}
+
+// How many keys each query sees: config.json's sliding_window where the family applies it.
+std::size_t sliding_window(const Json& config, const Family& family, const std::string& file) {
+    if (!family.sliding_window) return 0;
+    return count_key(config, file, "sliding_window", std::size_t{0});
+}
+
+// The longest input the schedule covers: dynamic grows its base, longrope switches to its long
+// factors past these lengths (0: no limit).
+std::size_t schedule_limit(const HfRopeParameters& p) {
+    if (p.rope_type == "dynamic") return p.max_position_embeddings;
+    if (p.rope_type == "longrope" && p.long_factor != p.short_factor) {
+        return p.original_max_position_embeddings.value_or(0);
+    }
+    return 0;
 }
 
 // The mapped shards the weight matrices read, and the norm weights converted to float32.
@@ -100,7 +171,7 @@ const HfRopeParameters& global_rope(const HfRopeConfig& rope, const std::string&
     if (rope.per_layer()) {
         throw data_error(file, "rope_parameters",
                          "expected one RoPE schedule for all layers (per-layer-type schedules are "
-                         "not supported for Llama)");
+                         "not supported for these families)");
     }
     return rope.global();
 }
@@ -140,10 +211,12 @@ class ShardedTensors {
         return {matrix(name, rows, cols), nullptr};
     }
 
-    // The vector `name` of `size` entries, as float32 owned by the storage.
-    const float* vector(const std::string& name, std::size_t size) {
+    // The vector `name` of `size` entries plus `offset`, as float32 owned by the storage.
+    const float* vector(const std::string& name, std::size_t size, float offset = 0.0f) {
         const SafetensorsFile& file = find(name, {size});
-        return storage_.norms.emplace_back(file.read_float(name)).ptr();
+        Tensor<float>& v = storage_.norms.emplace_back(file.read_float(name));
+        for (float& x : v.data) x += offset;
+        return v.ptr();
     }
 
   private:
@@ -172,19 +245,63 @@ class ShardedTensors {
     HfStorage& storage_;
 };
 
-LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, std::size_t layer) {
+// q, k, v and the SwiGLU gate and up projections, from phi3's fused qkv_proj and gate_up_proj
+// (rows in that order) or from the separate matrices.
+void load_projections(ShardedTensors& tensors, const LlamaConfig& c, const Family& family,
+                      const std::string& p, LlamaLayerWeights& w) {
     const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
-    const std::string p = fmt::format("model.layers.{}.", layer);
-    LlamaLayerWeights w;
-    w.rms_att = tensors.vector(p + "input_layernorm.weight", c.dim);
+    if (family.fused) {
+        const WeightMatrix qkv =
+            tensors.matrix(p + "self_attn.qkv_proj.weight", qdim + 2 * kvdim, c.dim);
+        w.wq.weight = qkv.row_range(0, qdim);
+        w.wk.weight = qkv.row_range(qdim, kvdim);
+        w.wv.weight = qkv.row_range(qdim + kvdim, kvdim);
+        const WeightMatrix gate_up =
+            tensors.matrix(p + "mlp.gate_up_proj.weight", 2 * c.hidden_dim, c.dim);
+        w.w1.weight = gate_up.row_range(0, c.hidden_dim);
+        w.w3.weight = gate_up.row_range(c.hidden_dim, c.hidden_dim);
+        return;
+    }
     w.wq = tensors.projection(p + "self_attn.q_proj.weight", qdim, c.dim);
     w.wk = tensors.projection(p + "self_attn.k_proj.weight", kvdim, c.dim);
     w.wv = tensors.projection(p + "self_attn.v_proj.weight", kvdim, c.dim);
-    w.wo = tensors.projection(p + "self_attn.o_proj.weight", c.dim, qdim);
-    w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim);
     w.w1 = tensors.projection(p + "mlp.gate_proj.weight", c.hidden_dim, c.dim);
-    w.w2 = tensors.projection(p + "mlp.down_proj.weight", c.dim, c.hidden_dim);
     w.w3 = tensors.projection(p + "mlp.up_proj.weight", c.hidden_dim, c.dim);
+}
+
+// The family's extra attention weights: q/k/v biases (qwen2, or attention_bias with o too),
+// per-head q/k norms (qwen3).
+void load_attention_extras(ShardedTensors& tensors, const LlamaConfig& c, const Family& family,
+                           bool attention_bias, const std::string& p, LlamaLayerWeights& w) {
+    if (family.qkv_bias || attention_bias) {
+        w.wq.bias = tensors.vector(p + "self_attn.q_proj.bias", c.n_heads * c.head_dim);
+        w.wk.bias = tensors.vector(p + "self_attn.k_proj.bias", c.n_kv_heads * c.head_dim);
+        w.wv.bias = tensors.vector(p + "self_attn.v_proj.bias", c.n_kv_heads * c.head_dim);
+    }
+    if (attention_bias) w.wo.bias = tensors.vector(p + "self_attn.o_proj.bias", c.dim);
+    if (family.qk_norm) {
+        w.q_norm = tensors.vector(p + "self_attn.q_norm.weight", c.head_dim);
+        w.k_norm = tensors.vector(p + "self_attn.k_norm.weight", c.head_dim);
+    }
+}
+
+LlamaLayerWeights load_layer(ShardedTensors& tensors, const LlamaConfig& c, const Family& family,
+                             bool attention_bias, std::size_t layer) {
+    const std::string p = fmt::format("model.layers.{}.", layer);
+    LlamaLayerWeights w;
+    const float offset = family.gemma ? 1.0f : 0.0f;  // Gemma's RMSNorm scales by 1 + w
+    w.rms_att = tensors.vector(p + "input_layernorm.weight", c.dim, offset);
+    load_projections(tensors, c, family, p, w);
+    w.wo = tensors.projection(p + "self_attn.o_proj.weight", c.dim, c.n_heads * c.head_dim);
+    load_attention_extras(tensors, c, family, attention_bias, p, w);
+    if (family.gemma2) {  // norms before and after attention and the MLP
+        w.post_att = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
+        w.rms_ffn = tensors.vector(p + "pre_feedforward_layernorm.weight", c.dim, offset);
+        w.post_ffn = tensors.vector(p + "post_feedforward_layernorm.weight", c.dim, offset);
+    } else {
+        w.rms_ffn = tensors.vector(p + "post_attention_layernorm.weight", c.dim, offset);
+    }
+    w.w2 = tensors.projection(p + "mlp.down_proj.weight", c.dim, c.hidden_dim);
     return w;
 }
 
@@ -199,12 +316,16 @@ Projection load_classifier(const ShardedTensors& tensors, const LlamaConfig& c,
     return tensors.projection("lm_head.weight", c.vocab_size, c.dim);
 }
 
-LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c,
+LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c, const Json& config,
                           const std::string& directory) {
+    const Family& family = hf_family(c.family, directory);
+    const bool attention_bias = flag_key(config, "attention_bias");
     LlamaWeights w;
     w.token_embedding = tensors.matrix("model.embed_tokens.weight", c.vocab_size, c.dim);
-    for (std::size_t l = 0; l < c.n_layers; ++l) w.layers.push_back(load_layer(tensors, c, l));
-    w.rms_final = tensors.vector("model.norm.weight", c.dim);
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        w.layers.push_back(load_layer(tensors, c, family, attention_bias, l));
+    }
+    w.rms_final = tensors.vector("model.norm.weight", c.dim, family.gemma ? 1.0f : 0.0f);
     w.classifier = load_classifier(tensors, c, directory, w.token_embedding);
     return w;
 }
@@ -225,19 +346,25 @@ LlamaModel load_hf_llama(const std::string& directory) {
         throw data_error(directory, "", "expected a config.json in the model directory");
     }
     const Json config = read_json_file(config_file);
-    require_llama(config, config_file);
+    const Family& family = require_family(config, config_file);
     LlamaConfig c = read_llama_config(config, config_file);
+    c.family = family.model_type;
+    c.sliding_window = sliding_window(config, family, config_file);
+    if (family.gemma) apply_gemma(config, c);
+    if (family.gemma2) apply_gemma2(config, c, config_file);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
     const HfRopeParameters& rope_parameters = global_rope(rope, config_file);
     Schedule schedule = hf_schedule(rope_parameters);
     c.head_dim = schedule.head_dim;
     c.rope_theta = rope_parameters.theta;
+    c.rope_scaling = rope_parameters.rope_type;
+    c.max_tokens = schedule_limit(rope_parameters);
     validate_config(c, config_file);
 
     auto storage = std::make_shared<HfStorage>();
     storage->files = open_shards(dir);
     ShardedTensors tensors(directory, *storage);
-    LlamaWeights weights = load_weights(tensors, c, directory);
+    LlamaWeights weights = load_weights(tensors, c, config, directory);
     return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
                       model_name(dir));
 }

@@ -25,6 +25,22 @@ void validate_config(const LlamaConfig& c, const std::string& source, const std:
     }
 }
 
+double attention_scale(const LlamaConfig& c) {
+    return c.attention_scale > 0 ? c.attention_scale
+                                 : 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+}
+
+std::size_t layer_window(const LlamaConfig& c, std::size_t layer) {
+    if (c.sliding_layers.empty()) return c.sliding_window;
+    return c.sliding_layers.at(layer) ? c.sliding_window : 0;
+}
+
+void soft_cap(float* v, std::size_t n, float cap) {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (std::isfinite(v[i])) v[i] = cap * std::tanh(v[i] / cap);
+    }
+}
+
 KVCache::KVCache(const LlamaConfig& config, std::size_t batch, std::size_t capacity)
     : batch_(batch), capacity_(capacity), row_(config.n_kv_heads * config.head_dim) {
     keys_.assign(config.n_layers, std::vector<float>(batch * capacity * row_));
@@ -41,6 +57,7 @@ LlamaModel::LlamaModel(LlamaConfig config, Schedule schedule, LlamaWeights weigh
 
 void LlamaModel::logits(const float* hidden, std::size_t rows, float* out) const {
     project(hidden, rows, weights_.classifier, out);
+    if (config_.final_softcap > 0) soft_cap(out, rows * config_.vocab_size, config_.final_softcap);
 }
 
 std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batch,
@@ -53,14 +70,21 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
                                       schedule.head_dim, c.head_dim));
     }
     const decoder::ForwardShape shape{batch, tokens, cache ? cache->length_ : 0};
+    if (c.max_tokens > 0 && shape.keys() > c.max_tokens) {
+        throw usage_error(
+            fmt::format("{} tokens: this {} schedule covers at most {} (longer "
+                        "inputs need its long_factor, which is not implemented)",
+                        shape.keys(), c.rope_scaling, c.max_tokens));
+    }
     if (cache && (cache->batch_ != batch || shape.keys() > cache->capacity_)) {
         throw std::invalid_argument("KV cache too small for this forward call");
     }
-    const float attention_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const auto scale = static_cast<float>(attention_scale(c));
     decoder::ForwardWorkspace ws(c, shape, options);
     decoder::embed_tokens(ids, c, weights_.token_embedding, ws.x);
     for (std::size_t l = 0; l < c.n_layers; ++l) {
-        decoder::DecoderLayer layer{l, &weights_.layers[l], &schedule, attention_scale, {}};
+        decoder::DecoderLayer layer{
+            l, &weights_.layers[l], &schedule, scale, layer_window(c, l), c.attn_softcap, {}};
         if (cache) {
             layer.cache = {cache->keys_[l].data(), cache->values_[l].data(), cache->capacity_};
         }

@@ -1,8 +1,9 @@
 #pragma once
-// A Llama-architecture decoder (llama2.c and Hugging Face Llama checkpoints) run on the CPU in
-// float32: RMSNorm (sums in double), grouped-query attention with RoPE from a Schedule, SwiGLU
-// feed-forward. Projections are OpenBLAS SGEMMs over every token of every sequence at once
-// (prefill); attention is one causal_scores + causal_softmax + SGEMM per (sequence, head).
+// A Llama-style decoder (llama2.c, and the Hugging Face and GGUF families of family.hpp) run on
+// the CPU in float32: RMSNorm (sums in double), grouped-query attention with RoPE from a Schedule
+// (with the family's biases, q/k norms and sliding window), SwiGLU feed-forward. Projections are
+// OpenBLAS SGEMMs over every token of every sequence at once (prefill); attention is one
+// causal_scores + causal_softmax + SGEMM per (sequence, head).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -27,20 +28,36 @@ struct LlamaConfig {
     double norm_eps = 1e-5;       // RMSNorm epsilon
     double rope_theta = 10000.0;  // the RoPE base (the Schedule holds the actual frequencies)
     bool shared_classifier = true;
+    std::string family = "llama";    // family.hpp: the model_type it was read as
+    std::size_t sliding_window = 0;  // a query sees this many keys, itself included (0: all)
+    float embedding_scale = 1.0f;    // gemma: embeddings are multiplied by √dim (in float32)
+    bool geglu = false;              // gemma: GeGLU with the tanh GELU instead of SwiGLU
+    double attention_scale = 0.0;    // logits = scale * q.k (0: 1/sqrt(head_dim))
+    float attn_softcap = 0.0f;       // gemma2: logits = cap * tanh(logits / cap) (0: none)
+    float final_softcap = 0.0f;      // gemma2: the same on the output logits
+    // gemma2: 1 where a layer uses sliding_window, 0 where it sees every key (empty: all use it)
+    std::vector<int> sliding_layers;
+    std::string rope_scaling = "default";  // the rope type of the schedule, for the dump
+    // Longer inputs would need another schedule (longrope's long_factor): refused (0: none).
+    std::size_t max_tokens = 0;
 };
 
 // Matrices are [out, in] (llama2.c, PyTorch's nn.Linear and ggml store them so), resident or
 // stored in the checkpoint's own type (weight_matrix.hpp); norm weights are always float32.
 struct LlamaLayerWeights {
-    const float* rms_att = nullptr;  // [dim]
-    Projection wq;                   // [n_heads * head_dim, dim]
-    Projection wk;                   // [n_kv_heads * head_dim, dim]
-    Projection wv;                   // [n_kv_heads * head_dim, dim]
-    Projection wo;                   // [dim, n_heads * head_dim]
-    const float* rms_ffn = nullptr;  // [dim]
-    Projection w1;                   // [hidden_dim, dim] gate
-    Projection w2;                   // [dim, hidden_dim] down
-    Projection w3;                   // [hidden_dim, dim] up
+    const float* rms_att = nullptr;   // [dim]
+    Projection wq;                    // [n_heads * head_dim, dim]
+    Projection wk;                    // [n_kv_heads * head_dim, dim]
+    Projection wv;                    // [n_kv_heads * head_dim, dim]
+    Projection wo;                    // [dim, n_heads * head_dim]
+    const float* rms_ffn = nullptr;   // [dim]
+    Projection w1;                    // [hidden_dim, dim] gate
+    Projection w2;                    // [dim, hidden_dim] down
+    Projection w3;                    // [hidden_dim, dim] up
+    const float* q_norm = nullptr;    // [head_dim] RMSNorm of each q head before RoPE (qwen3)
+    const float* k_norm = nullptr;    // [head_dim] likewise for k
+    const float* post_att = nullptr;  // [dim] gemma2: RMSNorm of the attention output
+    const float* post_ffn = nullptr;  // [dim] gemma2: RMSNorm of the MLP output
 };
 
 struct LlamaWeights {
@@ -116,6 +133,12 @@ class LlamaModel {
     std::shared_ptr<const void> storage_;
     std::string name_;
 };
+
+// The scale of attention logits, and the window of a layer (0: none), of a config.
+double attention_scale(const LlamaConfig& config);
+std::size_t layer_window(const LlamaConfig& config, std::size_t layer);
+// v <- cap * tanh(v / cap) for n values (cap > 0; -inf stays -inf).
+void soft_cap(float* v, std::size_t n, float cap);
 
 // Throws data_error(source, where, ...) when the shapes cannot describe a working model
 // (n_kv_heads not dividing n_heads, odd head_dim, zero sizes).

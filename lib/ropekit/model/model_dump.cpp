@@ -64,6 +64,29 @@ bool wanted(const std::vector<Hook>& hooks, Hook hook) {
     return std::find(hooks.begin(), hooks.end(), hook) != hooks.end();
 }
 
+// What the analysis tools need to read each layer of any family (docs/formats.md, "Per-layer
+// attributes"), one entry per layer of the model: the RoPE base and scaling used, the rotary
+// dimension, the sliding window (0: none), the attention scale and soft-cap (0: none).
+void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRequest& request) {
+    const LlamaConfig& c = model.config();
+    const std::size_t n = c.n_layers;
+    out.set_attr("/", "family", c.family);
+    out.set_attr("/", "layer_rope_theta",
+                 std::vector<double>(n, request.theta.value_or(c.rope_theta)));
+    out.set_attr("/", "layer_rope_scaling",
+                 std::vector<std::string>(n, request.theta ? "default" : c.rope_scaling));
+    out.set_attr(
+        "/", "layer_rotary_dim",
+        std::vector<std::int64_t>(n, static_cast<std::int64_t>(request.schedule.rotary_dim)));
+    std::vector<std::int64_t> windows(n);
+    for (std::size_t l = 0; l < n; ++l) windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    out.set_attr("/", "layer_sliding_window", windows);
+    out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));
+    out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, c.attn_softcap));
+    out.set_attr("/", "final_logit_softcap", static_cast<double>(c.final_softcap));
+    out.set_attr("/", "rope_attention_factor", request.schedule.attention_factor);
+}
+
 void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest& request,
                       const Tensor<std::int64_t>& ids, const DumpSummary& summary) {
     const LlamaConfig& c = model.config();
@@ -76,7 +99,7 @@ void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest&
     attributes.bos = bos ? 1 : 0;
     attributes.model = model.name();
     attributes.p = request.p;
-    attributes.attn_scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+    attributes.attn_scale = attention_scale(c);
     write_dump_attributes(out, attributes);
     out.set_attr("/", "rope_reverse", static_cast<std::int64_t>(request.reverse ? 1 : 0));
     out.set_attr("/", "rope_inv_freq", request.schedule.inv_freq);
@@ -91,6 +114,7 @@ void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest&
     out.set_attr("/", "layers", layers);
     out.set_attr("/", "mean_nll", summary.mean_nll);
     out.set_attr("/", "perplexity", summary.perplexity);
+    write_layer_attributes(out, model, request);
 }
 
 }  // namespace

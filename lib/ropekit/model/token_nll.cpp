@@ -89,6 +89,8 @@ std::vector<double> token_nll(const LlamaModel& model, const float* hidden, cons
         const Projection part{head.weight.row_range(first, count),
                               head.bias ? head.bias + first : nullptr};
         project(hidden, rows, part, logits.data());
+        const float cap = model.config().final_softcap;
+        if (cap > 0) soft_cap(logits.data(), rows * count, cap);
         parallel_for(rows, [&](std::size_t begin, std::size_t end) {
             for (std::size_t r = begin; r < end; ++r) {
                 if ((r + 1) % tokens == 0) continue;  // the last position predicts nothing we have

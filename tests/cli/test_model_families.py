@@ -1,0 +1,187 @@
+"""rope-dump on the Llama-style families (issue 14, step 1): llama 3.1 (llama3 scaling), mistral
+(sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms, decoupled head_dim), phi3 (fused
+projections, partial rotary, longrope). For each, a random model written as transformers saves
+it (model_families.py) must give, in rope-dump, the NLL and hook_rot_q of an independent numpy
+forward, and a control with the family's peculiarity removed must not. The GGUF the converter
+makes of it must run in rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3
+nats per token; mistral's GGUF is architecture llama, which has no sliding window, so its
+window is checked against numpy only."""
+import os
+import sys
+import unittest
+
+import h5py
+import numpy as np
+
+import model_families as mf
+from llama_cpp import llama_cpp_logprobs, require_oracle
+from ropekit_test import TempDirTest, run
+
+TOLERANCE = 1e-3  # nats per token, rope-dump against llama.cpp at F32
+NUMPY_TOLERANCE = 1e-4  # nats per token, float32 rope-dump against the float64 numpy forward
+LENGTH = 40  # tokens per sequence: longer than mistral's window of 8
+# The peculiarity each family's control removes from the numpy forward.
+CONTROLS = {"llama": {"scaling": False}, "mistral": {"window": False}, "qwen2": {"bias": False},
+            "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False},
+            "gemma2": {"softcap": False}}
+
+
+class FamilyTest(TempDirTest):
+    def model(self, family, seed=0, **extra):
+        c = mf.config(family, **extra)
+        t = mf.tensors(c, seed)
+        hf = self.path(f"{family}-hf")
+        mf.write_hf(hf, c, t)
+        return c, t, hf
+
+    def ids(self, c, seed=1, length=LENGTH):
+        ids = np.random.default_rng(seed).integers(0, c["vocab_size"], size=(2, length))
+        ids[:, 0] = 1
+        return ids
+
+    def dump(self, model, ids, what="rot_q", name="dump.h5"):
+        tokens, out = self.path("tokens.txt"), self.path(name)
+        np.savetxt(tokens, ids, fmt="%d")
+        run("rope-dump", model, "--tokens", tokens, "--what", what, "-o", out, "--force",
+            check=0)
+        return h5py.File(out, "r")
+
+    def report(self, case, difference):
+        print(f"\n  {case}: max |NLL difference| {difference:.2e} nats", file=sys.stderr, end="")
+
+
+class FamiliesAgainstNumpy(FamilyTest):
+    def test_each_family_matches_numpy_and_its_control_does_not(self):
+        for family in mf.FAMILIES:
+            with self.subTest(family=family):
+                c, t, hf = self.model(family)
+                ids = self.ids(c)
+                rot_q, nll = mf.forward(c, t, ids)
+                with self.dump(hf, ids) as f:
+                    got = f["nll"][()]
+                    difference = np.abs(got - nll).max()
+                    self.report(f"{family} HF against numpy", difference)
+                    self.assertLess(difference, NUMPY_TOLERANCE)
+                    for layer in range(c["num_hidden_layers"]):
+                        want = rot_q[layer]
+                        np.testing.assert_allclose(f[f"blocks.{layer}.attn.hook_rot_q"][()], want,
+                                                   atol=1e-4 * np.abs(want).max())
+                    self.assertEqual(f.attrs["family"], family)
+                _, control = mf.forward(c, t, ids, **CONTROLS[family])
+                difference = np.abs(got - control).max()
+                self.report(f"{family} control {CONTROLS[family]}", difference)
+                self.assertGreater(difference, 1e-2, "the control agrees")
+
+    def test_the_dump_records_what_each_layer_ran_with(self):
+        expected = {  # family: (rope scaling, rotary dim, window, base)
+            "llama": ("llama3", 16, 0, 1e4), "mistral": ("default", 16, 8, 1e6),
+            "qwen2": ("default", 16, 0, 1e6), "qwen3": ("default", 24, 0, 1e6),
+            "phi3": ("default", 8, 2047, 1e4), "gemma": ("default", 32, 0, 1e4),
+            "gemma2": ("default", 32, None, 1e4)}
+        for family, (scaling, rotary, window, base) in expected.items():
+            with self.subTest(family=family):
+                c, _, hf = self.model(family)
+                with self.dump(hf, self.ids(c, length=5), what="") as f:
+                    a = f.attrs
+                    layers = c["num_hidden_layers"]
+                    self.assertEqual(list(a["layer_rope_scaling"]), [scaling] * layers)
+                    np.testing.assert_array_equal(a["layer_rotary_dim"], [rotary] * layers)
+                    windows = [8, 0] if window is None else [window] * layers  # gemma2 alternates
+                    np.testing.assert_array_equal(a["layer_sliding_window"], windows)
+                    np.testing.assert_array_equal(a["layer_rope_theta"], [base] * layers)
+                    np.testing.assert_allclose(a["layer_attn_scale"],
+                                               [mf.head_dim(c) ** -0.5] * layers)
+                    cap = c.get("attn_logit_softcapping", 0.0)
+                    np.testing.assert_array_equal(a["layer_attn_softcap"], [cap] * layers)
+                    self.assertEqual(a["final_logit_softcap"], c.get("final_logit_softcapping", 0))
+
+    def test_gemma2_query_pre_attn_scalar_and_its_alternating_window(self):
+        # llama.cpp ignores query_pre_attn_scalar except at 27B's 46 layers, so this is numpy's.
+        c, t, hf = self.model("gemma2", query_pre_attn_scalar=24)
+        ids = self.ids(c)
+        _, nll = mf.forward(c, t, ids)
+        with self.dump(hf, ids, what="") as f:
+            got = f["nll"][()]
+            np.testing.assert_allclose(f.attrs["layer_attn_scale"], [24 ** -0.5] * 2)
+        self.assertLess(np.abs(got - nll).max(), NUMPY_TOLERANCE)
+        _, other = mf.forward(dict(c, query_pre_attn_scalar=32), t, ids)
+        self.assertGreater(np.abs(got - other).max(), 1e-2)
+        _, other = mf.forward(c, t, ids, window=False)
+        self.assertGreater(np.abs(got - other).max(), 1e-2)
+
+    def test_phi3_window_and_longrope_short_factors(self):
+        # Phi-3 applies its sliding_window (transformers' Phi3Attention); llama.cpp disables it,
+        # so this one is checked against numpy. longrope: sequences within the original context
+        # use short_factor, with cos/sin scaled by sqrt(1 + ln(f) / ln(original)).
+        rng = np.random.default_rng(4)
+        scaling = {"rope_type": "longrope", "short_factor": list(1 + 3 * rng.random(4)),
+                   "long_factor": list(1 + 30 * rng.random(4))}
+        c, t, hf = self.model("phi3", sliding_window=8, rope_scaling=scaling,
+                              original_max_position_embeddings=64, max_position_embeddings=512)
+        ids = self.ids(c)
+        _, nll = mf.forward(c, t, ids)
+        with self.dump(hf, ids, what="") as f:
+            got = f["nll"][()]
+            self.assertEqual(list(f.attrs["layer_rope_scaling"]), ["longrope"] * 2)
+        self.assertLess(np.abs(got - nll).max(), NUMPY_TOLERANCE)
+        for control in ({"window": False}, {"scaling": False}):
+            _, other = mf.forward(c, t, ids, **control)
+            self.assertGreater(np.abs(got - other).max(), 1e-2, control)
+        # Past the original context transformers switches to long_factor: refused, not run.
+        r = run("rope-dump", hf, "--ids", " ".join(["1"] * 65), "--what", "", "-o",
+                self.path("long.h5"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("long_factor", r.stderr)
+
+
+class FamiliesAsGguf(FamilyTest):
+    def gguf(self, family, c, t):
+        path = self.path(f"{family}.gguf")
+        mf.to_gguf(c, t, path)
+        return path
+
+    def test_each_gguf_runs_as_its_directory(self):
+        for family in mf.FAMILIES:
+            with self.subTest(family=family):
+                # Mistral's converter drops the window: compare with a window the sequence fits.
+                extra = {"window": LENGTH} if family == "mistral" else {}
+                c, t, hf = self.model(family, **extra)
+                ids = self.ids(c)
+                with self.dump(hf, ids, what="", name="hf.h5") as a, \
+                        self.dump(self.gguf(family, c, t), ids, what="", name="gguf.h5") as b:
+                    np.testing.assert_allclose(b["nll"][()], a["nll"][()], atol=1e-5)
+                    self.assertEqual(b.attrs["family"], mf.GGUF_ARCH[family])
+                    np.testing.assert_allclose(b.attrs["rope_inv_freq"], a.attrs["rope_inv_freq"],
+                                               rtol=1e-6)
+
+
+class FamiliesAgainstLlamaCpp(FamilyTest):
+    @classmethod
+    def setUpClass(cls):
+        require_oracle()
+
+    def test_llama_cpp_agrees_with_rope_dump_and_not_with_the_control(self):
+        for family in mf.FAMILIES:
+            with self.subTest(family=family):
+                extra = {"window": LENGTH} if family == "mistral" else {}
+                c, t, hf = self.model(family, **extra)
+                gguf = self.path(f"{family}.gguf")
+                mf.to_gguf(c, t, gguf)
+                ids = self.ids(c)
+                got = llama_cpp_logprobs(gguf, ids, self.tmp)
+                for model in (hf, gguf):
+                    with self.dump(model, ids, what="") as f:
+                        difference = float(np.abs(got + f["nll"][()]).max())
+                    self.report(f"{family} {os.path.basename(model)} against llama.cpp",
+                                difference)
+                    self.assertLess(difference, TOLERANCE)
+                if family != "mistral":
+                    _, control = mf.forward(c, t, ids, **CONTROLS[family])
+                    difference = np.abs(got + control).max()
+                    self.report(f"{family} control {CONTROLS[family]} against llama.cpp",
+                                difference)
+                    self.assertGreater(difference, 1e-2, "the control agrees")
+
+
+if __name__ == "__main__":
+    unittest.main()
