@@ -36,8 +36,8 @@ void add_token_options(Tool& tool, RopeDumpCommand& c) {
 void add_options(Tool& tool, RopeDumpCommand& c) {
     auto& app = tool.app();
     tool.require(app.add_option("MODEL", c.model,
-                                "llama2.c checkpoint file or Hugging Face Llama directory "
-                                "(required)"));
+                                "llama2.c checkpoint, Hugging Face Llama directory or llama "
+                                "GGUF file (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K) (required)"));
     add_token_options(tool, c);
     app.add_option("--batch", c.batch,
                    "Sequences per forward pass: memory is one layer's hooks of this many "
@@ -70,8 +70,9 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
 
 int main(int argc, char** argv) {
     Tool tool("rope-dump",
-              "Run a Llama-architecture checkpoint (llama2.c .bin, or a Hugging Face directory "
-              "with config.json + safetensors) on the CPU over whole token sequences and write "
+              "Run a Llama-architecture checkpoint (llama2.c .bin, a Hugging Face directory "
+              "with config.json + safetensors, or a llama GGUF file) on the CPU over whole token "
+              "sequences and write "
               "its attention activations as an HDF5 dump in the TransformerLens layout "
               "(blocks.{L}.attn.hook_q|hook_k|hook_rot_q|hook_rot_k|hook_pattern|"
               "hook_attn_scores) that freq-norms and find-positional-heads read, with 'tokens' "

@@ -243,6 +243,36 @@ TEST_CASE("negative log-softmax and the token picker, by hand") {
     CHECK(pick_token(tie, 3, 0.0, 0.0) == 0);  // first maximum, as llama2.c's argmax
 }
 
+TEST_CASE("log-sum-exp over blocks: a later block raising the maximum, -inf entries, one pass") {
+    // ln(e^1 + e^2 + e^0.5 + e^30 + 0) computed in double by hand, the blocks in any order.
+    const float first[3] = {1.0f, 2.0f, -std::numeric_limits<float>::infinity()};
+    const float second[2] = {0.5f, 30.0f};
+    const double want =
+        30.0 + std::log1p(std::exp(1.0 - 30) + std::exp(2.0 - 30) + std::exp(0.5 - 30));
+    LogSumExp ab, ba, whole;
+    ab.add(first, 3);
+    ab.add(second, 2);
+    ba.add(second, 2);
+    ba.add(first, 3);
+    const float all[5] = {1.0f, 2.0f, -std::numeric_limits<float>::infinity(), 0.5f, 30.0f};
+    whole.add(all, 5);
+    for (const LogSumExp* sum : {&ab, &ba, &whole})
+        CHECK(sum->value() == doctest::Approx(want).epsilon(1e-12));
+    // Only -inf so far, then real values.
+    LogSumExp empty;
+    const float none[2] = {-std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity()};
+    empty.add(none, 2);
+    CHECK(empty.value() == -std::numeric_limits<double>::infinity());
+    empty.add(second, 2);
+    CHECK(empty.value() == doctest::Approx(30.0 + std::log1p(std::exp(0.5 - 30))).epsilon(1e-12));
+    // Many values: a uniform row of 1000 gives ln 1000 + the value.
+    const std::vector<float> flat(1000, -3.0f);
+    LogSumExp many;
+    many.add(flat.data(), flat.size());
+    CHECK(many.value() == doctest::Approx(std::log(1000.0) - 3.0).epsilon(1e-7));
+}
+
 TEST_CASE("sampling is seeded, starts at BOS, and does not depend on the batch size") {
     TempDir dir;
     write_tiny(make_tiny(TinyShape{}, 8), dir.file("tiny.bin"));

@@ -1,10 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/rope/exp_nonpositive.hpp"
 #include "ropekit/rope/rope.hpp"
 
 using namespace ropekit;
@@ -80,6 +83,22 @@ TEST_CASE("p-RoPE keeps floor(p*n) of the highest frequencies") {
     CHECK(apply_prope(g, 0.5, true) == std::vector<double>{0, 0, 0.01, 0.001});
     CHECK(apply_prope(g, 0.75, true) == std::vector<double>{0, 0.1, 0.01, 0.001});
     CHECK(apply_prope(g, 0.0) == std::vector<double>{0, 0, 0, 0});
+}
+
+TEST_CASE("exp_nonpositive: within 2 ulp of exp on [-87.3, 0], 0 below and at -inf") {
+    float worst_ulp = 0;
+    for (int i = 0; i <= 873000; ++i) {
+        const float x = -static_cast<float>(i) * 1e-4f;
+        const double want = std::exp(static_cast<double>(x));
+        const float got = exp_nonpositive(x);
+        const double ulp =
+            std::nextafter(static_cast<float>(want), 1e30f) - static_cast<float>(want);
+        worst_ulp = std::max(worst_ulp, static_cast<float>(std::abs(got - want) / ulp));
+    }
+    CHECK(worst_ulp <= 2.0f);
+    CHECK(exp_nonpositive(0.0f) == 1.0f);
+    CHECK(exp_nonpositive(-87.4f) == 0.0f);
+    CHECK(exp_nonpositive(-std::numeric_limits<float>::infinity()) == 0.0f);
 }
 
 TEST_CASE("frequencies divided by a dropping factor of 1e30 snap to exactly 0, others stay") {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ropekit/core/threads.hpp"
+#include "ropekit/rope/exp_nonpositive.hpp"
 
 namespace ropekit {
 
@@ -18,19 +19,51 @@ std::size_t vocab_block(std::size_t rows, std::size_t vocab) {
                     std::max<std::size_t>(256, kLogitFloats / std::max<std::size_t>(1, rows)));
 }
 
+// Compiled for the x86-64 baseline and for AVX2, picked at load time; no FMA in either, so
+// both round identically (as causal_softmax).
+__attribute__((target_clones("avx2", "default"))) float largest(const float* x, std::size_t n) {
+    float peaks[8];
+    std::fill(peaks, peaks + 8, x[0]);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (std::size_t lane = 0; lane < 8; ++lane) {
+            peaks[lane] = x[i + lane] > peaks[lane] ? x[i + lane] : peaks[lane];
+        }
+    }
+    for (; i < n; ++i) peaks[0] = x[i] > peaks[0] ? x[i] : peaks[0];
+    return *std::max_element(peaks, peaks + 8);
+}
+
+// Σ exp(x - peak) for x <= peak: float exponentials, a double sum in four partial sums.
+__attribute__((target_clones("avx2", "default"))) double sum_of_exponentials(const float* x,
+                                                                             std::size_t n,
+                                                                             float peak) {
+    constexpr std::size_t kChunk = 256;
+    float e[kChunk];
+    double partial[4] = {0.0, 0.0, 0.0, 0.0};
+    for (std::size_t first = 0; first < n; first += kChunk) {
+        const std::size_t count = std::min(kChunk, n - first);
+        for (std::size_t i = 0; i < count; ++i) e[i] = exp_nonpositive(x[first + i] - peak);
+        std::size_t i = 0;
+        for (; i + 4 <= count; i += 4) {
+            for (std::size_t lane = 0; lane < 4; ++lane) partial[lane] += e[i + lane];
+        }
+        for (; i < count; ++i) partial[0] += e[i];
+    }
+    return (partial[0] + partial[1]) + (partial[2] + partial[3]);
+}
+
 }  // namespace
 
 void LogSumExp::add(const float* x, std::size_t n) {
     if (n == 0) return;
-    const double block_peak = *std::max_element(x, x + n);
+    const double block_peak = largest(x, n);
     if (block_peak > peak_) {
         total_ *= std::exp(peak_ - block_peak);
         peak_ = block_peak;
     }
     if (peak_ == -std::numeric_limits<double>::infinity()) return;  // every value so far -inf
-    double sum = 0.0;
-    for (std::size_t i = 0; i < n; ++i) sum += std::exp(x[i] - peak_);
-    total_ += sum;
+    total_ += sum_of_exponentials(x, n, static_cast<float>(peak_));
 }
 
 double LogSumExp::value() const {

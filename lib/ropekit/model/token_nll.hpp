@@ -9,8 +9,8 @@
 
 namespace ropekit {
 
-// ln Σ exp(x) over values given a block at a time, in double: the running sum is rescaled
-// whenever a block raises the maximum.
+// ln Σ exp(x) over values given a block at a time: float exponentials of x − max (2 ulp),
+// summed in double; the running sum is rescaled whenever a block raises the maximum.
 class LogSumExp {
   public:
     void add(const float* x, std::size_t n);

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -18,14 +19,22 @@ namespace ropekit {
 
 namespace {
 
-// Weight rows per SGEMM: about this many floats of weights, a multiple of 16 rows. Large
-// enough that the GEMM runs near its peak, small enough that a converted block stays in L2.
-constexpr std::size_t kBlockFloats = std::size_t{1} << 18;
+// Weight rows per SGEMM: as few blocks as keep each within kBlockFloats (a converted block is a
+// buffer of that size per thread), in a multiple of the thread count so that every thread gets
+// the same share; a multiple of 16 rows. Large blocks keep the GEMM near its peak: OpenBLAS packs
+// x again for every call. The blocks depend on the shape and the thread count only, never on the
+// storage.
+constexpr std::size_t kBlockFloats = std::size_t{1} << 21;
 constexpr std::size_t kRowMultiple = 16;
 
-std::size_t block_rows(const WeightMatrix& w) {
-    const std::size_t rows = kBlockFloats / std::max<std::size_t>(1, w.cols());
-    return std::max(kRowMultiple, rows / kRowMultiple * kRowMultiple);
+std::size_t block_rows(const WeightMatrix& w, std::size_t threads) {
+    const auto round_up = [](std::size_t n, std::size_t m) { return (n + m - 1) / m * m; };
+    const std::size_t fit =
+        std::max(kRowMultiple,
+                 kBlockFloats / std::max<std::size_t>(1, w.cols()) / kRowMultiple * kRowMultiple);
+    std::size_t blocks = (w.rows() + fit - 1) / fit;
+    if (w.rows() >= kRowMultiple * threads) blocks = round_up(blocks, threads);
+    return round_up((w.rows() + blocks - 1) / blocks, kRowMultiple);
 }
 
 // y[n, count] (row stride ldy) = x[n, in] · w[count, in]ᵀ + beta · y
@@ -104,16 +113,19 @@ WeightMatrix WeightMatrix::row_range(std::size_t first, std::size_t count) const
 
 void project(const float* x, std::size_t n, const Projection& p, float* y, float beta) {
     const WeightMatrix& w = p.weight;
-    const std::size_t in = w.cols(), out = w.rows(), per_block = block_rows(w);
+    const std::size_t in = w.cols(), out = w.rows();
+    const std::size_t per_block = block_rows(w, static_cast<std::size_t>(thread_count()));
     const std::size_t blocks = (out + per_block - 1) / per_block;
     const SingleThreadedBlas blas;
     parallel_for(blocks, [&](std::size_t begin, std::size_t end) {
-        std::vector<float> converted(w.resident_data() ? 0 : per_block * in);
+        // Not zeroed: every block is converted into it before use.
+        const std::unique_ptr<float[]> converted(w.resident_data() ? nullptr
+                                                                   : new float[per_block * in]);
         for (std::size_t b = begin; b < end; ++b) {
             const std::size_t first = b * per_block, count = std::min(per_block, out - first);
             const float* rows =
-                w.resident_data() ? w.resident_data() + first * in : converted.data();
-            if (!w.resident_data()) w.read_rows(first, count, converted.data());
+                w.resident_data() ? w.resident_data() + first * in : converted.get();
+            if (!w.resident_data()) w.read_rows(first, count, converted.get());
             gemm_rows(x, n, in, rows, count, y + first, out, beta);
             if (p.bias) add_bias(p.bias + first, n, count, y + first, out);
         }

@@ -55,8 +55,8 @@ struct Projection {
 
 // y[n, out] = x[n, in] · Wᵀ + bias + beta · y. One SGEMM per block of weight rows (converted
 // first unless resident), the blocks spread over the threads, each on a single-threaded BLAS.
-// The blocks do not depend on the storage or the thread count, so equal values give
-// bit-identical results: a bf16 checkpoint and its float32 upcast, 1 thread or 2.
+// The blocks depend on the shape and the thread count, never on the storage, so equal values
+// give bit-identical results: a bf16 checkpoint and its float32 upcast.
 void project(const float* x, std::size_t n, const Projection& p, float* y, float beta = 0.0f);
 
 }  // namespace ropekit
