@@ -79,6 +79,19 @@ class GgufModels(TempDirTest):
             self.assertGreater(scored.sum(), 0)
             self.assertTrue(np.isfinite(f["nll"][()][scored]).all())
 
+    def test_sampled_sequences_carry_their_decoded_text(self):
+        model, out = self.gguf("F32"), self.path("sampled.h5")
+        run("rope-dump", model, "--sample", "2", "--length", "12", "--what", "", "-o", out, "-q",
+            check=0)
+        with h5py.File(out, "r") as f:
+            ids, texts = f["tokens"][()], [str(t) for t in f["tokens"].attrs["text"]]
+        with open(self.path("ids.txt"), "w") as f:
+            f.write("\n".join(" ".join(str(i) for i in row) for row in ids) + "\n")
+        decoded = run("rope-tokenize", model, "--decode", "--text", self.path("ids.txt"), "-o", "-",
+                      check=0).stdout.split("\n")[:2]
+        self.assertEqual(len(texts), 2)
+        self.assertEqual(texts, decoded)
+
     def test_an_f32_gguf_runs_as_the_hf_directory_it_came_from(self):
         a, b = self.dump(self.hf), self.dump(self.gguf("F32"))
         np.testing.assert_array_equal(b["tokens"][()], self.ids)

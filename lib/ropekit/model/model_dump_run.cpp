@@ -83,6 +83,10 @@ void run_rope_dump(const RopeDumpCommand& command, const RunContext& context) {
             fmt::format("ran {}/{} sequences of {} tokens", done, ids.shape[0], ids.shape[1]));
     });
     if (!windows) out.set_attr("/", "token_source", describe(token_source(command)));
+    if (command.sample) {
+        const std::vector<std::string> texts = decoded_sequences(command.model, ids);
+        if (!texts.empty()) out.set_attr("tokens", "text", texts);
+    }
     const std::string line =
         windows ? record_text_perplexity(out, *windows, summary) : summary_line(summary);
     out.commit(context.tool, context.command_line);

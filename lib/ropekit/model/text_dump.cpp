@@ -36,6 +36,22 @@ Tensor<std::int64_t> as_tensor(std::size_t rows, std::size_t columns, std::vecto
 
 }  // namespace
 
+std::vector<std::string> decoded_sequences(const std::string& model_path,
+                                           const Tensor<std::int64_t>& ids) {
+    const bool directory = is_directory(model_path);
+    const bool has_files = directory && (std::ifstream(model_path + "/tokenizer.json").good() ||
+                                         std::ifstream(model_path + "/tokenizer.model").good());
+    if (!has_files && !(!directory && is_gguf(model_path))) return {};
+    const Tokenizer tokenizer = Tokenizer::open(model_path);
+    std::vector<std::string> texts;
+    const std::size_t length = ids.shape[1];
+    for (std::size_t b = 0; b < ids.shape[0]; ++b) {
+        const std::int64_t* row = ids.ptr() + b * length;
+        texts.push_back(tokenizer.decode(std::vector<TokenId>(row, row + length)));
+    }
+    return texts;
+}
+
 TextWindows read_text_windows(const std::string& model_path, std::size_t vocab,
                               const TextSource& spec, std::size_t length) {
     if (!is_directory(model_path) && !is_gguf(model_path)) {

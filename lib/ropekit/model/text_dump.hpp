@@ -28,6 +28,12 @@ struct TextWindows {
 TextWindows read_text_windows(const std::string& model_path, std::size_t vocab,
                               const TextSource& spec, std::size_t length);
 
+// --sample: the text of each sampled sequence, decoded with the model's own tokenizer (a
+// Hugging Face directory's tokenizer.json / tokenizer.model, or a GGUF file's vocabulary);
+// empty when the model has none (a llama2.c file, a directory without tokenizer files).
+std::vector<std::string> decoded_sequences(const std::string& model_path,
+                                           const Tensor<std::int64_t>& ids);
+
 // Writes the "scored" and "token_bytes" datasets and the text attributes, replaces mean_nll and
 // perplexity by their values over the scored tokens, adds perplexity_per_byte and bits_per_byte;
 // returns rope-dump's summary line.
