@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -540,6 +541,12 @@ void write_gguf(const std::string& path, std::uint32_t version, const std::vecto
     }
     closer.f = nullptr;
     if (std::fclose(f) != 0) throw data_error(path, "", "write failed (disk full?)");
+}
+
+bool starts_as_gguf(const std::string& path) {
+    char magic[4] = {};
+    std::ifstream(path, std::ios::binary).read(magic, sizeof magic);
+    return std::memcmp(magic, "GGUF", sizeof magic) == 0;
 }
 
 }  // namespace ropekit

@@ -22,6 +22,10 @@
 
 namespace ropekit {
 
+// True if `path` starts with the GGUF magic. (A llama2.c checkpoint starts with an int32 dim,
+// which never spells it: it would be above 1.1e9; a GGUF file carries its own vocabulary.)
+bool starts_as_gguf(const std::string& path);
+
 enum class GgufType : std::uint32_t {
     u8 = 0,
     i8 = 1,

@@ -10,18 +10,12 @@
 
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/sha256.hpp"
+#include "ropekit/formats/gguf.hpp"
 #include "ropekit/tokenize/tokenizer.hpp"
 
 namespace ropekit {
 
 namespace {
-
-// A GGUF file carries its vocabulary (tokenizer.ggml.*), which Tokenizer::open reads.
-bool is_gguf(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    char magic[4] = {};
-    return in.read(magic, 4) && std::string(magic, 4) == "GGUF";
-}
 
 bool is_directory(const std::string& path) {
     struct stat st {};
@@ -41,7 +35,7 @@ std::vector<std::string> decoded_sequences(const std::string& model_path,
     const bool directory = is_directory(model_path);
     const bool has_files = directory && (std::ifstream(model_path + "/tokenizer.json").good() ||
                                          std::ifstream(model_path + "/tokenizer.model").good());
-    if (!has_files && !(!directory && is_gguf(model_path))) return {};
+    if (!has_files && !(!directory && starts_as_gguf(model_path))) return {};
     const Tokenizer tokenizer = Tokenizer::open(model_path);
     std::vector<std::string> texts;
     const std::size_t length = ids.shape[1];
@@ -54,7 +48,7 @@ std::vector<std::string> decoded_sequences(const std::string& model_path,
 
 TextWindows read_text_windows(const std::string& model_path, std::size_t vocab,
                               const TextSource& spec, std::size_t length) {
-    if (!is_directory(model_path) && !is_gguf(model_path)) {
+    if (!is_directory(model_path) && !starts_as_gguf(model_path)) {
         throw data_error(model_path, "",
                          "--text needs the model's tokenizer: give a Hugging Face "
                          "directory with tokenizer.json or tokenizer.model, or a GGUF file");
