@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 
 from ropekit_test import SOURCE, TempDirTest, run
-from test_sharded_dumps import make_layers, shard_layers, write_dump
+from test_sharded_dumps import make_layers, write_split
 
 MPI_BIN = os.environ.get("ROPEKIT_MPI_BIN", os.path.join(SOURCE, "build-mpi"))
 MPIRUN = shutil.which("mpirun")
@@ -36,12 +36,7 @@ class MpiRuns(TempDirTest):
         self.assertTrue(HAVE_MPI_BUILD, f"{MPI_BIN}/freq-norms or mpirun missing: run make mpi")
 
     def write_shards(self, layers, sizes):
-        paths, begin = [], 0
-        for i, n in enumerate(sizes):
-            paths.append(self.path(f"shard-{i}.h5"))
-            write_dump(paths[-1], shard_layers(layers, begin, begin + n), bos=1)
-            begin += n
-        return paths
+        return write_split(self.path, layers, sizes, "shard")
 
     def test_freq_norms_under_1_2_and_3_ranks_is_the_serial_output(self):
         shards = self.write_shards(make_layers(), [3, 4])  # 7 sequences: 7, 4+3, 2+2+3

@@ -7,7 +7,7 @@ import numpy as np
 
 from dump_fixtures import chunk_norms
 from ropekit_test import TempDirTest, run
-from test_sharded_dumps import BATCH, SPLITS, make_layers, shard_layers, write_dump
+from test_sharded_dumps import BATCH, SPLITS, make_layers, write_split
 
 PROVENANCE = {"ropekit_version", "command_line", "history"}
 
@@ -21,12 +21,7 @@ def contents(path):
 
 class RopeMerge(TempDirTest):
     def write_split(self, layers, sizes, prefix, **kw):
-        paths, begin = [], 0
-        for i, n in enumerate(sizes):
-            paths.append(self.path(f"{prefix}-{i}.h5"))
-            write_dump(paths[-1], shard_layers(layers, begin, begin + n), bos=1, **kw)
-            begin += n
-        return paths
+        return write_split(self.path, layers, sizes, prefix, **kw)
 
     def assertSameOutput(self, whole, merged):
         (dw, aw), (dm, am) = contents(whole), contents(merged)

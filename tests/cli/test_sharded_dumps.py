@@ -30,14 +30,19 @@ def datasets(path):
         return {k: f[k][...] for k in f}
 
 
+def write_split(path, layers, sizes, prefix, **kw):
+    """Consecutive shards PREFIX-0.h5, ... of `sizes` sequences each; path(name) places them."""
+    paths, begin = [], 0
+    for i, n in enumerate(sizes):
+        paths.append(path(f"{prefix}-{i}.h5"))
+        write_dump(paths[-1], shard_layers(layers, begin, begin + n), bos=1, **kw)
+        begin += n
+    return paths
+
+
 class ShardedDumps(TempDirTest):
     def write_split(self, layers, sizes, prefix, **kw):
-        paths, begin = [], 0
-        for i, n in enumerate(sizes):
-            paths.append(self.path(f"{prefix}-{i}.h5"))
-            write_dump(paths[-1], shard_layers(layers, begin, begin + n), bos=1, **kw)
-            begin += n
-        return paths
+        return write_split(self.path, layers, sizes, prefix, **kw)
 
     def assertSameOutputs(self, a, b):
         da, db = datasets(a), datasets(b)
