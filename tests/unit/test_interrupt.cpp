@@ -134,6 +134,18 @@ TEST_CASE("once a run commits, signals no longer stop it") {
     CHECK(fs::exists(dir.file("out")));
 }
 
+TEST_CASE("a signal after the outcome is decided adds no line and keeps the run's exit code") {
+    const ChildResult r = run_child([&] {
+        install_interrupt_handler("unit");
+        outcome_decided();
+        ::write(STDERR_FILENO, "unit: the error\n", 16);
+        std::raise(SIGTERM);  // mpirun ending this rank after another one failed
+        ::_exit(1);
+    });
+    CHECK(r.status == 1);
+    CHECK(r.stderr_text == "unit: the error\n");
+}
+
 TEST_CASE("a signal ignored when the run started stays ignored, except SIGPIPE") {
     const ChildResult hup = run_child([] {
         std::signal(SIGHUP, SIG_IGN);  // nohup

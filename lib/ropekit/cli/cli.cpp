@@ -233,14 +233,18 @@ int Tool::run_body(const std::function<void()>& body) {
         set_thread_count(threads_);
         body();
         std::cout.flush();
+        outcome_decided();
         return 0;
     } catch (const Error& e) {
+        outcome_decided();
         report(e.what());
         return static_cast<int>(e.code());
     } catch (const std::bad_alloc&) {
+        outcome_decided();
         report("out of memory");
         return static_cast<int>(ExitCode::data);
     } catch (const std::exception& e) {
+        outcome_decided();
         report(std::string("internal error: ") + e.what());
         return static_cast<int>(ExitCode::data);
     }

@@ -134,4 +134,8 @@ void begin_commit() {
     g_committing.store(true);
 }
 
+void outcome_decided() {
+    g_committing.store(true);
+}
+
 }  // namespace ropekit

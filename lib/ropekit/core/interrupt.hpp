@@ -44,4 +44,9 @@ void unregister_temporary(const std::string& path);
 // The run starts committing its outputs: from now on signals are held until it ends.
 void begin_commit();
 
+// The run has its outcome (its outputs committed, or an error about to be reported): a late
+// signal, such as mpirun ending the other ranks after one failed, adds no second line and does
+// not change the exit code.
+void outcome_decided();
+
 }  // namespace ropekit
