@@ -294,7 +294,8 @@ def _mlp(t, p, xb, gelu):
 def forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer [B, T, H, hd], nll [B, T]) in float64. switches turn a
     peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm, softcap (False),
-    rotary ('full'); scaling='long' runs longrope with its long factors."""
+    rotary ('full'); scaling='long' runs longrope with its long factors; drop=[indices] zeroes
+    those frequencies (p-RoPE)."""
     t = {k: v.astype(np.float64) for k, v in t.items()}
     gemma = c["model_type"] in ("gemma", "gemma2")
     gemma2 = c["model_type"] == "gemma2"
@@ -313,6 +314,9 @@ def forward(c, t, ids, **switches):
     if switches.get("scaling") == "long":
         cc["_longrope_factors"] = "long"
     g, factor = inv_freq(cc)
+    if "drop" in switches:  # p-RoPE: these frequency indices do not rotate
+        g = g.copy()
+        g[list(switches["drop"])] = 0.0
     window = c.get("sliding_window") if c["model_type"] in ("mistral", "phi3", "gemma2") else None
     i, j = np.arange(T)[:, None], np.arange(T)[None, :]
     windowed = (j > i) | (i - j >= window) if window and switches.get("window", True) else j > i

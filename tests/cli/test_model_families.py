@@ -51,10 +51,10 @@ class FamilyTest(TempDirTest):
         ids[:, 0] = 1
         return ids
 
-    def dump(self, model, ids, what="rot_q", name="dump.h5"):
+    def dump(self, model, ids, what="rot_q", name="dump.h5", args=()):
         tokens, out = self.path("tokens.txt"), self.path(name)
         np.savetxt(tokens, ids, fmt="%d")
-        run("rope-dump", model, "--tokens", tokens, "--what", what, "-o", out, "--force",
+        run("rope-dump", model, "--tokens", tokens, "--what", what, "-o", out, "--force", *args,
             check=0)
         return h5py.File(out, "r")
 
@@ -244,6 +244,42 @@ class FamiliesAgainstLlamaCpp(FamilyTest):
         self.report("phi3 llama.cpp at context 512 against numpy with long factors", difference)
         self.assertLess(difference, TOLERANCE)
         self.assertGreater(np.abs(long - got).max(), 1e-2)
+
+    def test_prope_convert_of_phi3_ggufs_runs_like_rope_dump_p(self):
+        # llama.cpp's phi3 reads the longrope pair, not rope_freqs.weight: prope-convert writes
+        # p-RoPE into both factor tensors, and adds them to a file without longrope.
+        cases = {"longrope": (phi3_longrope(), ["--p", "0.5"], [2, 3]),
+                 "longrope reversed": (phi3_longrope(), ["--p", "0.25", "--reverse"], [0, 1, 2]),
+                 "plain": ({}, ["--p", "0.5"], [2, 3])}
+        for case, (extra, args, dropped) in cases.items():
+            with self.subTest(case=case):
+                c = mf.config("phi3", **extra)
+                t = mf.tensors(c, 5)
+                gguf, converted = self.path("phi3.gguf"), self.path("phi3-p.gguf")
+                mf.to_gguf(c, t, gguf)
+                run("prope-convert", gguf, *args, "-o", converted, "--force", check=0)
+                ids = self.ids(c)
+                got = llama_cpp_logprobs(converted, ids, self.tmp)
+                with self.dump(gguf, ids, what="", args=args) as f:
+                    difference = float(np.abs(got + f["nll"][()]).max())
+                self.report(f"phi3 {case} prope-convert {' '.join(args)} in llama.cpp vs "
+                            f"rope-dump {' '.join(args)}", difference)
+                self.assertLess(difference, TOLERANCE)
+                with self.dump(gguf, ids, what="") as f:  # control: rope-dump without --p
+                    difference = float(np.abs(got + f["nll"][()]).max())
+                self.report(f"phi3 {case} control, rope-dump without {' '.join(args)}",
+                            difference)
+                self.assertGreater(difference, 1e-2)
+                if extra:  # the long factors carry it too: llama.cpp past the original context
+                    r, answer = run_oracle(converted, ids, self.tmp, "--context-size", 512)
+                    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                    with open(answer) as f:
+                        long = np.array(json.load(f)["logprobs"])
+                    _, want = mf.forward(c, t, ids, scaling="long", drop=dropped)
+                    difference = float(np.abs(long + want).max())
+                    self.report(f"phi3 {case} converted, llama.cpp at context 512 vs numpy "
+                                "with the long factors", difference)
+                    self.assertLess(difference, TOLERANCE)
 
 
 if __name__ == "__main__":

@@ -462,6 +462,31 @@ class Gguf(TempDirTest):
         r = run("prope-convert", out, "--p", "1", "-o", self.path("again.gguf"))
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_phi3_gets_p_rope_in_its_longrope_factor_pair(self):
+        # llama.cpp's phi3 reads rope_factors_short/long.weight, never rope_freqs.weight.
+        phi3 = [("general.architecture", 8, "phi3"), ("general.alignment", 4, 32),
+                ("phi3.rope.dimension_count", 4, 16), ("phi3.attention.head_count", 4, 2),
+                ("phi3.embedding_length", 4, 32)]
+        short, long = [1.0, 1.5, 2, 2, 3, 3, 4, 5], [1.0, 2, 4, 8, 16, 32, 48, 64]
+        tensors = [("token_embd.weight", (32, 4), 0, np.ones(128, np.float32).tobytes())]
+        pair = [(f"rope_factors_{n}.weight", (8,), 0, np.array(v, np.float32).tobytes())
+                for n, v in (("short", short), ("long", long))]
+        for case, src_tensors in (("with the pair", tensors + pair), ("without it", tensors)):
+            with self.subTest(case=case):
+                src, out = self.path("phi3.gguf"), self.path("phi3-p.gguf")
+                write_gguf(src, phi3, src_tensors)
+                r = run("prope-convert", src, "--p", "0.25", "-o", out, "--force")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                _, _, t = read_gguf(out)
+                self.assertNotIn("rope_freqs.weight", t)
+                drop = np.array([1, 1] + [1e30] * 6)
+                have = len(src_tensors) > 1
+                for name, factors in (("short", short), ("long", long)):
+                    got = np.frombuffer(t[f"rope_factors_{name}.weight"][2], np.float32)
+                    want = np.array(factors if have else [1.0] * 8) * drop
+                    np.testing.assert_array_equal(got, want.astype(np.float32))
+                self.assertIn("kept 2 of 8 frequencies", r.stderr)
+
     def test_existing_llama3_factors_are_combined(self):
         src, out = self.path("m.gguf"), self.path("p.gguf")
         factors = [1, 1, 1, 1.5, 3, 8, 8, 8]
