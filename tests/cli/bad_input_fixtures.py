@@ -606,6 +606,18 @@ def gguf_qwen2_model(fx):
 
 
 @builder
+def gguf_phi3_model_with_only_short_rope_factors(fx):
+    """A phi3 GGUF with longrope whose rope_factors_long.weight is missing."""
+    c = model_families.config("phi3", rope_scaling={
+        "rope_type": "longrope", "short_factor": [1.0, 1.5, 2.0, 3.0],
+        "long_factor": [2.0, 4.0, 8.0, 16.0]}, original_max_position_embeddings=256)
+    path = fx.path("phi3.gguf")
+    model_families.to_gguf(c, model_families.tensors(c, 0), path,
+                           drop=("rope_factors_long.weight",))
+    return path
+
+
+@builder
 def hf_model_of_type_gpt_neox(fx):
     path = fx.path("model")
     c = model_families.config("llama", model_type="gpt_neox")

@@ -179,11 +179,28 @@ def gguf_metadata(c):
                 (a + "rope.scaling.original_context_length", U32,
                  c["original_max_position_embeddings"]),
                 (a + "attention.sliding_window", U32, c.get("sliding_window") or 0)]
+        if longrope(c):  # Phi3MiniModel.generate_extra_tensors: the attention factor it computes
+            kvs.append((a + "rope.scaling.attn_factor", F32, longrope_attention_factor(c)))
     return kvs + gguf_writer.placeholder_vocab(c["vocab_size"])
 
 
-def to_gguf(c, t, path):
-    """The F32 GGUF of the model: q/k permuted for the llama architecture only."""
+def longrope(c):
+    """The longrope dict of a phi3 config, or None."""
+    scaling = c.get("rope_scaling") or {}
+    return scaling if scaling.get("rope_type", scaling.get("type")) == "longrope" else None
+
+
+def longrope_attention_factor(c):
+    """sqrt(1 + ln(max / original) / ln(original)), 1 when max <= original: transformers' default
+    and what the converter writes as rope.scaling.attn_factor."""
+    original = c["original_max_position_embeddings"]
+    f = c["max_position_embeddings"] / original
+    return float(np.sqrt(1 + np.log(f) / np.log(original))) if f > 1 else 1.0
+
+
+def to_gguf(c, t, path, drop=()):
+    """The F32 GGUF of the model: q/k permuted for the llama architecture only; metadata keys and
+    tensors named in `drop` left out (for controls)."""
     heads, kv_heads = c["num_attention_heads"], c["num_key_value_heads"]
     out = []
     for name, w in t.items():
@@ -199,7 +216,13 @@ def to_gguf(c, t, path):
         factors = gguf_writer.llama3_rope_factors(c)
         out.append(("rope_freqs.weight", (len(factors),), gguf_writer.GGML_TYPES["F32"],
                     gguf_writer.encode(factors, "F32")))
-    gguf_writer.write_gguf(path, gguf_metadata(c), out)
+    if longrope(c):  # the converter's rope_factors_long / rope_factors_short (F32, one pair)
+        for which in ("long", "short"):
+            factors = np.asarray(longrope(c)[f"{which}_factor"], np.float32)
+            out.append((f"rope_factors_{which}.weight", (len(factors),),
+                        gguf_writer.GGML_TYPES["F32"], gguf_writer.encode(factors, "F32")))
+    gguf_writer.write_gguf(path, [kv for kv in gguf_metadata(c) if kv[0] not in drop],
+                           [tensor for tensor in out if tensor[0] not in drop])
 
 
 # ---------------------------------------------------------------- numpy forward
@@ -218,11 +241,9 @@ def inv_freq(c):
             (scaling["high_freq_factor"] - scaling["low_freq_factor"])
         blended = (1 - smooth) * g / f + smooth * g
         g = np.where(wavelength < high, g, np.where(wavelength > low, g / f, blended))
-    if kind == "longrope":
-        original = c["original_max_position_embeddings"]
-        g = g / np.asarray(scaling["short_factor"])
-        f = c["max_position_embeddings"] / original
-        return g, (np.sqrt(1 + np.log(f) / np.log(original)) if f > 1 else 1.0)
+    if kind == "longrope":  # short factors, or the long ones (the scaling switch "long")
+        g = g / np.asarray(scaling[f"{c.get('_longrope_factors', 'short')}_factor"])
+        return g, longrope_attention_factor(c)
     return g, 1.0
 
 
@@ -273,7 +294,8 @@ def _mlp(t, p, xb, gelu):
 def forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer [B, T, H, hd], nll [B, T]) in float64. switches turn a
     peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm, softcap (False),
-    rotary ('full')."""
+    rotary ('full'); scaling='long' runs longrope with its long factors; drop=[indices] zeroes
+    those frequencies (p-RoPE)."""
     t = {k: v.astype(np.float64) for k, v in t.items()}
     gemma = c["model_type"] in ("gemma", "gemma2")
     gemma2 = c["model_type"] == "gemma2"
@@ -289,7 +311,12 @@ def forward(c, t, ids, **switches):
         cc["partial_rotary_factor"] = 1.0
     if switches.get("scaling") is False:
         cc["rope_scaling"] = None
+    if switches.get("scaling") == "long":
+        cc["_longrope_factors"] = "long"
     g, factor = inv_freq(cc)
+    if "drop" in switches:  # p-RoPE: these frequency indices do not rotate
+        g = g.copy()
+        g[list(switches["drop"])] = 0.0
     window = c.get("sliding_window") if c["model_type"] in ("mistral", "phi3", "gemma2") else None
     i, j = np.arange(T)[:, None], np.arange(T)[None, :]
     windowed = (j > i) | (i - j >= window) if window and switches.get("window", True) else j > i

@@ -6,6 +6,7 @@ forward, and a control with the family's peculiarity removed must not. The GGUF 
 makes of it must run in rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3
 nats per token; mistral's GGUF is architecture llama, which has no sliding window, so its
 window is checked against numpy only."""
+import json
 import os
 import sys
 import unittest
@@ -14,7 +15,7 @@ import h5py
 import numpy as np
 
 import model_families as mf
-from llama_cpp import llama_cpp_logprobs, require_oracle
+from llama_cpp import llama_cpp_logprobs, require_oracle, run_oracle
 from ropekit_test import TempDirTest, run
 
 TOLERANCE = 1e-3  # nats per token, rope-dump against llama.cpp at F32
@@ -24,6 +25,17 @@ LENGTH = 40  # tokens per sequence: longer than mistral's window of 8
 CONTROLS = {"llama": {"scaling": False}, "mistral": {"window": False}, "qwen2": {"bias": False},
             "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False},
             "gemma2": {"softcap": False}}
+
+
+def phi3_longrope(original=256):
+    """A Phi-3 longrope config: short and long factors different from each other and from 1, an
+    original context of 256 (llama.cpp pads its context to a multiple of 256, so the oracle's
+    context stays within it and uses the short factors), max 4096: attention factor √1.5."""
+    rng = np.random.default_rng(4)
+    scaling = {"rope_type": "longrope", "short_factor": list(1 + 3 * rng.random(4)),
+               "long_factor": list(1 + 30 * rng.random(4))}
+    return {"rope_scaling": scaling, "original_max_position_embeddings": original,
+            "max_position_embeddings": 4096}
 
 
 class FamilyTest(TempDirTest):
@@ -39,10 +51,10 @@ class FamilyTest(TempDirTest):
         ids[:, 0] = 1
         return ids
 
-    def dump(self, model, ids, what="rot_q", name="dump.h5"):
+    def dump(self, model, ids, what="rot_q", name="dump.h5", args=()):
         tokens, out = self.path("tokens.txt"), self.path(name)
         np.savetxt(tokens, ids, fmt="%d")
-        run("rope-dump", model, "--tokens", tokens, "--what", what, "-o", out, "--force",
+        run("rope-dump", model, "--tokens", tokens, "--what", what, "-o", out, "--force", *args,
             check=0)
         return h5py.File(out, "r")
 
@@ -155,6 +167,25 @@ class FamiliesAsGguf(FamilyTest):
                                                rtol=1e-6)
 
 
+    def test_phi3_longrope_gguf_runs_as_its_directory(self):
+        c, t, hf = self.model("phi3", **phi3_longrope())
+        ids = self.ids(c)
+        gguf = self.gguf("phi3", c, t)
+        with self.dump(hf, ids, what="", name="hf.h5") as a, \
+                self.dump(gguf, ids, what="", name="gguf.h5") as b:
+            np.testing.assert_allclose(b["nll"][()], a["nll"][()], atol=1e-5)
+            np.testing.assert_allclose(b.attrs["rope_inv_freq"], a.attrs["rope_inv_freq"],
+                                       rtol=1e-6)
+            self.assertAlmostEqual(b.attrs["rope_attention_factor"], np.sqrt(1.5), places=6)
+            self.assertEqual(list(b.attrs["layer_rope_scaling"]), ["longrope"] * 2)
+        # Past the original context llama.cpp divides by the long factors: refused, not run.
+        r = run("rope-dump", gguf, "--ids", " ".join(["1"] * 257), "--what", "", "-o",
+                self.path("long.h5"))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("long_factor", r.stderr)
+        self.assertIn("at most 256", r.stderr)
+
+
 class FamiliesAgainstLlamaCpp(FamilyTest):
     @classmethod
     def setUpClass(cls):
@@ -181,6 +212,74 @@ class FamiliesAgainstLlamaCpp(FamilyTest):
                     self.report(f"{family} control {CONTROLS[family]} against llama.cpp",
                                 difference)
                     self.assertGreater(difference, 1e-2, "the control agrees")
+
+    def test_phi3_longrope_gguf_in_llama_cpp(self):
+        c, t, hf = self.model("phi3", **phi3_longrope())
+        gguf = self.path("phi3.gguf")
+        mf.to_gguf(c, t, gguf)
+        ids = self.ids(c)
+        got = llama_cpp_logprobs(gguf, ids, self.tmp)  # context 96, padded to 256: short factors
+        for model in (hf, gguf):
+            with self.dump(model, ids, what="") as f:
+                dumped = f["nll"][()]
+            difference = float(np.abs(got + dumped).max())
+            self.report(f"phi3 longrope {os.path.basename(model)} against llama.cpp", difference)
+            self.assertLess(difference, TOLERANCE)
+        # Controls: the same GGUF without the factor tensors, or without the attention factor.
+        for drop in (("rope_factors_short.weight", "rope_factors_long.weight"),
+                     ("phi3.rope.scaling.attn_factor",)):
+            control = self.path("control.gguf")
+            mf.to_gguf(c, t, control, drop=drop)
+            difference = float(np.abs(llama_cpp_logprobs(control, ids, self.tmp) + dumped).max())
+            self.report(f"phi3 longrope control without {drop[0]}", difference)
+            self.assertGreater(difference, 1e-2, drop)
+        # A context past the original: llama.cpp divides by the long factors at every position,
+        # as the numpy forward with the long factors does (what rope-dump refuses to run).
+        r, answer = run_oracle(gguf, ids, self.tmp, "--context-size", 512)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        with open(answer) as f:
+            long = np.array(json.load(f)["logprobs"])
+        _, numpy_long = mf.forward(c, t, ids, scaling="long")
+        difference = float(np.abs(long + numpy_long).max())
+        self.report("phi3 llama.cpp at context 512 against numpy with long factors", difference)
+        self.assertLess(difference, TOLERANCE)
+        self.assertGreater(np.abs(long - got).max(), 1e-2)
+
+    def test_prope_convert_of_phi3_ggufs_runs_like_rope_dump_p(self):
+        # llama.cpp's phi3 reads the longrope pair, not rope_freqs.weight: prope-convert writes
+        # p-RoPE into both factor tensors, and adds them to a file without longrope.
+        cases = {"longrope": (phi3_longrope(), ["--p", "0.5"], [2, 3]),
+                 "longrope reversed": (phi3_longrope(), ["--p", "0.25", "--reverse"], [0, 1, 2]),
+                 "plain": ({}, ["--p", "0.5"], [2, 3])}
+        for case, (extra, args, dropped) in cases.items():
+            with self.subTest(case=case):
+                c = mf.config("phi3", **extra)
+                t = mf.tensors(c, 5)
+                gguf, converted = self.path("phi3.gguf"), self.path("phi3-p.gguf")
+                mf.to_gguf(c, t, gguf)
+                run("prope-convert", gguf, *args, "-o", converted, "--force", check=0)
+                ids = self.ids(c)
+                got = llama_cpp_logprobs(converted, ids, self.tmp)
+                with self.dump(gguf, ids, what="", args=args) as f:
+                    difference = float(np.abs(got + f["nll"][()]).max())
+                self.report(f"phi3 {case} prope-convert {' '.join(args)} in llama.cpp vs "
+                            f"rope-dump {' '.join(args)}", difference)
+                self.assertLess(difference, TOLERANCE)
+                with self.dump(gguf, ids, what="") as f:  # control: rope-dump without --p
+                    difference = float(np.abs(got + f["nll"][()]).max())
+                self.report(f"phi3 {case} control, rope-dump without {' '.join(args)}",
+                            difference)
+                self.assertGreater(difference, 1e-2)
+                if extra:  # the long factors carry it too: llama.cpp past the original context
+                    r, answer = run_oracle(converted, ids, self.tmp, "--context-size", 512)
+                    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                    with open(answer) as f:
+                        long = np.array(json.load(f)["logprobs"])
+                    _, want = mf.forward(c, t, ids, scaling="long", drop=dropped)
+                    difference = float(np.abs(long + want).max())
+                    self.report(f"phi3 {case} converted, llama.cpp at context 512 vs numpy "
+                                "with the long factors", difference)
+                    self.assertLess(difference, TOLERANCE)
 
 
 if __name__ == "__main__":

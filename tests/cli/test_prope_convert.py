@@ -89,6 +89,25 @@ def hf_inv_freq(cfg, seq_len=None):
     return g
 
 
+def llama3_warnings(cfg):
+    """What transformers' _validate_llama3_parameters logs for cfg's llama3 dict (the same rules in
+    the 4.4x source, dict "rope_scaling", and the 5.x one, "rope_parameters" with rope_theta)."""
+    v5 = "rope_parameters" in cfg
+    rp = cfg["rope_parameters"] if v5 else cfg["rope_scaling"]
+    required = {"rope_type", "factor", "original_max_position_embeddings", "low_freq_factor",
+                "high_freq_factor"} | ({"rope_theta"} if v5 else set())
+    warnings = [f"unrecognized {k}" for k in set(rp) - required]
+    if not isinstance(rp["factor"], float) or rp["factor"] < 1.0:
+        warnings.append("factor")
+    low, high = rp["low_freq_factor"], rp["high_freq_factor"]
+    if not isinstance(low, float) or not isinstance(high, float) or high <= low:
+        warnings.append("low/high_freq_factor")
+    original = rp["original_max_position_embeddings"]
+    if not isinstance(original, int) or original >= cfg.get("max_position_embeddings", 2048):
+        warnings.append("original_max_position_embeddings")
+    return warnings
+
+
 def prope(g, p, reverse=False):
     g = np.array(g, dtype=np.float64)
     n = len(g)
@@ -232,11 +251,38 @@ class HuggingFaceDirectories(TempDirTest):
                         want = prope(1.0 / theta ** (np.arange(0, d, 2) / d), p)
                         assert_table(self, hf_inv_freq(cfg), want)
                         assert_table(self, hf_inv_freq(cfg, seq_len=10**9), want)
+                        if encoding == "llama3":  # loads without transformers' warnings
+                            self.assertEqual(llama3_warnings(cfg), [])
                         m = int(math.floor(p * d / 2 + 1e-9))
                         self.assertIn(f"kept {m} of {d // 2} frequencies", r.stderr)
                         if 0 < m:
                             lowest = want[m - 1]
                             self.assertIn(f"wavelength {2 * math.pi / lowest:.6g} tokens", r.stderr)
+
+    def test_llama3_context_stays_below_max_position_embeddings_with_the_same_table(self):
+        # transformers warns on every load when original_max_position_embeddings is not below
+        # max_position_embeddings; the table depends only on context / low and context / high.
+        for v5 in (False, True):
+            with self.subTest(v5=v5):
+                src, out = self.path(f"in-{v5}"), self.path(f"out-{v5}")
+                make_hf_dir(src, head_dim=64, theta=5e5, v5=v5, layers=1)
+                self.convert(src, out, "--p", "0.25")
+                with open(os.path.join(out, "config.json")) as f:
+                    cfg = json.load(f)
+                rp = cfg["rope_parameters" if v5 else "rope_scaling"]
+                self.assertEqual(rp["original_max_position_embeddings"], 2047)
+                self.assertEqual(llama3_warnings(cfg), [])
+                want = prope(1.0 / 5e5 ** (np.arange(0, 64, 2) / 64), 0.25)
+                assert_table(self, hf_inv_freq(cfg), want)
+                # Control: the context equal to max_position_embeddings (what prope-convert wrote
+                # before), cut-offs unchanged: the same table, but transformers warns.
+                scale = 2048 / 2047
+                old = dict(rp, original_max_position_embeddings=2048,
+                           low_freq_factor=rp["low_freq_factor"] * scale,
+                           high_freq_factor=rp["high_freq_factor"] * scale)
+                control = dict(cfg, **{"rope_parameters" if v5 else "rope_scaling": old})
+                assert_table(self, hf_inv_freq(control), want)
+                self.assertEqual(llama3_warnings(control), ["original_max_position_embeddings"])
 
     def test_single_file_is_hard_linked_and_tokenizer_kept(self):
         src, out = self.path("in"), self.path("out")
@@ -461,6 +507,31 @@ class Gguf(TempDirTest):
         # Our own reader re-reads it (as input of a second conversion).
         r = run("prope-convert", out, "--p", "1", "-o", self.path("again.gguf"))
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_phi3_gets_p_rope_in_its_longrope_factor_pair(self):
+        # llama.cpp's phi3 reads rope_factors_short/long.weight, never rope_freqs.weight.
+        phi3 = [("general.architecture", 8, "phi3"), ("general.alignment", 4, 32),
+                ("phi3.rope.dimension_count", 4, 16), ("phi3.attention.head_count", 4, 2),
+                ("phi3.embedding_length", 4, 32)]
+        short, long = [1.0, 1.5, 2, 2, 3, 3, 4, 5], [1.0, 2, 4, 8, 16, 32, 48, 64]
+        tensors = [("token_embd.weight", (32, 4), 0, np.ones(128, np.float32).tobytes())]
+        pair = [(f"rope_factors_{n}.weight", (8,), 0, np.array(v, np.float32).tobytes())
+                for n, v in (("short", short), ("long", long))]
+        for case, src_tensors in (("with the pair", tensors + pair), ("without it", tensors)):
+            with self.subTest(case=case):
+                src, out = self.path("phi3.gguf"), self.path("phi3-p.gguf")
+                write_gguf(src, phi3, src_tensors)
+                r = run("prope-convert", src, "--p", "0.25", "-o", out, "--force")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                _, _, t = read_gguf(out)
+                self.assertNotIn("rope_freqs.weight", t)
+                drop = np.array([1, 1] + [1e30] * 6)
+                have = len(src_tensors) > 1
+                for name, factors in (("short", short), ("long", long)):
+                    got = np.frombuffer(t[f"rope_factors_{name}.weight"][2], np.float32)
+                    want = np.array(factors if have else [1.0] * 8) * drop
+                    np.testing.assert_array_equal(got, want.astype(np.float32))
+                self.assertIn("kept 2 of 8 frequencies", r.stderr)
 
     def test_existing_llama3_factors_are_combined(self):
         src, out = self.path("m.gguf"), self.path("p.gguf")

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ropekit/convert/hf_rope_validation.hpp"
 #include "ropekit/convert/prope_encoding.hpp"
 #include "ropekit/core/error.hpp"
 
@@ -88,6 +89,68 @@ TEST_CASE("llama3 hard cut puts both cut-off wavelengths strictly between kept a
     CHECK(high_wavelen < low_wavelen);
     CHECK(low_wavelen < first_dropped);
     CHECK(d["factor"].get<double>() == 1e30);
+}
+
+TEST_CASE("llama3 output passes transformers' load validation: original context below max") {
+    for (bool v5 : {false, true}) {
+        CAPTURE(v5);
+        const HfPropePlan plan = plan_hf_prope(llama_config(128, 5e5, v5), "config.json",
+                                               {0.25, false, {}, PropeEncoding::llama3});
+        const Json& d = plan.config[v5 ? "rope_parameters" : "rope_scaling"];
+        CHECK(d["original_max_position_embeddings"] == 4095);  // max_position_embeddings 4096
+        CHECK(llama3_load_warnings(plan.config).empty());
+        // The same table as a context of 4096 with the same cut-off wavelengths, which warns.
+        Json old = plan.config;
+        Json& od = old[v5 ? "rope_parameters" : "rope_scaling"];
+        od["original_max_position_embeddings"] = 4096;
+        od["low_freq_factor"] = d["low_freq_factor"].get<double>() * 4096.0 / 4095.0;
+        od["high_freq_factor"] = d["high_freq_factor"].get<double>() * 4096.0 / 4095.0;
+        REQUIRE(llama3_load_warnings(old).size() == 1);
+        CHECK(llama3_load_warnings(old)[0].find("must be less than max_position_embeddings 4096") !=
+              std::string::npos);
+        const Schedule now = hf_schedule(parse_hf_rope_config(plan.config, "c").global());
+        const Schedule before = hf_schedule(parse_hf_rope_config(old, "c").global());
+        for (std::size_t k = 0; k < now.inv_freq.size(); ++k) {
+            CHECK(now.inv_freq[k] == doctest::Approx(before.inv_freq[k]).epsilon(1e-15));
+        }
+    }
+    // A Llama 3.1 input keeps its own original context (8192 < 131072).
+    Json c = llama_config(128, 5e5, false);
+    c["max_position_embeddings"] = 131072;
+    c["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 8192}};
+    const HfPropePlan plan =
+        plan_hf_prope(c, "config.json", {0.25, false, {}, PropeEncoding::llama3});
+    CHECK(plan.config["rope_scaling"]["original_max_position_embeddings"] == 8192);
+    // Without max_position_embeddings, below LlamaConfig's default of 2048.
+    c = llama_config(128, 5e5, false);
+    c.erase("max_position_embeddings");
+    const HfPropePlan bare =
+        plan_hf_prope(c, "config.json", {0.25, false, {}, PropeEncoding::llama3});
+    CHECK(bare.config["rope_scaling"]["original_max_position_embeddings"] == 2047);
+    CHECK(llama3_load_warnings(bare.config).empty());
+}
+
+TEST_CASE("llama3 load validation flags what transformers warns about") {
+    Json c = {{"max_position_embeddings", 100},
+              {"rope_scaling",
+               {{"rope_type", "llama3"},
+                {"factor", 8},
+                {"low_freq_factor", 4.0},
+                {"high_freq_factor", 1.0},
+                {"original_max_position_embeddings", 64},
+                {"rope_theta", 1e4}}}};
+    const std::vector<std::string> w = llama3_load_warnings(c);
+    REQUIRE(w.size() == 3);  // rope_theta inside a v4 dict, an integer factor, high <= low
+    CHECK(w[0].find("unrecognized key rope_theta") != std::string::npos);
+    CHECK(w[1].find("factor must be a float") != std::string::npos);
+    CHECK(w[2].find("greater than low_freq_factor") != std::string::npos);
+    c["rope_parameters"] = c["rope_scaling"];  // v5 reads rope_theta inside
+    c.erase("rope_scaling");
+    CHECK(llama3_load_warnings(c).size() == 2);
 }
 
 TEST_CASE("longrope: identical lists, 1 kept and 1e30 dropped, factor and attention_factor 1") {

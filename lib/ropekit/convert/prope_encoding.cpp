@@ -1,9 +1,11 @@
 #include "ropekit/convert/prope_encoding.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "ropekit/convert/hf_rope_validation.hpp"
 #include "ropekit/core/error.hpp"
 
 namespace ropekit {
@@ -39,6 +41,16 @@ std::size_t original_context(const HfRopeParameters& p) {
     if (p.original_max_position_embeddings) return *p.original_max_position_embeddings;
     if (p.max_position_embeddings) return p.max_position_embeddings;
     return 8192;
+}
+
+// llama3's context: the input's original one while it is below max_position_embeddings, else
+// one less (transformers warns on every load unless original < max). The frequencies depend only
+// on the cut-off wavelengths context / low_freq_factor and context / high_freq_factor, which
+// encode_llama3 places itself, so the context changes nothing else.
+std::size_t llama3_context(const HfRopeParameters& p) {
+    const std::size_t max =
+        p.max_position_embeddings > 0 ? p.max_position_embeddings : kDefaultMaxPositionEmbeddings;
+    return max > 1 ? std::min(original_context(p), max - 1) : original_context(p);
 }
 
 void require_unit_attention(const EncodeInput& in, const char* encoding) {
@@ -131,12 +143,12 @@ Json encode_llama3(const EncodeInput& in) {
         high_wavelen = wavelength(m - 1) * std::cbrt(ratio);
         low_wavelen = wavelength(m - 1) * std::cbrt(ratio) * std::cbrt(ratio);
     }
-    const double context = static_cast<double>(original_context(p));
+    const std::size_t context = llama3_context(p);
     Json d = begin_dict(in, "llama3");
     d["factor"] = kDroppedFactor;
-    d["low_freq_factor"] = context / low_wavelen;
-    d["high_freq_factor"] = context / high_wavelen;
-    d["original_max_position_embeddings"] = original_context(p);
+    d["low_freq_factor"] = static_cast<double>(context) / low_wavelen;
+    d["high_freq_factor"] = static_cast<double>(context) / high_wavelen;
+    d["original_max_position_embeddings"] = context;
     return d;
 }
 
@@ -253,6 +265,13 @@ HfPropePlan plan_hf_prope(const Json& config, const std::string& file,
 
 void check_round_trip(const Json& emitted, const std::string& file,
                       const std::vector<PropeLayerPlan>& layers) {
+    const std::vector<std::string> warnings = llama3_load_warnings(emitted);
+    if (!warnings.empty()) {
+        throw data_error(file, "",
+                         "round-trip check failed: transformers would warn on loading the "
+                         "emitted config: " +
+                             warnings.front());
+    }
     const HfRopeConfig back = parse_hf_rope_config(emitted, file + " (as emitted)");
     if (back.by_layer_type.size() != layers.size()) {
         throw data_error(

@@ -65,7 +65,8 @@ HfPropePlan plan_hf_prope(const nlohmann::ordered_json& config, const std::strin
 
 // Re-reads `emitted` with hf_rope and compares every layer type's schedule (at initialisation
 // and past any long-context threshold) with the plan's targets; throws data_error naming the
-// first frequency that differs.
+// first frequency that differs, or the first warning transformers would log on loading it
+// (hf_rope_validation.hpp).
 void check_round_trip(const nlohmann::ordered_json& emitted, const std::string& file,
                       const std::vector<PropeLayerPlan>& layers);
 

@@ -115,7 +115,7 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
 
 // llama.cpp's schedule of the file, on adjacent pairs (its "normal" rope: llama, whose q/k rows
 // the converter permutes) or on halves (NEOX: the others), with the dropped frequencies of a
-// p-RoPE file exactly 0.
+// p-RoPE file exactly 0, Phi-3's short longrope factors and the attention factor.
 Schedule read_schedule(const GgufFile& f, const Family& family, const std::string& a,
                        LlamaConfig& c) {
     const GgufRope rope = read_gguf_rope(f);
@@ -131,8 +131,13 @@ Schedule read_schedule(const GgufFile& f, const Family& family, const std::strin
     c.rope_theta = rope.base;
     if (rope.freq_scale != 1.0) c.rope_scaling = "linear";
     if (f.find_tensor(kGgufRopeFreqs)) c.rope_scaling = "rope_freqs";
+    if (!rope.short_factors.empty()) c.rope_scaling = "longrope";
+    // llama.cpp divides by the long factors at every position once its context exceeds the
+    // original one: inputs that long are refused, as for a Hugging Face longrope model.
+    if (rope.long_factors != rope.short_factors) c.max_tokens = rope.original_context;
     Schedule schedule = make_schedule(c.head_dim, rope.base, family.gguf_layout, rope.n_rot);
     schedule.inv_freq = snap_dropped(rope.inv_freq);
+    schedule.attention_factor = rope.attention_factor;
     return schedule;
 }
 

@@ -5,7 +5,9 @@
 // rope_freqs.weight factors), tensors token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v,
 // attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}, output_norm and output (absent: tied to the
 // embedding); qwen2's attn_{q,k,v}.bias, qwen3's attn_{q,k}_norm, phi3's fused attn_qkv and ffn_up
-// ([gate; up]); a longrope file (rope.scaling.type "longrope") is refused. Weight types F32, F16,
+// ([gate; up]), and its longrope factors (rope_factors_short/long.weight, with
+// rope.scaling.attn_factor) as llama.cpp uses them within the original context (longer inputs
+// are refused: llama.cpp switches to the long factors there). Weight types F32, F16,
 // BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K; matrices stay in the mapping (weight_matrix.hpp). The
 // converter permutes the q/k rows of Hugging Face's half-split heads back to adjacent pairs for
 // llama, as llama.cpp's rope rotates them, so a llama model runs with the interleaved layout (the
