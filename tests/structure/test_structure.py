@@ -134,10 +134,10 @@ class FirstCommandTest(unittest.TestCase):
 
     def test_install_deps_brings_what_npm_and_the_tests_need(self):
         # --no-install-recommends leaves ca-certificates out, and npm cannot reach the registry
-        # without it; python3 runs the end-to-end tests.
+        # without it; python3 runs the end-to-end tests, chromium (with a font) opens the demo page.
         with open(os.path.join(ROOT, "scripts", "install-deps"), encoding="utf-8") as f:
             listed = f.read().split('packages="', 1)[1].split('"', 1)[0].split()
-        for package in ("ca-certificates", "python3", "cmake"):
+        for package in ("ca-certificates", "python3", "cmake", "chromium", "fonts-dejavu-core"):
             self.assertIn(package, listed)
 
 
