@@ -213,5 +213,58 @@ class Gemma3AgainstLlamaCpp(Gemma3Test):
         self.assertGreater(np.abs(got + two).max(), 1e-2)
 
 
+class Gemma3PropeConvert(Gemma3Test):
+    def test_converted_directory_runs_as_rope_dump_p_on_the_original(self):
+        ids = self.ids()
+        for style in ("pattern", "types", "v5"):
+            c, _, hf = self.model(style=style, name=f"hf-{style}")
+            with self.dump(hf, ids, "--p", "0.5", name="p.h5") as f:
+                want, want_rot = f["nll"][()], [f[f"blocks.{l}.attn.hook_rot_q"][()] for l in (0, 5)]
+            with self.dump(hf, ids, name="plain.h5") as f:
+                plain = f["nll"][()]
+            for encoding, extra in (("longrope", ()), ("proportional", ())):
+                with self.subTest(style=style, encoding=encoding):
+                    out = self.path(f"{style}-{encoding}")
+                    r = run("prope-convert", hf, "--p", "0.5", "--encoding", encoding, "-o", out,
+                            *extra, check=0)
+                    self.assertIn("full_attention: kept 8 of 16", r.stderr)
+                    self.assertIn("sliding_attention: kept 8 of 16", r.stderr)
+                    with open(os.path.join(out, "config.json")) as f:
+                        written = json.load(f)
+                    self.assertEqual(set(written["rope_parameters"]),
+                                     {"full_attention", "sliding_attention"})
+                    self.assertNotIn("rope_scaling", written)
+                    with self.dump(out, ids, name="converted.h5") as f:
+                        got = f["nll"][()]
+                        for layer, rot in zip((0, 5), want_rot):
+                            np.testing.assert_allclose(f[f"blocks.{layer}.attn.hook_rot_q"][()],
+                                                       rot, atol=1e-5 * np.abs(rot).max())
+                        np.testing.assert_array_equal(f.attrs["layer_rope_theta"],
+                                                      [1e4] * 5 + [1e6])
+                    self.assertLess(np.abs(got - want).max(), 1e-5)
+                    self.assertGreater(np.abs(got - plain).max(), 1e-2)  # p-RoPE changed it
+
+    def test_reverse_and_the_refusals(self):
+        c, _, hf = self.model()
+        ids = self.ids(length=12)
+        out = self.path("reverse")
+        run("prope-convert", hf, "--p", "0.25", "--reverse", "--encoding", "longrope", "-o", out,
+            check=0)
+        with self.dump(hf, ids, "--p", "0.25", "--reverse", what="", name="a.h5") as a, \
+                self.dump(out, ids, what="", name="b.h5") as b:
+            self.assertLess(np.abs(a["nll"][()] - b["nll"][()]).max(), 1e-5)
+        # llama3 keeps only unscaled frequencies: the global layers' linear 8 is refused.
+        r = run("prope-convert", hf, "--p", "0.5", "--encoding", "llama3", "-o", self.path("l3"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("full_attention: kept frequency 0 is scaled", r.stderr)
+        self.assertFalse(os.path.exists(self.path("l3")))
+        # llama.cpp's gemma3 graph reads no rope_freqs.weight: a GGUF cannot carry p-RoPE.
+        _, t, _ = self.model(name="for-gguf")
+        r = run("prope-convert", self.gguf(c, t), "--p", "0.5", "-o", self.path("p.gguf"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('llama.cpp\'s "gemma3" ignores rope_freqs.weight', r.stderr)
+        self.assertFalse(os.path.exists(self.path("p.gguf")))
+
+
 if __name__ == "__main__":
     unittest.main()
