@@ -128,14 +128,15 @@ def gguf_metadata(c):
     return kvs + gguf_writer.placeholder_vocab(c["vocab_size"])
 
 
-def to_gguf(c, t, path):
+def to_gguf(c, t, path, extra_kvs=(), extra_tensors=()):
+    """The F32 GGUF; extra_kvs / extra_tensors add what the converter does not write."""
     out = []
     for name, w in t.items():
         if name.endswith("norm.weight"):
             w = w + 1  # Gemma3Model.norm_shift
         out.append((mf.gguf_tensor_name(name, "gemma2"), tuple(reversed(w.shape)),
                     gguf_writer.GGML_TYPES["F32"], gguf_writer.encode(w, "F32")))
-    gguf_writer.write_gguf(path, gguf_metadata(c), out)
+    gguf_writer.write_gguf(path, gguf_metadata(c) + list(extra_kvs), out + list(extra_tensors))
 
 
 # ---------------------------------------------------------------- numpy forward

@@ -179,6 +179,17 @@ class Gemma3AsGguf(Gemma3Test):
             self.assertEqual(list(b.attrs["layer_rope_scaling"]), list(a.attrs["layer_rope_scaling"]))
 
 
+    def test_a_gguf_with_rope_freqs_is_refused(self):
+        # llama.cpp's gemma3 graph passes no frequency factors: such a file would run unscaled.
+        c, t, _ = self.model()
+        factors = np.ones(16, dtype=np.float32)
+        path = self.path("freqs.gguf")
+        g3.to_gguf(c, t, path, extra_tensors=[("rope_freqs.weight", (16,), 0, factors.tobytes())])
+        r = run("rope-dump", path, "--ids", "1 2 3", "--what", "", "-o", self.path("x.h5"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("rope_freqs.weight: llama.cpp's gemma3 ignores this tensor", r.stderr)
+
+
 class Gemma3AgainstLlamaCpp(Gemma3Test):
     @classmethod
     def setUpClass(cls):
@@ -204,6 +215,8 @@ class Gemma3AgainstLlamaCpp(Gemma3Test):
         ids = self.ids()
         got = llama_cpp_logprobs(gguf, ids, self.tmp)
         _, everywhere = g3.forward(c, t, ids, all_global=True)
+        self.report("GGUF without the window key: llama.cpp against all-global numpy",
+                    np.abs(got + everywhere).max())
         self.assertLess(np.abs(got + everywhere).max(), TOLERANCE)
         with self.dump(gguf, ids, what="") as f:
             self.assertLess(np.abs(got + f["nll"][()]).max(), TOLERANCE)
@@ -211,6 +224,46 @@ class Gemma3AgainstLlamaCpp(Gemma3Test):
             np.testing.assert_array_equal(f.attrs["layer_rope_theta"], [1e6] * 6)
         _, two = g3.forward(c, t, ids)
         self.assertGreater(np.abs(got + two).max(), 1e-2)
+
+    def test_another_window_pattern_needs_its_key_in_the_gguf(self):
+        # The converter writes no sliding_window_pattern: llama.cpp then assumes 6, so a
+        # pattern-3 model converted as is runs with the wrong pattern in both llama.cpp and
+        # rope-dump; with gemma3.attention.sliding_window_pattern written they match the HF one.
+        c, t, hf = self.model(sliding_window_pattern=3)
+        ids = self.ids()
+        _, want = g3.forward(c, t, ids)
+        with self.dump(hf, ids, what="", name="hf.h5") as f:
+            self.assertLess(np.abs(f["nll"][()] - want).max(), NUMPY_TOLERANCE)
+            np.testing.assert_array_equal(f.attrs["layer_sliding_window"], [8, 8, 0] * 2)
+        as_converted = self.gguf(c, t, name="converted.gguf")
+        got = llama_cpp_logprobs(as_converted, ids, self.tmp)
+        self.report("pattern 3, GGUF without the pattern key: llama.cpp against numpy",
+                    np.abs(got + want).max())
+        self.assertGreater(np.abs(got + want).max(), 1e-2)
+        keyed = self.path("keyed.gguf")
+        g3.to_gguf(c, t, keyed, extra_kvs=[("gemma3.attention.sliding_window_pattern", g3.U32, 3)])
+        got = llama_cpp_logprobs(keyed, ids, self.tmp)
+        self.report("pattern 3, GGUF with the key: llama.cpp against numpy", np.abs(got + want).max())
+        self.assertLess(np.abs(got + want).max(), TOLERANCE)
+        with self.dump(keyed, ids, what="", name="keyed.h5") as f:
+            self.assertLess(np.abs(got + f["nll"][()]).max(), TOLERANCE)
+            np.testing.assert_array_equal(f.attrs["layer_sliding_window"], [8, 8, 0] * 2)
+
+    def test_at_62_layers_llama_cpp_scales_by_dim_over_heads(self):
+        # llama.cpp's 27B rule: 1/sqrt(dim / heads) = 1/4 here, whatever query_pre_attn_scalar says
+        # (the file does not carry it); the HF config says 16 to match.
+        c, t, hf = self.model(layers=62, query_pre_attn_scalar=16)
+        gguf = self.gguf(c, t)
+        ids = self.ids(length=16)
+        got = llama_cpp_logprobs(gguf, ids, self.tmp)
+        for model in (hf, gguf):
+            with self.dump(model, ids, what="") as f:
+                difference = np.abs(got + f["nll"][()]).max()
+                self.report(f"62 layers, {os.path.basename(model)} against llama.cpp", difference)
+                self.assertLess(difference, TOLERANCE)
+                np.testing.assert_allclose(f.attrs["layer_attn_scale"], [0.25] * 62)
+        _, other = g3.forward(dict(c, query_pre_attn_scalar=32), t, ids)
+        self.assertGreater(np.abs(got + other).max(), 1e-2)
 
 
 class Gemma3PropeConvert(Gemma3Test):

@@ -83,18 +83,18 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
     out.set_attr("/", "family", c.family);
     std::vector<double> thetas(n, request.theta.value_or(c.rope_theta));
     std::vector<std::string> scalings(n, request.theta ? "default" : c.rope_scaling);
+    std::vector<std::int64_t> rotary(n), windows(n);
     for (std::size_t l = 0; l < n; ++l) {
-        if (&layer_schedule(model, request, l) == &request.schedule) continue;
+        const Schedule& own = layer_schedule(model, request, l);
+        rotary[l] = static_cast<std::int64_t>(own.rotary_dim);
+        windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+        if (&own == &request.schedule) continue;
         thetas[l] = request.theta.value_or(c.rope_local_theta);  // gemma3's local layers
         scalings[l] = "default";
     }
     out.set_attr("/", "layer_rope_theta", thetas);
     out.set_attr("/", "layer_rope_scaling", scalings);
-    out.set_attr(
-        "/", "layer_rotary_dim",
-        std::vector<std::int64_t>(n, static_cast<std::int64_t>(request.schedule.rotary_dim)));
-    std::vector<std::int64_t> windows(n);
-    for (std::size_t l = 0; l < n; ++l) windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    out.set_attr("/", "layer_rotary_dim", rotary);
     out.set_attr("/", "layer_sliding_window", windows);
     out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));
     out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, c.attn_softcap));
