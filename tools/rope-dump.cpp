@@ -48,11 +48,15 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
                    "Write the dump as shards of this many sequences, OUT-00000-of-000NN.h5 beside "
                    "-o OUT.h5 (all or none); every dump-reading tool reads them as one dump")
         ->check(CLI::PositiveNumber);
-    app.add_option("--p", c.p, "p-RoPE: keep the highest fraction p of frequencies (0 = NoPE)")
+    app.add_option("--p", c.p,
+                   "p-RoPE: keep the highest fraction p of frequencies (0 = NoPE); gemma3: of both "
+                   "its local and its global schedule")
         ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--reverse", c.reverse,
                  "With --p: keep the lowest frequencies instead (ablation)");
-    app.add_option("--theta", c.theta, "Replace the RoPE base (plain RoPE at this theta)");
+    app.add_option("--theta", c.theta,
+                   "Replace the RoPE base (plain RoPE at this theta; gemma3: on every layer, "
+                   "local and global)");
     app.add_option("--layers", c.layers, "Layers to dump: all, 3, 0-2,5, -1 (last)")
         ->capture_default_str();
     app.add_option("--what", c.what,

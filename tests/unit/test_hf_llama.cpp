@@ -176,11 +176,17 @@ TEST_CASE("Hugging Face directories that are not runnable Llamas are data errors
     TempDir tmp;
     TinyShape shape;
     const TinyCheckpoint c = make_tiny(shape, 13);
+    write_hf(c, tmp.file("mamba"), "F32", {{"model_type", "mamba"}});
+    const std::string other = hf_error(tmp.file("mamba"));
+    CHECK(other.find("model_type: expected one of the families rope-dump runs (\"llama\", "
+                     "\"mistral\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", "
+                     "\"gemma3_text\"") != std::string::npos);
+    CHECK(other.find("found \"mamba\"") != std::string::npos);
+    // Gemma 3's multimodal checkpoint is refused by name (its text model is gemma3_text).
     write_hf(c, tmp.file("gemma3"), "F32", {{"model_type", "gemma3"}});
     CHECK(hf_error(tmp.file("gemma3"))
-              .find("model_type: expected one of the families rope-dump runs (\"llama\", "
-                    "\"mistral\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\"), found "
-                    "\"gemma3\"") != std::string::npos);
+              .find("model_type: \"gemma3\" is Gemma 3's multimodal checkpoint") !=
+          std::string::npos);
     // attention_bias: true promises biases on q, k, v and o; a checkpoint without them is broken.
     write_hf(c, tmp.file("bias"), "F32", {{"attention_bias", true}});
     CHECK(hf_error(tmp.file("bias")).find("self_attn.q_proj.bias: expected this tensor") !=

@@ -195,14 +195,14 @@ HfPropePlan plan_hf_prope(const Json& config, const std::string& file,
                         "the lowest frequencies); use --encoding longrope",
                         encoding_name(request.encoding)));
     }
-    const HfRopeConfig in = parse_hf_rope_config(config, file);
-    const bool v5 = v5_output(in, config);
+    HfPropePlan plan;
+    plan.config = gemma3_rope_parameters(config, file, plan.notes);  // others: unchanged
+    Json& out = plan.config;
+    const HfRopeConfig in = parse_hf_rope_config(out, file);
+    const bool v5 = v5_output(in, out);
     const std::string dict_key = v5 ? "rope_parameters" : "rope_scaling";
     const std::string in_key =
         in.style == HfStyle::rope_parameters ? "rope_parameters" : "rope_scaling";
-    HfPropePlan plan;
-    plan.config = config;
-    Json& out = plan.config;
     for (const auto& [layer_type, original_params] : in.by_layer_type) {
         const std::string key = layer_type.empty() ? in_key : in_key + "." + layer_type;
         if (original_params.rope_type == "yarn" || original_params.rope_type == "dynamic") {

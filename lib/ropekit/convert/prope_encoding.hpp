@@ -63,6 +63,14 @@ struct HfPropePlan {
 HfPropePlan plan_hf_prope(const nlohmann::ordered_json& config, const std::string& file,
                           const PropeRequest& request);
 
+// A gemma3_text config with v4 keys (rope_theta + rope_scaling for the global layers,
+// rope_local_base_freq for the sliding-window ones) in transformers v5's per-layer-type form
+// (rope_parameters.full_attention / .sliding_attention, plus layer_types), so that p-RoPE can be
+// written for each layer type; a note says so. Any other config is returned unchanged.
+nlohmann::ordered_json gemma3_rope_parameters(const nlohmann::ordered_json& config,
+                                              const std::string& file,
+                                              std::vector<std::string>& notes);
+
 // Re-reads `emitted` with hf_rope and compares every layer type's schedule (at initialisation
 // and past any long-context threshold) with the plan's targets; throws data_error naming the
 // first frequency that differs, or the first warning transformers would log on loading it

@@ -25,6 +25,11 @@ struct Family {
     bool gemma2 = false;          // gemma2: RMSNorm after attention and after the MLP too,
                                   // attention-logit and final-logit soft-capping,
                                   // query_pre_attn_scalar, a sliding window on alternate layers
+    bool gemma3 = false;          // gemma3: gemma2's norms with q/k norms, a window on all but
+                                  // every 6th layer (layer_types / sliding_window_pattern), and
+                                  // two RoPE schedules: the local base, unscaled, on the
+                                  // sliding-window layers, rope_theta and its scaling on the others
+                                  // (gemma3.hpp)
 };
 
 // The family of a config.json model_type; data_error(file, "model_type", ...) for others.

@@ -14,6 +14,7 @@
 #include "ropekit/formats/gguf.hpp"
 #include "ropekit/formats/gguf_rope.hpp"
 #include "ropekit/model/family.hpp"
+#include "ropekit/model/gemma3_internal.hpp"
 
 namespace ropekit {
 
@@ -109,6 +110,7 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
         c.geglu = true;
     }
     if (family.gemma2) read_gemma2(f, a, c);
+    if (family.gemma3) gemma3::read_gguf(f, a, c);
     validate_config(c, f.path());
     return c;
 }
@@ -261,8 +263,12 @@ LlamaModel load_gguf_llama(const std::string& path) {
     Schedule schedule = read_schedule(f, family, prefix, c);
     GgufTensors tensors(*storage);
     LlamaWeights weights = load_weights(tensors, c, family);
-    return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
-                      std::filesystem::path(path).stem().string());
+    std::optional<Schedule> local;
+    if (c.rope_local_theta > 0) local = gemma3::gguf_local_schedule(c, schedule);
+    LlamaModel model(c, std::move(schedule), std::move(weights), std::move(storage),
+                     std::filesystem::path(path).stem().string());
+    if (local) model.set_local_schedule(std::move(*local));
+    return model;
 }
 
 }  // namespace ropekit

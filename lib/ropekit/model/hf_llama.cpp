@@ -13,6 +13,7 @@
 #include "ropekit/formats/ggml_types.hpp"
 #include "ropekit/formats/safetensors.hpp"
 #include "ropekit/model/family.hpp"
+#include "ropekit/model/gemma3_internal.hpp"
 #include "ropekit/rope/hf_rope.hpp"
 
 namespace ropekit {
@@ -57,6 +58,7 @@ void require_activation(const Json& config, const Family& family, const std::str
 
 // The family of config.json, and a refusal by name of what rope-dump does not implement.
 const Family& require_family(const Json& config, const std::string& file) {
+    gemma3::refuse_multimodal(config, file);
     const Family& family = hf_family(config.value("model_type", std::string()), file);
     require_activation(config, family, file);
     if (flag_key(config, "mlp_bias"))
@@ -279,9 +281,10 @@ void load_attention_extras(ShardedTensors& tensors, const LlamaConfig& c, const 
         w.wv.bias = tensors.vector(p + "self_attn.v_proj.bias", c.n_kv_heads * c.head_dim);
     }
     if (attention_bias) w.wo.bias = tensors.vector(p + "self_attn.o_proj.bias", c.dim);
-    if (family.qk_norm) {
-        w.q_norm = tensors.vector(p + "self_attn.q_norm.weight", c.head_dim);
-        w.k_norm = tensors.vector(p + "self_attn.k_norm.weight", c.head_dim);
+    if (family.qk_norm) {  // gemma3's are Gemma RMSNorms too: 1 + w
+        const float offset = family.gemma ? 1.0f : 0.0f;
+        w.q_norm = tensors.vector(p + "self_attn.q_norm.weight", c.head_dim, offset);
+        w.k_norm = tensors.vector(p + "self_attn.k_norm.weight", c.head_dim, offset);
     }
 }
 
@@ -352,9 +355,13 @@ LlamaModel load_hf_llama(const std::string& directory) {
     c.sliding_window = sliding_window(config, family, config_file);
     if (family.gemma) apply_gemma(config, c);
     if (family.gemma2) apply_gemma2(config, c, config_file);
+    if (family.gemma3) gemma3::apply_hf(config, c, config_file);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
-    const HfRopeParameters& rope_parameters = global_rope(rope, config_file);
+    std::optional<gemma3::HfSchedules> two;
+    if (family.gemma3) two = gemma3::hf_schedules(config, rope, config_file);
+    const HfRopeParameters& rope_parameters = two ? two->global : global_rope(rope, config_file);
     Schedule schedule = hf_schedule(rope_parameters);
+    if (two) c.rope_local_theta = two->local.theta;
     c.head_dim = schedule.head_dim;
     c.rope_theta = rope_parameters.theta;
     c.rope_scaling = rope_parameters.rope_type;
@@ -365,8 +372,10 @@ LlamaModel load_hf_llama(const std::string& directory) {
     storage->files = open_shards(dir);
     ShardedTensors tensors(directory, *storage);
     LlamaWeights weights = load_weights(tensors, c, config, directory);
-    return LlamaModel(c, std::move(schedule), std::move(weights), std::move(storage),
-                      model_name(dir));
+    LlamaModel model(c, std::move(schedule), std::move(weights), std::move(storage),
+                     model_name(dir));
+    if (two) model.set_local_schedule(hf_schedule(two->local));
+    return model;
 }
 
 }  // namespace ropekit

@@ -55,6 +55,17 @@ LlamaModel::LlamaModel(LlamaConfig config, Schedule schedule, LlamaWeights weigh
       storage_(std::move(storage)),
       name_(std::move(name)) {}
 
+bool LlamaModel::uses_local_schedule(std::size_t layer) const {
+    return local_.has_value() && layer_window(config_, layer) > 0;
+}
+
+void LlamaModel::set_local_schedule(Schedule local) {
+    if (local.head_dim != schedule_.head_dim) {
+        throw std::invalid_argument("the local RoPE schedule has another head_dim");
+    }
+    local_ = std::move(local);
+}
+
 void LlamaModel::logits(const float* hidden, std::size_t rows, float* out) const {
     project(hidden, rows, weights_.classifier, out);
     if (config_.final_softcap > 0) soft_cap(out, rows * config_.vocab_size, config_.final_softcap);
@@ -65,9 +76,12 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
                                        KVCache* cache) const {
     const LlamaConfig& c = config_;
     const Schedule& schedule = options.schedule ? *options.schedule : schedule_;
-    if (schedule.head_dim != c.head_dim) {
-        throw usage_error(fmt::format("RoPE schedule is for head_dim {}, the model has {}",
-                                      schedule.head_dim, c.head_dim));
+    const Schedule* local = options.local_schedule ? options.local_schedule : local_schedule();
+    for (const Schedule* s : {&schedule, local}) {
+        if (s && s->head_dim != c.head_dim) {
+            throw usage_error(fmt::format("RoPE schedule is for head_dim {}, the model has {}",
+                                          s->head_dim, c.head_dim));
+        }
     }
     const decoder::ForwardShape shape{batch, tokens, cache ? cache->length_ : 0};
     if (c.max_tokens > 0 && shape.keys() > c.max_tokens) {
@@ -83,8 +97,9 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
     decoder::ForwardWorkspace ws(c, shape, options);
     decoder::embed_tokens(ids, c, weights_.token_embedding, ws.x);
     for (std::size_t l = 0; l < c.n_layers; ++l) {
+        const Schedule* own = local && uses_local_schedule(l) ? local : &schedule;
         decoder::DecoderLayer layer{
-            l, &weights_.layers[l], &schedule, scale, layer_window(c, l), c.attn_softcap, {}};
+            l, &weights_.layers[l], own, scale, layer_window(c, l), c.attn_softcap, {}};
         if (cache) {
             layer.cache = {cache->keys_[l].data(), cache->values_[l].data(), cache->capacity_};
         }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ struct LlamaConfig {
     std::string rope_scaling = "default";  // the rope type of the schedule, for the dump
     // Longer inputs would need another schedule (longrope's long_factor): refused (0: none).
     std::size_t max_tokens = 0;
+    // gemma3: the base of the local schedule its sliding-window layers use (0: every layer uses
+    // the one schedule). The local schedule itself is LlamaModel::local_schedule().
+    double rope_local_theta = 0.0;
 };
 
 // Matrices are [out, in] (llama2.c, PyTorch's nn.Linear and ggml store them so), resident or
@@ -85,10 +89,13 @@ struct LayerActivations {
 };
 
 struct ForwardOptions {
-    const Schedule* schedule = nullptr;  // overrides the model's own (e.g. p-RoPE at inference)
+    const Schedule* schedule = nullptr;  // overrides the model's own (e.g. p-RoPE at inference);
+                                         // with two schedules (gemma3), the global layers' one
     std::function<void(const LayerActivations&)> observer;
     bool keep_scores = false;   // give the observer the scores (costs batch*heads*T*T floats)
     bool keep_pattern = false;  // likewise for the pattern
+    // gemma3: overrides the local schedule of its sliding-window layers (model.local_schedule())
+    const Schedule* local_schedule = nullptr;
 };
 
 // Rotated keys and values of the positions seen so far, for token-by-token generation.
@@ -113,6 +120,12 @@ class LlamaModel {
 
     const LlamaConfig& config() const { return config_; }
     const Schedule& schedule() const { return schedule_; }  // the checkpoint's own RoPE
+    // gemma3's second schedule, of its sliding-window layers (nullptr: one for every layer),
+    // and whether `layer` uses it.
+    const Schedule* local_schedule() const { return local_ ? &*local_ : nullptr; }
+    bool uses_local_schedule(std::size_t layer) const;
+    // A model whose sliding-window layers use `local` (gemma3); the others use the schedule.
+    void set_local_schedule(Schedule local);
     const LlamaWeights& weights() const { return weights_; }
     const std::string& name() const { return name_; }
 
@@ -129,6 +142,7 @@ class LlamaModel {
   private:
     LlamaConfig config_;
     Schedule schedule_;
+    std::optional<Schedule> local_;
     LlamaWeights weights_;
     std::shared_ptr<const void> storage_;
     std::string name_;

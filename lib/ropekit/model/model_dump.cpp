@@ -64,6 +64,16 @@ bool wanted(const std::vector<Hook>& hooks, Hook hook) {
     return std::find(hooks.begin(), hooks.end(), hook) != hooks.end();
 }
 
+}  // namespace
+
+const Schedule& layer_schedule(const LlamaModel& model, const DumpRequest& request,
+                               std::size_t layer) {
+    const bool local = request.local_schedule && model.uses_local_schedule(layer);
+    return local ? *request.local_schedule : request.schedule;
+}
+
+namespace {
+
 // What the analysis tools need to read each layer of any family (docs/formats.md, "Per-layer
 // attributes"), one entry per layer of the model: the RoPE base and scaling used, the rotary
 // dimension, the sliding window (0: none), the attention scale and soft-cap (0: none).
@@ -71,15 +81,20 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
     const LlamaConfig& c = model.config();
     const std::size_t n = c.n_layers;
     out.set_attr("/", "family", c.family);
-    out.set_attr("/", "layer_rope_theta",
-                 std::vector<double>(n, request.theta.value_or(c.rope_theta)));
-    out.set_attr("/", "layer_rope_scaling",
-                 std::vector<std::string>(n, request.theta ? "default" : c.rope_scaling));
-    out.set_attr(
-        "/", "layer_rotary_dim",
-        std::vector<std::int64_t>(n, static_cast<std::int64_t>(request.schedule.rotary_dim)));
-    std::vector<std::int64_t> windows(n);
-    for (std::size_t l = 0; l < n; ++l) windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    std::vector<double> thetas(n, request.theta.value_or(c.rope_theta));
+    std::vector<std::string> scalings(n, request.theta ? "default" : c.rope_scaling);
+    std::vector<std::int64_t> rotary(n), windows(n);
+    for (std::size_t l = 0; l < n; ++l) {
+        const Schedule& own = layer_schedule(model, request, l);
+        rotary[l] = static_cast<std::int64_t>(own.rotary_dim);
+        windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+        if (&own == &request.schedule) continue;
+        thetas[l] = request.theta.value_or(c.rope_local_theta);  // gemma3's local layers
+        scalings[l] = "default";
+    }
+    out.set_attr("/", "layer_rope_theta", thetas);
+    out.set_attr("/", "layer_rope_scaling", scalings);
+    out.set_attr("/", "layer_rotary_dim", rotary);
     out.set_attr("/", "layer_sliding_window", windows);
     out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));
     out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, c.attn_softcap));
@@ -149,12 +164,27 @@ std::string summary_line(const DumpSummary& s) {
         static_cast<double>(s.sequences * s.tokens) / s.prefill_seconds);
 }
 
-Schedule override_schedule(const LlamaModel& model, std::optional<double> theta,
-                           std::optional<double> p, bool reverse) {
-    Schedule s = model.schedule();
+namespace {
+
+Schedule override_one(Schedule s, std::optional<double> theta, std::optional<double> p,
+                      bool reverse) {
     if (theta) s = make_schedule(s.head_dim, *theta, s.layout, s.rotary_dim);
     if (p || reverse) s = apply_prope(std::move(s), p.value_or(1.0), reverse);
     return s;
+}
+
+}  // namespace
+
+Schedule override_schedule(const LlamaModel& model, std::optional<double> theta,
+                           std::optional<double> p, bool reverse) {
+    return override_one(model.schedule(), theta, p, reverse);
+}
+
+std::optional<Schedule> override_local_schedule(const LlamaModel& model,
+                                                std::optional<double> theta,
+                                                std::optional<double> p, bool reverse) {
+    if (!model.local_schedule()) return std::nullopt;
+    return override_one(*model.local_schedule(), theta, p, reverse);
 }
 
 DumpSummary write_model_dump(const LlamaModel& model, const Tensor<std::int64_t>& ids,
@@ -177,6 +207,7 @@ DumpSummary write_model_dump(const LlamaModel& model, const Tensor<std::int64_t>
     }
     ForwardOptions options;
     options.schedule = &request.schedule;
+    options.local_schedule = request.local_schedule ? &*request.local_schedule : nullptr;
     options.keep_scores = wanted(request.hooks, Hook::scores);
     options.keep_pattern = wanted(request.hooks, Hook::pattern);
     std::size_t first = 0;

@@ -22,6 +22,12 @@ namespace ropekit {
 // and rotary dims; replaces any scaling), then --p / --reverse (p-RoPE) applied on top.
 Schedule override_schedule(const LlamaModel& model, std::optional<double> theta,
                            std::optional<double> p, bool reverse);
+// The same for gemma3's local schedule of its sliding-window layers (nullopt for a model with one
+// schedule): --theta makes it plain RoPE at that base too (every layer then rotates alike), and
+// --p / --reverse drop its own lowest frequencies.
+std::optional<Schedule> override_local_schedule(const LlamaModel& model,
+                                                std::optional<double> theta,
+                                                std::optional<double> p, bool reverse);
 
 // Where the token ids come from: exactly one of a file (token_ids.hpp), a literal list, or
 // sampling from the model itself.
@@ -36,15 +42,21 @@ Tensor<std::int64_t> read_token_source(const LlamaModel& model, const TokenSourc
 std::string describe(const TokenSource& source);  // for the token_source attribute
 
 struct DumpRequest {
-    std::vector<std::size_t> layers;  // which layers' hooks to write
-    std::vector<Hook> hooks;          // may be empty: only tokens and nll
-    std::size_t batch = 8;            // sequences per forward pass (bounds memory)
-    Schedule schedule;                // from override_schedule
-    std::optional<double> theta;      // the override, if any (for the attributes)
+    std::vector<std::size_t> layers;         // which layers' hooks to write
+    std::vector<Hook> hooks;                 // may be empty: only tokens and nll
+    std::size_t batch = 8;                   // sequences per forward pass (bounds memory)
+    Schedule schedule;                       // from override_schedule
+    std::optional<Schedule> local_schedule;  // from override_local_schedule (gemma3)
+    std::optional<double> theta;             // the override, if any (for the attributes)
     double p = 1.0;
     bool reverse = false;
     DType stored = DType::f32;  // element type of the hook datasets
 };
+
+// The schedule `layer` runs with under `request`: gemma3's sliding-window layers take
+// request.local_schedule, every other layer (and every layer of other families) request.schedule.
+const Schedule& layer_schedule(const LlamaModel& model, const DumpRequest& request,
+                               std::size_t layer);
 
 struct DumpSummary {
     std::size_t sequences = 0, tokens = 0;  // tokens = per sequence

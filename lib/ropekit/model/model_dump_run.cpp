@@ -65,6 +65,8 @@ void run_rope_dump(const RopeDumpCommand& command, const RunContext& context) {
     const LlamaModel model = load_model(command.model);
     request.layers = parse_index_spec(command.layers, model.config().n_layers, "--layers");
     request.schedule = override_schedule(model, command.theta, command.p, command.reverse);
+    request.local_schedule =
+        override_local_schedule(model, command.theta, command.p, command.reverse);
     std::optional<TextWindows> windows;
     const Tensor<std::int64_t> ids = token_ids(command, model, context, windows);
     if (command.shard_size > 0) {
