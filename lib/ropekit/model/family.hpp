@@ -25,6 +25,9 @@ struct Family {
     bool gemma2 = false;          // gemma2: RMSNorm after attention and after the MLP too,
                                   // attention-logit and final-logit soft-capping,
                                   // query_pre_attn_scalar, a sliding window on alternate layers
+    bool neox = false;            // gpt_neox: fused query_key_value interleaved per head, LayerNorm
+                                  // with bias, GELU MLP with biases, parallel attention and MLP
+                                  // (use_parallel_residual), partial rotary from rotary_pct
 };
 
 // The family of a config.json model_type; data_error(file, "model_type", ...) for others.
