@@ -446,17 +446,21 @@ def gelu(x):
     return 0.5 * x * (1 + _erf(x / np.sqrt(2)).astype(np.float64))
 
 
-def neox_rope(v, c, rotary=None):
+def neox_rope(v, c, rotary=None, kept=None):
     """GPTNeoX's apply_rotary_pos_emb: rotate_half on the first rotary_dim dims of each head
-    ([B, T, H, hd]), the rest passed through."""
+    ([B, T, H, hd]), the rest passed through; with `kept`, p-RoPE on the rotated part (the
+    frequencies past the first `kept` are 0)."""
     rotary = rotary or neox_rotary_dim(c)
     g = float(c.get("rotary_emb_base", 10000)) ** (-np.arange(0, rotary, 2) / rotary)
+    if kept is not None:
+        g[kept:] = 0.0
     return _rope_half(v, g, 1.0)
 
 
 def neox_forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer, nll [B, T]) in float64, from modeling_gpt_neox.py.
-    switches: rotary='full' rotates whole heads; gelu replaces the exact GELU."""
+    switches: rotary='full' rotates whole heads; gelu replaces the exact GELU; kept keeps only
+    the first `kept` frequencies (p-RoPE)."""
     t = {k: v.astype(np.float64) for k, v in t.items()}
     B, T = ids.shape
     H, hd, eps = c["num_attention_heads"], head_dim(c), c["layer_norm_eps"]
@@ -480,7 +484,8 @@ def neox_forward(c, t, ids, **switches):
         xb = _layer_norm(x, t[p + "input_layernorm.weight"], t[p + "input_layernorm.bias"], eps)
         qkv = linear("attention.query_key_value", xb).reshape(B, T, H, 3, hd)
         q, k, v = qkv[..., 0, :], qkv[..., 1, :], qkv[..., 2, :]
-        rq, rk = neox_rope(q, c, rotary), neox_rope(k, c, rotary)
+        kept = switches.get("kept")
+        rq, rk = neox_rope(q, c, rotary, kept), neox_rope(k, c, rotary, kept)
         scores = np.einsum("bihd,bjhd->bhij", rq, rk) * hd ** -0.5
         scores = np.where(j > i, -np.inf, scores)
         pattern = np.exp(scores - scores.max(-1, keepdims=True))

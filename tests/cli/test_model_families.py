@@ -1,11 +1,12 @@
 """rope-dump on the decoder families (issue 14): llama 3.1 (llama3 scaling), mistral (sliding
 window), qwen2 (q/k/v biases), qwen3 (q/k norms, decoupled head_dim), phi3 (fused projections,
 partial rotary, longrope), gemma, gemma2, gpt_neox (rotary_pct, parallel residual, LayerNorm,
-exact GELU). For each, a random model written as transformers saves it (model_families.py) must give, in rope-dump, the NLL and hook_rot_q of an independent numpy
-forward, and a control with the family's peculiarity removed must not. The GGUF the converter
-makes of it must run in rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3
-nats per token; mistral's GGUF is architecture llama, which has no sliding window, so its
-window is checked against numpy only."""
+exact GELU). For each, a random model written as transformers saves it (model_families.py)
+must give, in rope-dump, the NLL and hook_rot_q of an independent numpy forward, and a control
+with the family's peculiarity removed must not. The GGUF the converter makes of it must run in
+rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3 nats per token;
+mistral's GGUF is architecture llama, which has no sliding window, so its window is checked
+against numpy only."""
 import os
 import sys
 import unittest
