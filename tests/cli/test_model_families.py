@@ -185,6 +185,16 @@ class GptNeox(FamilyTest):
                     np.testing.assert_array_equal(f.attrs["layer_rope_theta"], [500.0] * 2)
                     self.assertLess(np.abs(f["nll"][()] - nll).max(), NUMPY_TOLERANCE)
 
+    def test_sampling_decodes_through_the_kv_cache(self):
+        c, t, hf = self.model("gpt_neox")
+        out = self.path("sampled.h5")
+        run("rope-dump", hf, "--sample", "2", "--length", "12", "--seed", "3", "--what", "",
+            "-o", out, check=0)
+        with h5py.File(out, "r") as f:
+            ids, sampled = f["tokens"][()], f["nll"][()]
+        _, nll = mf.forward(c, t, ids)
+        self.assertLess(np.abs(sampled - nll).max(), NUMPY_TOLERANCE)
+
     def test_other_activations_are_refused_by_name(self):
         _, _, hf = self.model("gpt_neox", hidden_act="gelu_new")
         r = run("rope-dump", hf, "--ids", "1 2 3", "--what", "", "-o", self.path("x.h5"))

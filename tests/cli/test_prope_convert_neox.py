@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 import model_families as mf
+from gguf_writer import read_safetensors
 from ropekit_test import TempDirTest, run
 
 IDS = "1 5 9 2 7 7 3 11 4 6 8 1 13 17 2 5"
@@ -94,6 +95,27 @@ class NeoxToPRope(TempDirTest):
                 self.dump(out, "got.h5") as got:
             self.assertAlmostEqual(float(got.attrs["rope_theta"]), 500.0)
             self.assert_same_run(want, got)
+
+    def test_saved_inv_freq_buffers_are_rewritten(self):
+        # Pythia's checkpoints carry each layer's rotary_emb.inv_freq (rotary_dim / 2 entries),
+        # which transformers versions that load them use instead of the config.
+        c = mf.config("gpt_neox")
+        t = mf.tensors(c, 3)
+        saved = np.array([1.0, 0.01], dtype=np.float32)  # 10000^(-2k/4)
+        for layer in range(2):
+            t[f"gpt_neox.layers.{layer}.attention.rotary_emb.inv_freq"] = saved
+        src = self.path("model")
+        mf.write_hf(src, c, t)
+        with self.dump(src, "want.h5", "--p", "0.5") as want:
+            out, _ = self.convert(src, "converted")
+            with self.dump(out, "got.h5") as got:
+                self.assert_same_run(want, got)
+        rewritten = read_safetensors(os.path.join(out, "model.safetensors"))
+        for layer in range(2):
+            g = rewritten[f"gpt_neox.layers.{layer}.attention.rotary_emb.inv_freq"]
+            self.assertEqual(g[0], 1.0)
+            self.assertLess(abs(g[1]), 1e-30)
+        np.testing.assert_array_equal(rewritten["embed_out.weight"], t["embed_out.weight"])
 
     def test_proportional_and_gguf_are_refused(self):
         c, t, src = self.model("model")
