@@ -179,7 +179,8 @@ TEST_CASE("Hugging Face directories that are not runnable Llamas are data errors
     write_hf(c, tmp.file("gemma3"), "F32", {{"model_type", "gemma3"}});
     CHECK(hf_error(tmp.file("gemma3"))
               .find("model_type: expected one of the families rope-dump runs (\"llama\", "
-                    "\"mistral\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\"), found "
+                    "\"mistral\", \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", "
+                    "\"gpt_neox\"), found "
                     "\"gemma3\"") != std::string::npos);
     // attention_bias: true promises biases on q, k, v and o; a checkpoint without them is broken.
     write_hf(c, tmp.file("bias"), "F32", {{"attention_bias", true}});
