@@ -618,9 +618,9 @@ def gguf_phi3_model_with_only_short_rope_factors(fx):
 
 
 @builder
-def hf_model_of_type_gpt_neox(fx):
+def hf_model_of_type_falcon(fx):
     path = fx.path("model")
-    c = model_families.config("llama", model_type="gpt_neox")
+    c = model_families.config("llama", model_type="falcon")
     model_families.write_hf(path, c, model_families.tensors(model_families.config("llama"), 0))
     return path
 

@@ -6,12 +6,15 @@
 - to_gguf(): the GGUF llama.cpp's convert_hf_to_gguf.py (node-llama-cpp 3.21.1's bundle,
   conversion/{llama,qwen,phi}.py) makes of it: llama and mistral as architecture "llama" with q/k
   rows permuted and no sliding window, qwen2/qwen3/phi3 under their own key prefix with the
-  halves kept (NEOX rope), phi3's fused tensors as attn_qkv and ffn_up;
+  halves kept (NEOX rope), phi3's fused tensors as attn_qkv and ffn_up; gpt_neox as
+  conversion/gptneox.py writes it (architecture "gptneox", query_key_value regrouped from
+  per-head [q, k, v] to [q; k; v], no rope.freq_base);
 - forward(): an independent float64 numpy forward of each family from the HF tensors, written
-  from transformers' modeling_{llama,mistral,qwen2,qwen3,phi3}.py, with each peculiarity a switch
-  that a control can turn off.
+  from transformers' modeling_{llama,mistral,qwen2,qwen3,phi3,gpt_neox}.py, with each
+  peculiarity a switch that a control can turn off.
 """
 import json
+import math
 import os
 import struct
 
@@ -20,13 +23,13 @@ import numpy as np
 import gguf_writer
 from gguf_writer import ARRAY, F32, STRING, U32
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gpt_neox")
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
                  "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
                  "phi3": "Phi3ForCausalLM", "gemma": "GemmaForCausalLM",
-                 "gemma2": "Gemma2ForCausalLM"}
+                 "gemma2": "Gemma2ForCausalLM", "gpt_neox": "GPTNeoXForCausalLM"}
 GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-             "phi3": "phi3", "gemma": "gemma", "gemma2": "gemma2"}
+             "phi3": "phi3", "gemma": "gemma", "gemma2": "gemma2", "gpt_neox": "gptneox"}
 
 
 def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, window=8,
@@ -35,6 +38,8 @@ def config(family, dim=64, hidden=96, layers=2, heads=4, kv_heads=2, vocab=300, 
     llama.cpp's placeholder SentencePiece vocabulary needs), with the shapes that make each
     peculiarity change the result: a window shorter than the test sequences (mistral), a head_dim
     decoupled from hidden/heads (qwen3), partial rotary (phi3), llama3 scaling (llama)."""
+    if family == "gpt_neox":
+        return neox_config(dim, layers, heads, vocab, **extra)
     c = {"model_type": family, "architectures": [ARCHITECTURES[family]], "hidden_size": dim,
          "intermediate_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
          "num_key_value_heads": kv_heads, "vocab_size": vocab, "max_position_embeddings": 4096,
@@ -71,6 +76,8 @@ def head_dim(c):
 def tensors(c, seed):
     """{HF name: float32 array} of a random model: matrices N(0, 0.1²)-ish, norm weights
     1 + N(0, 0.3²) (q/k norms included, so that they are not the identity), biases N(0, 0.3²)."""
+    if c["model_type"] == "gpt_neox":
+        return neox_tensors(c, seed)
     rng = np.random.default_rng(seed)
     dim, hidden, hd = c["hidden_size"], c["intermediate_size"], head_dim(c)
     q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
@@ -201,6 +208,8 @@ def longrope_attention_factor(c):
 def to_gguf(c, t, path, drop=()):
     """The F32 GGUF of the model: q/k permuted for the llama architecture only; metadata keys and
     tensors named in `drop` left out (for controls)."""
+    if c["model_type"] == "gpt_neox":
+        return neox_to_gguf(c, t, path)
     heads, kv_heads = c["num_attention_heads"], c["num_key_value_heads"]
     out = []
     for name, w in t.items():
@@ -294,8 +303,10 @@ def _mlp(t, p, xb, gelu):
 def forward(c, t, ids, **switches):
     """ids [B, T] -> (rot_q per layer [B, T, H, hd], nll [B, T]) in float64. switches turn a
     peculiarity off for controls: bias, qk_norm, window, scaling, gemma_norm, softcap (False),
-    rotary ('full'); scaling='long' runs longrope with its long factors; drop=[indices] zeroes
-    those frequencies (p-RoPE)."""
+    rotary ('full'), and for gpt_neox gelu (another activation); scaling='long' runs longrope
+    with its long factors; drop=[indices] zeroes those frequencies (p-RoPE)."""
+    if c["model_type"] == "gpt_neox":
+        return neox_forward(c, t, ids, **switches)
     t = {k: v.astype(np.float64) for k, v in t.items()}
     gemma = c["model_type"] in ("gemma", "gemma2")
     gemma2 = c["model_type"] == "gemma2"
@@ -352,6 +363,167 @@ def forward(c, t, ids, **switches):
     logits = _rms(x, t["model.norm.weight"], eps) @ t["lm_head.weight"].T
     if gemma2 and switches.get("softcap", True):
         logits = c["final_logit_softcapping"] * np.tanh(logits / c["final_logit_softcapping"])
+    top = logits.max(-1, keepdims=True)
+    logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
+    nll = np.zeros((B, T))
+    nll[:, 1:] = -np.take_along_axis(logp[:, :-1], ids[:, 1:, None], -1)[..., 0]
+    return rot_qs, nll
+
+
+# ---------------------------------------------------------------- gpt_neox (Pythia)
+def neox_config(dim, layers, heads, vocab, **extra):
+    """config.json as Pythia's (EleutherAI/pythia-*): rotary_pct and rotary_emb_base, not
+    partial_rotary_factor and rope_theta; LayerNorm's layer_norm_eps; the exact GELU; parallel
+    attention and MLP; untied embed_out."""
+    c = {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": dim,
+         "intermediate_size": 4 * dim, "num_hidden_layers": layers, "num_attention_heads": heads,
+         "vocab_size": vocab, "max_position_embeddings": 2048, "rotary_pct": 0.25,
+         "rotary_emb_base": 10000, "layer_norm_eps": 1e-5, "hidden_act": "gelu",
+         "use_parallel_residual": True, "tie_word_embeddings": False, "bos_token_id": 0,
+         "eos_token_id": 0, "initializer_range": 0.02, "use_cache": True,
+         "torch_dtype": "float32", "transformers_version": "4.24.0"}
+    c.update(extra)
+    return c
+
+
+def neox_tensors(c, seed):
+    """{HF name: float32 array}: query_key_value's rows [heads, 3, head_dim] as GPTNeoXAttention
+    splits them, every linear layer and LayerNorm with a bias."""
+    rng = np.random.default_rng(seed)
+    dim, hidden = c["hidden_size"], c["intermediate_size"]
+
+    def normal(*shape, std=0.1, offset=0.0):
+        return (offset + std * rng.standard_normal(shape)).astype(np.float32)
+
+    t = {"gpt_neox.embed_in.weight": normal(c["vocab_size"], dim, std=1.0)}
+    for layer in range(c["num_hidden_layers"]):
+        p = f"gpt_neox.layers.{layer}."
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            t[p + norm + ".weight"] = normal(dim, std=0.3, offset=1.0)
+            t[p + norm + ".bias"] = normal(dim, std=0.3)
+        t[p + "attention.query_key_value.weight"] = normal(3 * dim, dim, std=0.3)
+        t[p + "attention.query_key_value.bias"] = normal(3 * dim, std=0.3)
+        t[p + "attention.dense.weight"] = normal(dim, dim)
+        t[p + "attention.dense.bias"] = normal(dim)
+        # small: llama.cpp's GELU reads an f16 table (differences grow with the MLP's share)
+        t[p + "mlp.dense_h_to_4h.weight"] = normal(hidden, dim, std=0.05)
+        t[p + "mlp.dense_h_to_4h.bias"] = normal(hidden, std=0.1)
+        t[p + "mlp.dense_4h_to_h.weight"] = normal(dim, hidden, std=0.05)
+        t[p + "mlp.dense_4h_to_h.bias"] = normal(dim)
+    t["gpt_neox.final_layer_norm.weight"] = normal(dim, std=0.3, offset=1.0)
+    t["gpt_neox.final_layer_norm.bias"] = normal(dim, std=0.3)
+    t["embed_out.weight"] = normal(c["vocab_size"], dim)
+    return t
+
+
+NEOX_NAMES = {"input_layernorm": "attn_norm", "attention.query_key_value": "attn_qkv",
+              "attention.dense": "attn_output", "post_attention_layernorm": "ffn_norm",
+              "mlp.dense_h_to_4h": "ffn_up", "mlp.dense_4h_to_h": "ffn_down"}
+
+
+def neox_gguf_name(hf_name):
+    """gguf-py's tensor_mapping for gptneox."""
+    top = {"gpt_neox.embed_in": "token_embd", "gpt_neox.final_layer_norm": "output_norm",
+           "embed_out": "output"}
+    stem, kind = hf_name.rsplit(".", 1)
+    if stem in top:
+        return f"{top[stem]}.{kind}"
+    parts = stem.split(".")
+    return f"blk.{parts[2]}.{NEOX_NAMES['.'.join(parts[3:])]}.{kind}"
+
+
+def neox_to_gguf(c, t, path):
+    """The GGUF conversion/gptneox.py writes: its own keys only (no rope.freq_base: llama.cpp
+    assumes 10000; rope.dimension_count = int(rotary_pct * head_dim)), query_key_value's rows
+    regrouped from [heads, 3, head_dim] to [3, heads, head_dim] (weight and bias)."""
+    a, heads, dim = "gptneox.", c["num_attention_heads"], c["hidden_size"]
+    kvs = [("general.architecture", STRING, "gptneox"), ("general.name", STRING, "ropekit test"),
+           (a + "context_length", U32, c["max_position_embeddings"]),
+           (a + "embedding_length", U32, dim), (a + "block_count", U32, c["num_hidden_layers"]),
+           (a + "feed_forward_length", U32, c["intermediate_size"]),
+           (a + "rope.dimension_count", U32, int(c["rotary_pct"] * (dim // heads))),
+           (a + "attention.head_count", U32, heads),
+           (a + "use_parallel_residual", gguf_writer.BOOL, c.get("use_parallel_residual", True)),
+           (a + "attention.layer_norm_epsilon", F32, c["layer_norm_eps"])]
+    out = []
+    for name, w in t.items():
+        if "query_key_value" in name:
+            w = w.reshape(heads, 3, -1, *w.shape[1:]).swapaxes(0, 1).reshape(w.shape)
+        out.append((neox_gguf_name(name), tuple(reversed(w.shape)), gguf_writer.GGML_TYPES["F32"],
+                    gguf_writer.encode(w, "F32")))
+    gguf_writer.write_gguf(path, kvs + gguf_writer.placeholder_vocab(c["vocab_size"]), out)
+
+
+def neox_rotary_dim(c):
+    """int(head_dim * rotary_pct), as GPTNeoXAttention (and _compute_default_rope_parameters)."""
+    return int(head_dim(c) * c.get("rotary_pct", 0.25))
+
+
+def _layer_norm(x, w, b, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu(x):
+    """torch's default (exact) GELU: x·Φ(x)."""
+    return 0.5 * x * (1 + _erf(x / np.sqrt(2)).astype(np.float64))
+
+
+def neox_rope(v, c, rotary=None, kept=None):
+    """GPTNeoX's apply_rotary_pos_emb: rotate_half on the first rotary_dim dims of each head
+    ([B, T, H, hd]), the rest passed through; with `kept`, p-RoPE on the rotated part (the
+    frequencies past the first `kept` are 0)."""
+    rotary = rotary or neox_rotary_dim(c)
+    g = float(c.get("rotary_emb_base", 10000)) ** (-np.arange(0, rotary, 2) / rotary)
+    if kept is not None:
+        g[kept:] = 0.0
+    return _rope_half(v, g, 1.0)
+
+
+def neox_forward(c, t, ids, **switches):
+    """ids [B, T] -> (rot_q per layer, nll [B, T]) in float64, from modeling_gpt_neox.py.
+    switches: rotary='full' rotates whole heads; gelu replaces the exact GELU; kept keeps only
+    the first `kept` frequencies (p-RoPE)."""
+    t = {k: v.astype(np.float64) for k, v in t.items()}
+    B, T = ids.shape
+    H, hd, eps = c["num_attention_heads"], head_dim(c), c["layer_norm_eps"]
+    rotary = hd if switches.get("rotary") == "full" else neox_rotary_dim(c)
+    parallel = c.get("use_parallel_residual", True)
+    activation = switches.get("gelu", gelu)
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    x = t["gpt_neox.embed_in.weight"][ids]
+    rot_qs = []
+    for layer in range(c["num_hidden_layers"]):
+        p = f"gpt_neox.layers.{layer}."
+
+        def linear(name, v):
+            return v @ t[p + name + ".weight"].T + t[p + name + ".bias"]
+
+        def mlp(v):
+            v = _layer_norm(v, t[p + "post_attention_layernorm.weight"],
+                            t[p + "post_attention_layernorm.bias"], eps)
+            return linear("mlp.dense_4h_to_h", activation(linear("mlp.dense_h_to_4h", v)))
+
+        xb = _layer_norm(x, t[p + "input_layernorm.weight"], t[p + "input_layernorm.bias"], eps)
+        qkv = linear("attention.query_key_value", xb).reshape(B, T, H, 3, hd)
+        q, k, v = qkv[..., 0, :], qkv[..., 1, :], qkv[..., 2, :]
+        kept = switches.get("kept")
+        rq, rk = neox_rope(q, c, rotary, kept), neox_rope(k, c, rotary, kept)
+        scores = np.einsum("bihd,bjhd->bhij", rq, rk) * hd ** -0.5
+        scores = np.where(j > i, -np.inf, scores)
+        pattern = np.exp(scores - scores.max(-1, keepdims=True))
+        pattern /= pattern.sum(-1, keepdims=True)
+        att = np.einsum("bhij,bjhd->bihd", pattern, v).reshape(B, T, H * hd)
+        out = linear("attention.dense", att)
+        x = x + out + mlp(x) if parallel else x + out + mlp(x + out)
+        rot_qs.append(rq)
+    x = _layer_norm(x, t["gpt_neox.final_layer_norm.weight"], t["gpt_neox.final_layer_norm.bias"],
+                    eps)
+    logits = x @ t["embed_out.weight"].T
     top = logits.max(-1, keepdims=True)
     logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
     nll = np.zeros((B, T))

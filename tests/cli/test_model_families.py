@@ -1,11 +1,12 @@
-"""rope-dump on the Llama-style families (issue 14, step 1): llama 3.1 (llama3 scaling), mistral
-(sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms, decoupled head_dim), phi3 (fused
-projections, partial rotary, longrope). For each, a random model written as transformers saves
-it (model_families.py) must give, in rope-dump, the NLL and hook_rot_q of an independent numpy
-forward, and a control with the family's peculiarity removed must not. The GGUF the converter
-makes of it must run in rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3
-nats per token; mistral's GGUF is architecture llama, which has no sliding window, so its
-window is checked against numpy only."""
+"""rope-dump on the decoder families (issue 14): llama 3.1 (llama3 scaling), mistral (sliding
+window), qwen2 (q/k/v biases), qwen3 (q/k norms, decoupled head_dim), phi3 (fused projections,
+partial rotary, longrope), gemma, gemma2, gpt_neox (rotary_pct, parallel residual, LayerNorm,
+exact GELU). For each, a random model written as transformers saves it (model_families.py)
+must give, in rope-dump, the NLL and hook_rot_q of an independent numpy forward, and a control
+with the family's peculiarity removed must not. The GGUF the converter makes of it must run in
+rope-dump as the directory does, and in llama.cpp (the oracle) to 1e-3 nats per token;
+mistral's GGUF is architecture llama, which has no sliding window, so its window is checked
+against numpy only."""
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ LENGTH = 40  # tokens per sequence: longer than mistral's window of 8
 # The peculiarity each family's control removes from the numpy forward.
 CONTROLS = {"llama": {"scaling": False}, "mistral": {"window": False}, "qwen2": {"bias": False},
             "qwen3": {"qk_norm": False}, "phi3": {"rotary": "full"}, "gemma": {"gemma_norm": False},
-            "gemma2": {"softcap": False}}
+            "gemma2": {"softcap": False}, "gpt_neox": {"rotary": "full"}}
 
 
 def phi3_longrope(original=256):
@@ -43,6 +44,8 @@ class FamilyTest(TempDirTest):
         c = mf.config(family, **extra)
         t = mf.tensors(c, seed)
         hf = self.path(f"{family}-hf")
+        while os.path.exists(hf):  # a subtest's second model
+            hf += "+"
         mf.write_hf(hf, c, t)
         return c, t, hf
 
@@ -89,7 +92,7 @@ class FamiliesAgainstNumpy(FamilyTest):
             "llama": ("llama3", 16, 0, 1e4), "mistral": ("default", 16, 8, 1e6),
             "qwen2": ("default", 16, 0, 1e6), "qwen3": ("default", 24, 0, 1e6),
             "phi3": ("default", 8, 2047, 1e4), "gemma": ("default", 32, 0, 1e4),
-            "gemma2": ("default", 32, None, 1e4)}
+            "gemma2": ("default", 32, None, 1e4), "gpt_neox": ("default", 4, 0, 1e4)}
         for family, (scaling, rotary, window, base) in expected.items():
             with self.subTest(family=family):
                 c, _, hf = self.model(family)
@@ -144,6 +147,72 @@ class FamiliesAgainstNumpy(FamilyTest):
                 self.path("long.h5"))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("long_factor", r.stderr)
+
+
+class GptNeox(FamilyTest):
+    """Pythia: a quarter of each head rotates (rotary_pct), attention and MLP read the same
+    input (use_parallel_residual), LayerNorm with biases, the exact GELU, query_key_value
+    interleaved per head."""
+
+    def test_partial_rotary_passes_the_other_dims_through(self):
+        c, t, hf = self.model("gpt_neox")
+        ids = self.ids(c, length=12)
+        rot_q, _ = mf.forward(c, t, ids)
+        with self.dump(hf, ids, what="q,rot_q") as f:
+            self.assertEqual(f.attrs["rotary_dim"], 4)
+            q, got = f["blocks.1.attn.hook_q"][()], f["blocks.1.attn.hook_rot_q"][()]
+        np.testing.assert_array_equal(got[..., 4:], q[..., 4:])
+        np.testing.assert_allclose(got, rot_q[1], atol=1e-4 * np.abs(rot_q[1]).max())
+        self.assertGreater(np.abs(got[:, 1:, :, :4] - q[:, 1:, :, :4]).max(), 1e-2)
+
+    def test_parallel_and_sequential_residual(self):
+        for parallel in (True, False):
+            with self.subTest(use_parallel_residual=parallel):
+                c, t, hf = self.model("gpt_neox", use_parallel_residual=parallel)
+                ids = self.ids(c)
+                _, nll = mf.forward(c, t, ids)
+                with self.dump(hf, ids, what="") as f:
+                    got = f["nll"][()]
+                self.assertLess(np.abs(got - nll).max(), NUMPY_TOLERANCE)
+                _, other = mf.forward(dict(c, use_parallel_residual=not parallel), t, ids)
+                difference = np.abs(got - other).max()
+                self.report(f"gpt_neox parallel={parallel}, control the other residual",
+                            difference)
+                self.assertGreater(difference, 1e-2)
+
+    def test_rope_keys_under_both_transformers_namings(self):
+        # v4 (Pythia's config.json): rotary_pct and rotary_emb_base, which override any
+        # partial_rotary_factor / rope_theta; v5: rope_parameters' own keys.
+        v4 = {"rotary_pct": 0.5, "rotary_emb_base": 500, "partial_rotary_factor": 1.0,
+              "rope_theta": 10000.0}
+        v5 = {"rope_parameters": {"rope_type": "default", "rope_theta": 500.0,
+                                  "partial_rotary_factor": 0.5}, "rotary_pct": 0.25}
+        for name, extra in (("v4", v4), ("v5", v5)):
+            with self.subTest(naming=name):
+                c, t, hf = self.model("gpt_neox", **extra)
+                ids = self.ids(c)
+                _, nll = mf.forward(dict(c, rotary_pct=0.5, rotary_emb_base=500), t, ids)
+                with self.dump(hf, ids, what="") as f:
+                    self.assertEqual(f.attrs["rotary_dim"], 8)
+                    np.testing.assert_array_equal(f.attrs["layer_rope_theta"], [500.0] * 2)
+                    self.assertLess(np.abs(f["nll"][()] - nll).max(), NUMPY_TOLERANCE)
+
+    def test_sampling_decodes_through_the_kv_cache(self):
+        c, t, hf = self.model("gpt_neox")
+        out = self.path("sampled.h5")
+        run("rope-dump", hf, "--sample", "2", "--length", "12", "--seed", "3", "--what", "",
+            "-o", out, check=0)
+        with h5py.File(out, "r") as f:
+            ids, sampled = f["tokens"][()], f["nll"][()]
+        _, nll = mf.forward(c, t, ids)
+        self.assertLess(np.abs(sampled - nll).max(), NUMPY_TOLERANCE)
+
+    def test_other_activations_are_refused_by_name(self):
+        _, _, hf = self.model("gpt_neox", hidden_act="gelu_new")
+        r = run("rope-dump", hf, "--ids", "1 2 3", "--what", "", "-o", self.path("x.h5"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("hidden_act", r.stderr)
+        self.assertIn('expected "gelu", found "gelu_new"', r.stderr)
 
 
 class FamiliesAsGguf(FamilyTest):
@@ -280,6 +349,38 @@ class FamiliesAgainstLlamaCpp(FamilyTest):
                     self.report(f"phi3 {case} converted, llama.cpp at context 512 vs numpy "
                                 "with the long factors", difference)
                     self.assertLess(difference, TOLERANCE)
+
+    def test_gpt_neox_difference_is_llama_cpps_gelu(self):
+        # llama.cpp runs gptneox's GELU as the tanh form through an f16 table (f16 in, f16 out):
+        # the numpy forward with that GELU matches llama.cpp to float32 noise, the exact (erf)
+        # one matches rope-dump. rope-dump is the exact side.
+        for parallel in (True, False):
+            with self.subTest(use_parallel_residual=parallel):
+                c, t, hf = self.model("gpt_neox", use_parallel_residual=parallel)
+                gguf = self.path("gpt_neox.gguf")
+                mf.to_gguf(c, t, gguf)
+                ids = self.ids(c)
+                got = llama_cpp_logprobs(gguf, ids, self.tmp)
+                _, exact = mf.forward(c, t, ids)
+                exact_difference = np.abs(got + exact).max()
+                table = mf.forward(c, t, ids, gelu=llama_cpp_gelu)[1]
+                table_difference = np.abs(got + table).max()
+                self.report(f"gpt_neox parallel={parallel} llama.cpp against numpy, exact GELU",
+                            exact_difference)
+                self.report(f"gpt_neox parallel={parallel} llama.cpp against numpy, its GELU",
+                            table_difference)
+                self.assertLess(table_difference, 5e-5)
+                self.assertGreater(exact_difference, 4 * table_difference)
+                _, other = mf.forward(dict(c, use_parallel_residual=not parallel), t, ids)
+                self.assertGreater(np.abs(got + other).max(), 1e-2, "the other residual agrees")
+
+
+def llama_cpp_gelu(x):
+    """ggml_vec_gelu_f32 with GGML_GELU_FP16: the tanh GELU of x rounded to f16, read from an f16
+    table."""
+    x16 = x.astype(np.float16).astype(np.float64)
+    y = 0.5 * x16 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x16 + 0.044715 * x16 ** 3)))
+    return y.astype(np.float16).astype(np.float64)
 
 
 if __name__ == "__main__":

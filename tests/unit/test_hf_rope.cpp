@@ -60,6 +60,32 @@ TEST_CASE("partial_rotary_factor rotates the first int(d * f) dims with exponent
     CHECK(v5.rotary_dim == 4);
 }
 
+TEST_CASE("gpt_neox: rotary_pct and rotary_emb_base as GPTNeoXConfig reads them in v4 and v5") {
+    // v4: rotary_pct / rotary_emb_base win over the partial_rotary_factor / rope_theta that
+    // v4.45+ also saves; 0.25 and 10000 when absent.
+    const Schedule v4 = schedule_of(R"({"model_type": "gpt_neox", "hidden_size": 64,
+        "num_attention_heads": 4, "rotary_pct": 0.5, "rotary_emb_base": 100,
+        "partial_rotary_factor": 1.0, "rope_theta": 1e4})");
+    CHECK(v4.rotary_dim == 8);
+    REQUIRE(v4.inv_freq.size() == 4);
+    CHECK(v4.inv_freq[1] == doctest::Approx(std::pow(100.0, -0.25)).epsilon(1e-15));
+    const Schedule pythia = schedule_of(R"({"model_type": "gpt_neox", "hidden_size": 64,
+        "num_attention_heads": 4})");
+    CHECK(pythia.rotary_dim == 4);
+    CHECK(pythia.inv_freq[1] == doctest::Approx(0.01).epsilon(1e-15));
+    // v5: rope_parameters' own keys first (setdefault), then rotary_pct, then 0.25.
+    const Schedule v5 = schedule_of(R"({"model_type": "gpt_neox", "hidden_size": 64,
+        "num_attention_heads": 4, "rotary_pct": 0.5, "rope_parameters": {"rope_type":
+        "default", "rope_theta": 100}})");
+    CHECK(v5.rotary_dim == 8);
+    CHECK(v5.inv_freq[1] == doctest::Approx(std::pow(100.0, -0.25)).epsilon(1e-15));
+    // Other model types never read these keys.
+    CHECK(schedule_of(R"({"head_dim": 16, "rotary_pct": 0.25})").rotary_dim == 16);
+    CHECK(error_of(R"({"model_type": "gpt_neox", "hidden_size": 64, "num_attention_heads": 4,
+        "rotary_pct": "a quarter"})")
+              .find("rotary_pct: expected a number") != std::string::npos);
+}
+
 TEST_CASE("linear divides every frequency by factor; v4 'type' and 'rope_type' both work") {
     for (const char* key : {"type", "rope_type"}) {
         const Schedule s =

@@ -63,10 +63,15 @@ void require_unit_attention(const EncodeInput& in, const char* encoding) {
     }
 }
 
+// A new rope dict; in v5 with the base, and with the partial rotary factor, which v5 reads from
+// the dict (so that replacing the input's dict keeps it: p applies to the rotated part).
 Json begin_dict(const EncodeInput& in, const char* type) {
     Json d = Json::object();
     d["rope_type"] = type;
     if (in.v5) d["rope_theta"] = in.params.theta;
+    if (in.v5 && in.params.rotary_dim != in.params.head_dim) {
+        d["partial_rotary_factor"] = in.params.partial_rotary_factor;
+    }
     return d;
 }
 
@@ -169,6 +174,13 @@ Json encode_longrope(const EncodeInput& in) {
     return d;
 }
 
+// The top-level base of a v4 config: rope_theta, and rotary_emb_base for gpt_neox, whose v4
+// GPTNeoXConfig reads that instead.
+void set_v4_theta(Json& out, double theta) {
+    out["rope_theta"] = theta;
+    if (out.value("model_type", std::string()) == "gpt_neox") out["rotary_emb_base"] = theta;
+}
+
 bool v5_output(const HfRopeConfig& in, const Json& config) {
     if (in.style == HfStyle::rope_parameters) return true;
     if (in.style == HfStyle::rope_scaling) return false;
@@ -242,7 +254,7 @@ HfPropePlan plan_hf_prope(const Json& config, const std::string& file,
         plan.notes.push_back("removed rope_scaling (rope_parameters carries the schedule)");
     }
     if (!v5) {
-        out["rope_theta"] = request.theta.value_or(in.global().theta);
+        set_v4_theta(out, request.theta.value_or(in.global().theta));
     } else if (request.theta && out.contains("rope_theta")) {
         out["rope_theta"] = *request.theta;
     }

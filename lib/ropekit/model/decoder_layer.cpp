@@ -48,7 +48,11 @@ struct KeyValues {
 };
 
 // q, k, v from the normalised residual xb.
-void project_qkv(const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+void project_qkv(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws) {
+    if (w.qkv_per_head.weight.rows() > 0) {
+        project_qkv_per_head(c, w, ws);
+        return;
+    }
     const std::size_t rows = ws.shape.rows();
     project(ws.xb.data(), rows, w.wq, ws.q.data());
     project(ws.xb.data(), rows, w.wk, ws.k.data());
@@ -207,8 +211,8 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
                      ForwardWorkspace& ws) {
     const LlamaLayerWeights& w = *layer.weights;
     const std::size_t rows = ws.shape.rows();
-    rms_norm(ws.x.data(), w.rms_att, rows, c.dim, c.norm_eps, ws.xb.data());
-    project_qkv(w, ws);
+    normalize(c, ws.x.data(), w.rms_att, w.att_norm_bias, rows, ws.xb.data());
+    project_qkv(c, w, ws);
     if (w.q_norm) normalize_heads(c, w, ws);
     if (options.observer) {
         ws.q_raw = ws.q;

@@ -85,4 +85,26 @@ void attention_block(const LlamaConfig& c, const DecoderLayer& layer, const Forw
 // x += w2 . (silu(w1 . rms_norm(x)) * w3 . rms_norm(x)): the SwiGLU half of a decoder layer.
 void feed_forward_block(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws);
 
+// gpt_neox (neox_layer.cpp) --------------------------------------------------------------------
+
+// out[r] = weight * (x[r] - mean) / sqrt(variance + eps) + bias, LayerNorm of each of `rows` rows
+// of `dim` (sums in double).
+void layer_norm(const float* x, const float* weight, const float* bias, std::size_t rows,
+                std::size_t dim, double eps, float* out);
+
+// The family's norm of `rows` rows of c.dim: LayerNorm with `bias` where c.layer_norm, else
+// RMSNorm.
+void normalize(const LlamaConfig& c, const float* x, const float* weight, const float* bias,
+               std::size_t rows, float* out);
+
+// q, k and v (with their biases) from Hugging Face gpt_neox's query_key_value, whose rows
+// interleave them per head.
+void project_qkv_per_head(const LlamaConfig& c, const LlamaLayerWeights& w, ForwardWorkspace& ws);
+
+// One gpt_neox layer (c.gelu_mlp): x += attention(ln1(x)) + mlp(ln2(x)) with
+// c.parallel_residual, else x += attention(ln1(x)) and then x += mlp(ln2(x)); the MLP is
+// w2 . gelu(w3 . x + b3) + b2 with the exact erf GELU.
+void neox_layer(const LlamaConfig& c, const DecoderLayer& layer, const ForwardOptions& options,
+                ForwardWorkspace& ws);
+
 }  // namespace ropekit::decoder

@@ -10,7 +10,7 @@ namespace {
 
 // clang-format off
 constexpr Family kFamilies[] = {
-    // model_type  gguf_arch  gguf_layout           bias   qk_norm fused  window gemma  gemma2 gemma3
+    // model_type  gguf_arch  gguf_layout           bias   qk_norm fused  window gemma  gemma2 gemma3 neox
     {"llama",   "llama",  Layout::interleaved, false, false, false, false, false, false},
     {"mistral", "llama",  Layout::interleaved, false, false, false, true,  false, false},
     {"qwen2",   "qwen2",  Layout::half,        true,  false, false, false, false, false},
@@ -18,7 +18,8 @@ constexpr Family kFamilies[] = {
     {"phi3",    "phi3",   Layout::half,        false, false, true,  true,  false, false},
     {"gemma",   "gemma",  Layout::half,        false, false, false, false, true,  false},
     {"gemma2",  "gemma2", Layout::half,        false, false, false, true,  true,  true},
-    {"gemma3_text", "gemma3", Layout::half,    false, true,  false, true,  true,  true,  true},
+    {"gemma3_text", "gemma3", Layout::half,    false, true,  false, true,  true,  true,  true,  false},
+    {"gpt_neox", "gptneox", Layout::half,      false, false, false, false, false, false, false, true},
 };
 // clang-format on
 

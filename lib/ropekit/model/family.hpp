@@ -30,6 +30,9 @@ struct Family {
                                   // two RoPE schedules: the local base, unscaled, on the
                                   // sliding-window layers, rope_theta and its scaling on the others
                                   // (gemma3.hpp)
+    bool neox = false;            // gpt_neox: fused query_key_value interleaved per head, LayerNorm
+                                  // with bias, GELU MLP with biases, parallel attention and MLP
+                                  // (use_parallel_residual), partial rotary from rotary_pct
 };
 
 // The family of a config.json model_type; data_error(file, "model_type", ...) for others.

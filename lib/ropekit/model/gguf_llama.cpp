@@ -76,6 +76,17 @@ void read_gemma2(const GgufFile& f, const std::string& a, LlamaConfig& c) {
     }
 }
 
+// gpt_neox as llama.cpp runs it: LayerNorm, the GELU MLP, and use_parallel_residual, which it
+// requires.
+void read_neox(const GgufFile& f, const std::string& a, LlamaConfig& c) {
+    c.layer_norm = c.gelu_mlp = true;
+    const GgufValue* parallel = f.find(a + "use_parallel_residual");
+    if (!parallel || parallel->type != GgufType::boolean) {
+        throw data_error(f.path(), a + "use_parallel_residual", "expected this key (a bool)");
+    }
+    c.parallel_residual = parallel->as_double() != 0.0;
+}
+
 // The sizes the {arch}.* keys give; the vocabulary is the embedding's row count.
 LlamaConfig read_config(const GgufFile& f, const Family& family, const std::string& a) {
     LlamaConfig c;
@@ -91,7 +102,8 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
                          fmt::format("expected the key length {}", c.head_dim));
     }
     c.seq_len = count_key(f, a + "context_length", std::size_t{0});
-    c.norm_eps = gguf_number(f, a + "attention.layer_norm_rms_epsilon");
+    c.norm_eps = gguf_number(
+        f, a + (family.neox ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"));
     const GgufTensorInfo* embedding = f.find_tensor("token_embd.weight");
     if (!embedding || embedding->dims.size() != 2) {
         throw data_error(f.path(), "token_embd.weight", "expected this tensor, [vocab, dim]");
@@ -111,6 +123,7 @@ LlamaConfig read_config(const GgufFile& f, const Family& family, const std::stri
     }
     if (family.gemma2) read_gemma2(f, a, c);
     if (family.gemma3) gemma3::read_gguf(f, a, c);
+    if (family.neox) read_neox(f, a, c);
     validate_config(c, f.path());
     return c;
 }
@@ -240,13 +253,39 @@ LlamaLayerWeights load_layer(GgufTensors& tensors, const LlamaConfig& c, const F
     return w;
 }
 
+// One gptneox layer as the converter writes it: attn_qkv with the q, k and v rows of every head
+// gathered ([q; k; v], unlike Hugging Face's per-head interleaving), each tensor with a bias.
+LlamaLayerWeights load_neox_layer(GgufTensors& tensors, const LlamaConfig& c, std::size_t layer) {
+    const std::string p = fmt::format("blk.{}.", layer);
+    const std::size_t qdim = c.n_heads * c.head_dim;
+    LlamaLayerWeights w;
+    w.rms_att = tensors.vector(p + "attn_norm.weight", c.dim);
+    w.att_norm_bias = tensors.vector(p + "attn_norm.bias", c.dim);
+    const WeightMatrix qkv = tensors.matrix(p + "attn_qkv.weight", 3 * qdim, c.dim);
+    const float* qkv_bias = tensors.vector(p + "attn_qkv.bias", 3 * qdim);
+    w.wq = {qkv.row_range(0, qdim), qkv_bias};
+    w.wk = {qkv.row_range(qdim, qdim), qkv_bias + qdim};
+    w.wv = {qkv.row_range(2 * qdim, qdim), qkv_bias + 2 * qdim};
+    w.wo = {tensors.matrix(p + "attn_output.weight", c.dim, qdim),
+            tensors.vector(p + "attn_output.bias", c.dim)};
+    w.rms_ffn = tensors.vector(p + "ffn_norm.weight", c.dim);
+    w.ffn_norm_bias = tensors.vector(p + "ffn_norm.bias", c.dim);
+    w.w3 = {tensors.matrix(p + "ffn_up.weight", c.hidden_dim, c.dim),
+            tensors.vector(p + "ffn_up.bias", c.hidden_dim)};
+    w.w2 = {tensors.matrix(p + "ffn_down.weight", c.dim, c.hidden_dim),
+            tensors.vector(p + "ffn_down.bias", c.dim)};
+    return w;
+}
+
 LlamaWeights load_weights(GgufTensors& tensors, const LlamaConfig& c, const Family& family) {
     LlamaWeights w;
     w.token_embedding = tensors.matrix("token_embd.weight", c.vocab_size, c.dim);
     for (std::size_t l = 0; l < c.n_layers; ++l) {
-        w.layers.push_back(load_layer(tensors, c, family, l));
+        w.layers.push_back(family.neox ? load_neox_layer(tensors, c, l)
+                                       : load_layer(tensors, c, family, l));
     }
     w.rms_final = tensors.vector("output_norm.weight", c.dim);
+    if (family.neox) w.final_norm_bias = tensors.vector("output_norm.bias", c.dim);
     w.classifier = c.shared_classifier ? Projection{w.token_embedding, nullptr}
                                        : tensors.projection("output.weight", c.vocab_size, c.dim);
     return w;

@@ -42,17 +42,15 @@ bool flag_key(const Json& config, const std::string& key) {
 }
 
 // SiLU (SwiGLU), or for gemma the tanh GELU: transformers' Gemma reads hidden_activation, and
-// runs the "gelu" of the first Gemma configs as gelu_pytorch_tanh too.
+// runs the "gelu" of the first Gemma configs as gelu_pytorch_tanh too; gpt_neox's exact GELU.
 void require_activation(const Json& config, const Family& family, const std::string& file) {
     const bool newer =
         config.contains("hidden_activation") && config["hidden_activation"].is_string();
     const std::string key = newer ? "hidden_activation" : "hidden_act";
-    const std::string act =
-        config.value(key, std::string(family.gemma ? "gelu_pytorch_tanh" : "silu"));
-    if (family.gemma ? act != "gelu_pytorch_tanh" && act != "gelu" : act != "silu") {
-        throw data_error(file, key,
-                         fmt::format("expected \"{}\", found \"{}\"",
-                                     family.gemma ? "gelu_pytorch_tanh" : "silu", act));
+    const char* expected = family.gemma ? "gelu_pytorch_tanh" : family.neox ? "gelu" : "silu";
+    const std::string act = config.value(key, std::string(expected));
+    if (family.gemma ? act != "gelu_pytorch_tanh" && act != "gelu" : act != expected) {
+        throw data_error(file, key, fmt::format("expected \"{}\", found \"{}\"", expected, act));
     }
 }
 
@@ -319,9 +317,81 @@ Projection load_classifier(const ShardedTensors& tensors, const LlamaConfig& c,
     return tensors.projection("lm_head.weight", c.vocab_size, c.dim);
 }
 
+// gpt_neox's keys: LayerNorm's epsilon, use_parallel_residual (true when absent, as in
+// GPTNeoXConfig); its one key/value head per query head.
+void apply_neox(const Json& config, LlamaConfig& c, const std::string& file) {
+    c.layer_norm = c.gelu_mlp = true;
+    c.norm_eps = config.value("layer_norm_eps", 1e-5);
+    c.parallel_residual = true;
+    if (config.contains("use_parallel_residual")) {
+        if (!config["use_parallel_residual"].is_boolean()) {
+            throw data_error(file, "use_parallel_residual", "expected true or false");
+        }
+        c.parallel_residual = config["use_parallel_residual"].get<bool>();
+    }
+    if (c.n_kv_heads != c.n_heads) {
+        throw data_error(
+            file, "num_key_value_heads",
+            fmt::format("expected {} (gpt_neox has one per attention head)", c.n_heads));
+    }
+}
+
+// A LayerNorm's weight and bias: `name`.weight and `name`.bias.
+const float* layer_norm_weights(ShardedTensors& tensors, const std::string& name, std::size_t dim,
+                                const float*& bias) {
+    bias = tensors.vector(name + ".bias", dim);
+    return tensors.vector(name + ".weight", dim);
+}
+
+// A linear layer `name` [rows, cols], with `name`.bias when `biased`.
+Projection linear(ShardedTensors& tensors, const std::string& name, std::size_t rows,
+                  std::size_t cols, bool biased) {
+    Projection p = tensors.projection(name + ".weight", rows, cols);
+    if (biased) p.bias = tensors.vector(name + ".bias", rows);
+    return p;
+}
+
+// One gpt_neox layer: query_key_value stays fused, interleaved per head (the decoder splits its
+// output); attention_bias (true when absent) puts biases on it and on dense.
+LlamaLayerWeights load_neox_layer(ShardedTensors& tensors, const LlamaConfig& c, bool bias,
+                                  std::size_t layer) {
+    const std::string p = fmt::format("gpt_neox.layers.{}.", layer);
+    const std::size_t qdim = c.n_heads * c.head_dim;
+    LlamaLayerWeights w;
+    w.rms_att = layer_norm_weights(tensors, p + "input_layernorm", c.dim, w.att_norm_bias);
+    w.qkv_per_head = linear(tensors, p + "attention.query_key_value", 3 * qdim, c.dim, bias);
+    w.wo = linear(tensors, p + "attention.dense", c.dim, qdim, bias);
+    w.rms_ffn = layer_norm_weights(tensors, p + "post_attention_layernorm", c.dim, w.ffn_norm_bias);
+    w.w3 = linear(tensors, p + "mlp.dense_h_to_4h", c.hidden_dim, c.dim, true);
+    w.w2 = linear(tensors, p + "mlp.dense_4h_to_h", c.dim, c.hidden_dim, true);
+    return w;
+}
+
+LlamaWeights load_neox_weights(ShardedTensors& tensors, const LlamaConfig& c, const Json& config,
+                               const std::string& directory) {
+    const bool bias = !config.contains("attention_bias") || flag_key(config, "attention_bias");
+    LlamaWeights w;
+    w.token_embedding = tensors.matrix("gpt_neox.embed_in.weight", c.vocab_size, c.dim);
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+        w.layers.push_back(load_neox_layer(tensors, c, bias, l));
+    }
+    w.rms_final =
+        layer_norm_weights(tensors, "gpt_neox.final_layer_norm", c.dim, w.final_norm_bias);
+    if (c.shared_classifier) {
+        w.classifier = {w.token_embedding, nullptr};
+    } else if (!tensors.has("embed_out.weight")) {
+        throw data_error(directory, "embed_out.weight",
+                         "expected this tensor (config.json does not tie the embeddings)");
+    } else {
+        w.classifier = tensors.projection("embed_out.weight", c.vocab_size, c.dim);
+    }
+    return w;
+}
+
 LlamaWeights load_weights(ShardedTensors& tensors, const LlamaConfig& c, const Json& config,
                           const std::string& directory) {
     const Family& family = hf_family(c.family, directory);
+    if (family.neox) return load_neox_weights(tensors, c, config, directory);
     const bool attention_bias = flag_key(config, "attention_bias");
     LlamaWeights w;
     w.token_embedding = tensors.matrix("model.embed_tokens.weight", c.vocab_size, c.dim);
@@ -356,6 +426,7 @@ LlamaModel load_hf_llama(const std::string& directory) {
     if (family.gemma) apply_gemma(config, c);
     if (family.gemma2) apply_gemma2(config, c, config_file);
     if (family.gemma3) gemma3::apply_hf(config, c, config_file);
+    if (family.neox) apply_neox(config, c, config_file);
     const HfRopeConfig rope = parse_hf_rope_config(config, config_file);
     std::optional<gemma3::HfSchedules> two;
     if (family.gemma3) two = gemma3::hf_schedules(config, rope, config_file);

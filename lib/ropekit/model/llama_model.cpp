@@ -103,12 +103,16 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
         if (cache) {
             layer.cache = {cache->keys_[l].data(), cache->values_[l].data(), cache->capacity_};
         }
-        decoder::attention_block(c, layer, options, ws);
-        decoder::feed_forward_block(c, *layer.weights, ws);
+        if (c.gelu_mlp) {
+            decoder::neox_layer(c, layer, options, ws);
+        } else {
+            decoder::attention_block(c, layer, options, ws);
+            decoder::feed_forward_block(c, *layer.weights, ws);
+        }
     }
     if (cache) cache->length_ = shape.keys();
-    decoder::rms_norm(ws.x.data(), weights_.rms_final, shape.rows(), c.dim, c.norm_eps,
-                      ws.xb.data());
+    decoder::normalize(c, ws.x.data(), weights_.rms_final, weights_.final_norm_bias, shape.rows(),
+                       ws.xb.data());
     return std::move(ws.xb);
 }
 

@@ -44,6 +44,9 @@ struct LlamaConfig {
     // gemma3: the base of the local schedule its sliding-window layers use (0: every layer uses
     // the one schedule). The local schedule itself is LlamaModel::local_schedule().
     double rope_local_theta = 0.0;
+    bool layer_norm = false;         // gpt_neox: LayerNorm (mean removed, plus a bias), not RMSNorm
+    bool gelu_mlp = false;           // gpt_neox: w2 . gelu(w3 . x + b3) + b2, the exact erf GELU
+    bool parallel_residual = false;  // gpt_neox: x + attention(ln1(x)) + mlp(ln2(x))
 };
 
 // Matrices are [out, in] (llama2.c, PyTorch's nn.Linear and ggml store them so), resident or
@@ -62,6 +65,12 @@ struct LlamaLayerWeights {
     const float* k_norm = nullptr;    // [head_dim] likewise for k
     const float* post_att = nullptr;  // [dim] gemma2: RMSNorm of the attention output
     const float* post_ffn = nullptr;  // [dim] gemma2: RMSNorm of the MLP output
+    // gpt_neox: the LayerNorm biases [dim] (rms_att and rms_ffn hold LayerNorm's weights then).
+    const float* att_norm_bias = nullptr;
+    const float* ffn_norm_bias = nullptr;
+    // gpt_neox's query_key_value as Hugging Face stores it: rows [n_heads, 3, head_dim], q, k and
+    // v of each head in turn (bias likewise); wq, wk and wv are unused when it has rows.
+    Projection qkv_per_head;
 };
 
 struct LlamaWeights {
@@ -69,6 +78,8 @@ struct LlamaWeights {
     std::vector<LlamaLayerWeights> layers;
     const float* rms_final = nullptr;  // [dim]
     Projection classifier;             // [vocab, dim] (the token embedding when shared)
+    // gpt_neox: the final LayerNorm's bias [dim].
+    const float* final_norm_bias = nullptr;
 };
 
 // What one attention layer computed, handed to an observer (the dump hooks). Pointers are valid

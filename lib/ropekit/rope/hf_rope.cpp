@@ -461,8 +461,9 @@ const std::vector<std::string>& hf_rope_types() {
     return types;
 }
 
-HfRopeConfig parse_hf_rope_config(const Json& config, const std::string& file) {
-    if (!config.is_object()) throw data_error(file, "", "expected a JSON object");
+HfRopeConfig parse_hf_rope_config(const Json& original, const std::string& file) {
+    if (!original.is_object()) throw data_error(file, "", "expected a JSON object");
+    const Json config = hf_standard_rope_keys(original, file);
     HfRopeConfig out;
     out.file = file;
     const Keys top(config, file, "");

@@ -64,6 +64,17 @@ struct HfRopeConfig {
     const HfRopeParameters& global() const { return by_layer_type.front().second; }
 };
 
+// gpt_neox names its RoPE keys rotary_pct and rotary_emb_base; the config with them as the
+// partial_rotary_factor and rope_theta transformers reads (other model_types unchanged):
+//  - without rope_parameters (v4's GPTNeoXConfig): rotary_pct and rotary_emb_base, 0.25 and
+//    10000 when absent, replace any top-level partial_rotary_factor and rope_theta;
+//  - with rope_parameters (v5): the dict's own, else rotary_pct and rotary_emb_base, else 0.25
+//    and 10000 (v5's setdefault).
+// parse_hf_rope_config applies it first. data_error names rotary_pct / rotary_emb_base when they
+// are not numbers.
+nlohmann::ordered_json hf_standard_rope_keys(const nlohmann::ordered_json& config,
+                                             const std::string& file);
+
 // Parses and validates; throws data_error(file, key, what) for anything transformers would
 // reject or compute nonsense from (missing head_dim and hidden_size, odd dims, unknown
 // rope_type, missing required keys, factor lists of the wrong length, non-numbers).
