@@ -91,11 +91,12 @@ def hf_inv_freq(cfg, seq_len=None):
 
 def llama3_warnings(cfg):
     """What transformers' _validate_llama3_parameters logs for cfg's llama3 dict (the same rules in
-    the 4.4x source, dict "rope_scaling", and the 5.x one, "rope_parameters" with rope_theta)."""
+    the 4.4x source, dict "rope_scaling", and the 5.x one, "rope_parameters" with rope_theta and
+    the optional partial_rotary_factor every rope type accepts there)."""
     v5 = "rope_parameters" in cfg
     rp = cfg["rope_parameters"] if v5 else cfg["rope_scaling"]
     required = {"rope_type", "factor", "original_max_position_embeddings", "low_freq_factor",
-                "high_freq_factor"} | ({"rope_theta"} if v5 else set())
+                "high_freq_factor"} | ({"rope_theta", "partial_rotary_factor"} if v5 else set())
     warnings = [f"unrecognized {k}" for k in set(rp) - required]
     if not isinstance(rp["factor"], float) or rp["factor"] < 1.0:
         warnings.append("factor")

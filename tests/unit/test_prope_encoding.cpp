@@ -151,6 +151,11 @@ TEST_CASE("llama3 load validation flags what transformers warns about") {
     c["rope_parameters"] = c["rope_scaling"];  // v5 reads rope_theta inside
     c.erase("rope_scaling");
     CHECK(llama3_load_warnings(c).size() == 2);
+    c["rope_parameters"]["partial_rotary_factor"] = 0.25;  // optional for every v5 rope type
+    CHECK(llama3_load_warnings(c).size() == 2);
+    c["rope_scaling"] = c["rope_parameters"];  // but unknown to v4's rope_scaling
+    c.erase("rope_parameters");
+    CHECK(llama3_load_warnings(c).size() == 4);
 }
 
 TEST_CASE("longrope: identical lists, 1 kept and 1e30 dropped, factor and attention_factor 1") {

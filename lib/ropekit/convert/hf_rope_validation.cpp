@@ -38,7 +38,10 @@ void check_one(const std::string& where, const Json& d, bool v5, std::size_t max
     for (const auto& [key, value] : d.items()) {
         const bool known = key == "rope_type" || key == "type" || key == "factor" ||
                            key == "original_max_position_embeddings" || key == "low_freq_factor" ||
-                           key == "high_freq_factor" || (v5 && key == "rope_theta");
+                           key == "high_freq_factor" ||
+                           // v5's _check_received_keys adds partial_rotary_factor to every
+                           // rope type's optional keys (it moved into rope_parameters)
+                           (v5 && (key == "rope_theta" || key == "partial_rotary_factor"));
         if (!known) warn(fmt::format("unrecognized key {}", key));
     }
     if (!is_float(d, "factor") || d["factor"].get<double>() < 1.0) {
