@@ -476,10 +476,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
     out.set_attr("/", "p", params.p);
     out.set_attr("/", "samples", static_cast<std::int64_t>(curve.samples));
     out.set_attr("/", "seed", static_cast<std::int64_t>(params.seed));
-    // Which numbers a seed gives: v2 = normal_samples.hpp (v1, before issue 17: std::mt19937_64
-    // and std::normal_distribution, in blocks).
+    // Which numbers a seed gives: v3 = normal_samples.hpp (v2: one scalar xoshiro256+ per
+    // stream with libm Box-Muller; v1, before issue 17: std::mt19937_64 and
+    // std::normal_distribution, in blocks).
     if (params.mode == DecayMode::gaussian || params.mode == DecayMode::repeated_gaussian) {
-        out.set_attr("/", "sampler", std::string("v2"));
+        out.set_attr("/", "sampler", std::string("v3"));
     }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
 }
