@@ -5,6 +5,7 @@
 
 #include "ropekit/analysis/decay_moments.hpp"
 #include "ropekit/core/normal_samples.hpp"
+#include "ropekit/core/threads.hpp"
 #include "ropekit/rope/logit_curve.hpp"
 
 using namespace ropekit;
@@ -182,4 +183,23 @@ TEST_CASE("--check's numbers: the tool's path against every pair's curve in doub
     CHECK(a.max_spread_z == doctest::Approx(b.max_spread_z).epsilon(1e-5));
     CHECK(a.worst_spread_offset == b.worst_spread_offset);
     CHECK(a.passed == b.passed);
+}
+
+TEST_CASE("the curves are the same bits on 1 and 2 threads") {
+    // Our threads split the sums' panels and the offsets into fixed pieces (not one per thread),
+    // each a single-threaded BLAS call: the numbers do not depend on the thread count. Two blocks
+    // of pairs, three chunks of offsets.
+    const Schedule s = make_schedule(64, 1e4);
+    std::vector<std::int64_t> offsets(1500);
+    for (std::size_t i = 0; i < offsets.size(); ++i) offsets[i] = std::int64_t(i) * 3;
+    set_thread_count(1);
+    const DecayCurve one = gaussian_decay(s, offsets, 700, 2, {}, true);
+    set_thread_count(2);
+    const DecayCurve two = gaussian_decay(s, offsets, 700, 2, {}, true);
+    set_thread_count(0);
+    CHECK(one.activation == two.activation);
+    CHECK(one.std == two.std);
+    CHECK(one.stderr_mean == two.stderr_mean);
+    // The per-sample pass (--check) sums each offset over the pairs in the same order too.
+    CHECK(one.variance_se == two.variance_se);
 }
