@@ -13,7 +13,7 @@ namespace ropekit {
 
 namespace {
 constexpr std::size_t kBlockPairs = 512;   // coefficient rows per DSYRK
-constexpr std::size_t kPanels = 8;         // column panels of sum c c^T, a fixed split (below)
+constexpr std::size_t kPanels = 4;         // column panels of sum c c^T, a fixed split (below)
 constexpr std::size_t kOffsetChunk = 512;  // offsets per DGEMM in finish
 
 // Panel p of the upper triangle of sum c c^T is columns [j_p, j_p+1) with j_p = w sqrt(p / P):
