@@ -94,6 +94,35 @@ void merge(DecayMoments& into, const DecayMoments& other) {
     into.count += other.count;
 }
 
+namespace {
+
+// Offsets [c0, c1) of the curve: their [width x n] cos/sin table (built here, so that no
+// [width x offsets] table is ever held), the mean activation F mean, and with a covariance the
+// variance diag(F cov F^T) as the column-wise dot of the table with cov * table.
+void finish_chunk(const Schedule& s, const std::vector<std::int64_t>& offsets, std::size_t c0,
+                  std::size_t c1, const std::vector<double>& mean, const std::vector<double>& cov,
+                  double* activation, double* variance) {
+    const std::size_t w = mean.size(), n = c1 - c0;
+    const auto lw = static_cast<blasint>(w), ln = static_cast<blasint>(n);
+    const std::vector<double> table = trig_with_ones(
+        s, std::vector<std::int64_t>(offsets.begin() + static_cast<std::ptrdiff_t>(c0),
+                                     offsets.begin() + static_cast<std::ptrdiff_t>(c1)));
+    cblas_dgemv(CblasRowMajor, CblasTrans, lw, ln, 1.0, table.data(), ln, mean.data(), 1, 0.0,
+                activation, 1);
+    if (cov.empty()) return;
+    std::vector<double> projected(w * n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, lw, ln, lw, 1.0, cov.data(), lw,
+                table.data(), ln, 0.0, projected.data(), ln);
+    std::fill(variance, variance + n, 0.0);
+    for (std::size_t i = 0; i < w; ++i) {
+        const double* t = table.data() + i * n;
+        const double* p = projected.data() + i * n;
+        for (std::size_t o = 0; o < n; ++o) variance[o] += t[o] * p[o];
+    }
+}
+
+}  // namespace
+
 DecayCurve finish(const DecayMoments& m, const Schedule& s,
                   const std::vector<std::int64_t>& offsets) {
     const std::size_t w = m.width, count = offsets.size();
@@ -103,42 +132,28 @@ DecayCurve finish(const DecayMoments& m, const Schedule& s,
     out.activation.assign(count, 0.0);
     if (m.count == 0 || count == 0) return out;
     const double n = static_cast<double>(m.count);
-    std::vector<double> mean(w);
+    std::vector<double> mean(w), cov;
     for (std::size_t i = 0; i < w; ++i) mean[i] = m.sum[i] / n;
-    const std::vector<double> table = trig_with_ones(s, offsets);
-    const SingleThreadedBlas blas;  // as in accumulate: our threads, one BLAS call each
-    cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(w), static_cast<blasint>(count),
-                1.0, table.data(), static_cast<blasint>(count), mean.data(), 1, 0.0,
-                out.activation.data(), 1);
-    if (m.count < 2) return out;
-    // Covariance of c (upper triangle of the sums, mirrored), then diag(F cov F^T) as the
-    // column-wise dot of the table with cov * table, each thread on its own offsets.
-    std::vector<double> cov(w * w);
-    for (std::size_t i = 0; i < w; ++i) {
-        for (std::size_t j = i; j < w; ++j) {
-            cov[i * w + j] = cov[j * w + i] = m.sum_outer[i * w + j] / n - mean[i] * mean[j];
+    if (m.count >= 2) {  // covariance of c: the upper triangle of the sums, mirrored
+        cov.resize(w * w);
+        for (std::size_t i = 0; i < w; ++i) {
+            for (std::size_t j = i; j < w; ++j) {
+                cov[i * w + j] = cov[j * w + i] = m.sum_outer[i * w + j] / n - mean[i] * mean[j];
+            }
         }
     }
-    // Fixed chunks of offsets (not one per thread), so that the numbers do not depend on the
-    // thread count.
-    std::vector<double> projected(w * count), variance(count, 0.0);
-    const std::size_t chunks = (count + kOffsetChunk - 1) / kOffsetChunk;
-    parallel_for(chunks, [&](std::size_t first, std::size_t last) {
-        const std::size_t begin = first * kOffsetChunk, end = std::min(count, last * kOffsetChunk);
-        for (std::size_t c0 = begin; c0 < end; c0 += kOffsetChunk) {
-            const std::size_t c1 = std::min(end, c0 + kOffsetChunk);
-            const auto ld = static_cast<blasint>(count);
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(w),
-                        static_cast<blasint>(c1 - c0), static_cast<blasint>(w), 1.0, cov.data(),
-                        static_cast<blasint>(w), table.data() + c0, ld, 0.0, projected.data() + c0,
-                        ld);
-        }
-        for (std::size_t i = 0; i < w; ++i) {
-            const double* t = table.data() + i * count;
-            const double* p = projected.data() + i * count;
-            for (std::size_t o = begin; o < end; ++o) variance[o] += t[o] * p[o];
+    // Fixed chunks of offsets, whole chunks per thread (as in accumulate: our threads, one BLAS
+    // call each), so that the numbers do not depend on the thread count.
+    std::vector<double> variance(count);
+    const SingleThreadedBlas blas;
+    parallel_for((count + kOffsetChunk - 1) / kOffsetChunk, [&](std::size_t first,
+                                                                std::size_t last) {
+        for (std::size_t chunk = first; chunk < last; ++chunk) {
+            const std::size_t c0 = chunk * kOffsetChunk, c1 = std::min(count, c0 + kOffsetChunk);
+            finish_chunk(s, offsets, c0, c1, mean, cov, &out.activation[c0], &variance[c0]);
         }
     });
+    if (m.count < 2) return out;
     out.std.resize(count);
     out.stderr_mean.resize(count);
     for (std::size_t o = 0; o < count; ++o) {
