@@ -50,30 +50,69 @@ def splitmix64(state):
 
 
 def ropekit_normals(seed, streams, n):
-    """Second implementation of core/normal_samples.cpp (sampler v2): xoshiro256+ seeded by
-    splitmix64 from (seed, stream), Box-Muller. Returns [len(streams), n] float32."""
+    """Second implementation of core/normal_samples.cpp (sampler v3): per stream 8 xoshiro256+
+    lanes seeded by 32 splitmix64 words from (seed, stream); per step every lane draws a radius
+    uniform then an angle's bits, and Box-Muller's log, cos and sin are the same polynomials in
+    the same order of IEEE double operations, so the floats are bit-identical.
+    Returns [len(streams), n] float32."""
+    u64, lanes = np.uint64, 8
+    steps = (n + 2 * lanes - 1) // (2 * lanes)
     with np.errstate(over="ignore"):
-        _, mixed = splitmix64(np.asarray(streams, dtype=np.uint64))
-        state = np.uint64(seed) ^ mixed
-        s = []
-        for _ in range(4):
+        _, mixed = splitmix64(np.asarray(streams, dtype=u64))
+        state = u64(seed) ^ mixed
+        words = []  # lane-major: lane 0's four words, then lane 1's, ...
+        for _ in range(4 * lanes):
             state, word = splitmix64(state)
-            s.append(word)
-        uniforms = []
-        for _ in range(2 * ((n + 1) // 2)):
+            words.append(word)
+        s = [np.stack(words[w::4], axis=-1) for w in range(4)]  # [streams, lanes] each
+
+        def next_bits():
             result = s[0] + s[3]
-            t = s[1] << np.uint64(17)
+            t = s[1] << u64(17)
             s[2] ^= s[0]
             s[3] ^= s[1]
             s[1] ^= s[2]
             s[0] ^= s[3]
             s[2] ^= t
-            s[3] = (s[3] << np.uint64(45)) | (s[3] >> np.uint64(19))
-            uniforms.append(((result >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53)
-    u = np.stack(uniforms, axis=-1)
-    radius, angle = np.sqrt(-2.0 * np.log(u[:, 0::2])), 2 * np.pi * u[:, 1::2]
-    pairs = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1)
-    return pairs.reshape(len(streams), -1)[:, :n].astype(np.float32)
+            s[3] = (s[3] << u64(45)) | (s[3] >> u64(19))
+            return result
+
+        def as_double(bits):
+            return bits.astype(u64).view(np.float64)
+
+        out = []
+        for _ in range(steps):
+            bits = next_bits()
+            u = 2.0 - as_double((bits >> u64(12)) | u64(0x3FF0000000000000))
+            ubits = u.view(u64)
+            m = as_double((ubits & u64(0x000FFFFFFFFFFFFF)) | u64(0x3FF0000000000000))
+            e = as_double((ubits >> u64(52)) | u64(0x4330000000000000)) - (2.0**52 + 1023.0)
+            high = m > 1.4142135623730951
+            m, e = np.where(high, m * 0.5, m), np.where(high, e + 1.0, e)
+            sv = (m - 1.0) / (m + 1.0)
+            z = sv * sv
+            series = 1.0 / 15
+            for k in (13, 11, 9, 7, 5, 3):
+                series = 1.0 / k + z * series
+            radius = np.sqrt(-2.0 * (e * 0.6931471805599453 + (2.0 * sv + 2.0 * sv * (z * series))))
+            bits = next_bits()
+            x = (as_double(((bits >> u64(10)) & u64(0x000FFFFFFFFFFFFF)) |
+                           u64(0x3FF0000000000000)) - 1.5) * 1.5707963267948966
+            x2 = x * x
+            sin_poly = 1.0 / 6227020800
+            for c in (-1.0 / 39916800, 1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6):
+                sin_poly = c + x2 * sin_poly
+            sin_x = x + x * x2 * sin_poly
+            cos_poly = -1.0 / 87178291200
+            for c in (1.0 / 479001600, -1.0 / 3628800, 1.0 / 40320, -1.0 / 720, 1.0 / 24, -0.5):
+                cos_poly = c + x2 * cos_poly
+            cos_x = 1.0 + x2 * cos_poly
+            quadrant = bits >> u64(62)
+            swap = (quadrant & u64(1)) != 0
+            c = np.where(swap, sin_x, cos_x) * np.where(((quadrant + u64(1)) >> u64(1)) & u64(1), -1.0, 1.0)
+            sn = np.where(swap, cos_x, sin_x) * np.where(quadrant >> u64(1), -1.0, 1.0)
+            out += [(radius * c).astype(np.float32), (radius * sn).astype(np.float32)]
+    return np.concatenate(out, axis=-1)[:, :n]
 
 
 class RopeDecay(TempDirTest):
@@ -123,7 +162,7 @@ class RopeDecay(TempDirTest):
         m, d, offsets = 300, 16, [0, 1, 5, 50, 700]
         with self.decay("--mode", "gaussian", "--samples", m, "--head-dim", d, "--seed", 3,
                         "--offsets", ",".join(map(str, offsets))) as f:
-            self.assertEqual(f.attrs["sampler"], "v2")
+            self.assertEqual(f.attrs["sampler"], "v3")
             normals = ropekit_normals(3, np.arange(2 * m), d).astype(np.float64)
             q, k = normals[0::2], normals[1::2]
             g = inv_freq(d, 1e4)

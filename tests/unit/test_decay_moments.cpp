@@ -5,6 +5,7 @@
 
 #include "ropekit/analysis/decay_moments.hpp"
 #include "ropekit/core/normal_samples.hpp"
+#include "ropekit/core/threads.hpp"
 #include "ropekit/rope/logit_curve.hpp"
 
 using namespace ropekit;
@@ -137,4 +138,68 @@ TEST_CASE("seeded normal samples: reproducible, independent streams, mean 0 and 
     CHECK(std::abs(sum / n) < 5 / std::sqrt(n));           // 5 standard errors
     CHECK(std::abs(sq / n - 1) < 5 * std::sqrt(2.0 / n));  // var of x^2 is 2
     CHECK(std::abs(cross / n) < 5 / std::sqrt(n));         // streams uncorrelated
+}
+
+TEST_CASE("--check's numbers: the tool's path against every pair's curve in double") {
+    // The tool: mean, std and stderr from the moments; the variance's standard error (a fourth
+    // moment per offset, which no fixed-size moment of c gives) from the float32 per-sample pass.
+    const Schedule s = make_schedule(32, 1e4);
+    const std::vector<std::int64_t> offsets{0, 1, 3, 10, 100, 1000};
+    const std::size_t n = 2000;
+    const DecayCurve tool = gaussian_decay(s, offsets, n, 4, {}, true);
+    // The reference: the same pairs (streams 2i, 2i + 1), each pair's curve in double, central
+    // moments two-pass, variance_se = sqrt((m4 - m2^2) / n) as decay.hpp documents.
+    std::vector<float> q(n * 32), k(n * 32);
+    for (std::size_t i = 0; i < n; ++i) {
+        fill_standard_normal(4, 2 * i, q.data() + i * 32, 32);
+        fill_standard_normal(4, 2 * i + 1, k.data() + i * 32, 32);
+    }
+    const PerSample ref = per_sample(q, k, s, offsets);
+    DecayCurve expected = tool;
+    expected.activation = ref.mean;
+    expected.std = ref.std;
+    for (std::size_t o = 0; o < offsets.size(); ++o) {
+        double m2 = 0, m4 = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::vector<double> qd(q.begin() + i * 32, q.begin() + (i + 1) * 32);
+            const std::vector<double> kd(k.begin() + i * 32, k.begin() + (i + 1) * 32);
+            const double x = offset_curve(qd.data(), kd.data(), s, {offsets[o]})[0] / 32;
+            const double dev2 = (x - ref.mean[o]) * (x - ref.mean[o]);
+            m2 += dev2 / double(n);
+            m4 += dev2 * dev2 / double(n);
+        }
+        expected.stderr_mean[o] = ref.std[o] / std::sqrt(double(n));
+        expected.variance_se[o] = std::sqrt((m4 - m2 * m2) / double(n));
+        CAPTURE(o);
+        CHECK(tool.activation[o] == doctest::Approx(expected.activation[o]).epsilon(1e-9));
+        CHECK(tool.std[o] == doctest::Approx(expected.std[o]).epsilon(1e-9));
+        // float32 logits (coefficients and table rounded to 2^-24 relative): ~1e-7 per logit,
+        // so 1e-5 leaves two orders of margin; a wrong formula would be off by far more.
+        CHECK(tool.variance_se[o] == doctest::Approx(expected.variance_se[o]).epsilon(1e-5));
+    }
+    const DecayCheck a = check_no_decay(tool), b = check_no_decay(expected);
+    CHECK(a.max_mean_z == doctest::Approx(b.max_mean_z).epsilon(1e-9));
+    CHECK(a.worst_mean_offset == b.worst_mean_offset);
+    CHECK(a.max_spread_z == doctest::Approx(b.max_spread_z).epsilon(1e-5));
+    CHECK(a.worst_spread_offset == b.worst_spread_offset);
+    CHECK(a.passed == b.passed);
+}
+
+TEST_CASE("the curves are the same bits on 1 and 2 threads") {
+    // Our threads split the sums' panels and the offsets into fixed pieces (not one per thread),
+    // each a single-threaded BLAS call: the numbers do not depend on the thread count. Two blocks
+    // of pairs, three chunks of offsets.
+    const Schedule s = make_schedule(64, 1e4);
+    std::vector<std::int64_t> offsets(1500);
+    for (std::size_t i = 0; i < offsets.size(); ++i) offsets[i] = std::int64_t(i) * 3;
+    set_thread_count(1);
+    const DecayCurve one = gaussian_decay(s, offsets, 700, 2, {}, true);
+    set_thread_count(2);
+    const DecayCurve two = gaussian_decay(s, offsets, 700, 2, {}, true);
+    set_thread_count(0);
+    CHECK(one.activation == two.activation);
+    CHECK(one.std == two.std);
+    CHECK(one.stderr_mean == two.stderr_mean);
+    // The per-sample pass (--check) sums each offset over the pairs in the same order too.
+    CHECK(one.variance_se == two.variance_se);
 }

@@ -22,8 +22,9 @@
 namespace ropekit {
 
 namespace {
-constexpr std::size_t kBlockPairs = 512;  // pairs per SGEMM: [512 x offsets] floats of scratch
-}
+constexpr std::size_t kBlockPairs = 512;   // pairs per SGEMM: [512 x offsets] floats of scratch
+constexpr std::size_t kOffsetChunk = 512;  // offsets per SGEMM call (a thread takes whole chunks)
+}  // namespace
 
 std::string decay_mode_name(DecayMode mode) {
     return enum_name(kDecayModeNames, mode);
@@ -129,14 +130,23 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
             m.scale_coefficients(r, c, inv_d);
         }
         if (m.offsets == 0) continue;
-        ensure_blas_address_space();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                    static_cast<blasint>(m.offsets), static_cast<blasint>(m.width), 1.0f,
-                    m.coeffs.data(), static_cast<blasint>(m.width), m.trig.data(),
-                    static_cast<blasint>(m.offsets), 0.0f, m.logits.data(),
-                    static_cast<blasint>(m.offsets));
-        parallel_for(m.offsets,
-                     [&](std::size_t begin, std::size_t end) { m.accumulate(rows, begin, end); });
+        // Each thread its own chunks of offsets: the SGEMM's columns, then their power sums (our
+        // threads, single-threaded BLAS: OpenBLAS's pool does not spin beside them). Fixed
+        // chunks, so that the numbers do not depend on the thread count.
+        const SingleThreadedBlas blas;
+        const std::size_t chunks = (m.offsets + kOffsetChunk - 1) / kOffsetChunk;
+        parallel_for(chunks, [&](std::size_t first, std::size_t last) {
+            for (std::size_t chunk = first; chunk < last; ++chunk) {
+                const std::size_t begin = chunk * kOffsetChunk;
+                const std::size_t end = std::min(m.offsets, begin + kOffsetChunk);
+                const auto ld = static_cast<blasint>(m.offsets);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+                            static_cast<blasint>(end - begin), static_cast<blasint>(m.width), 1.0f,
+                            m.coeffs.data(), static_cast<blasint>(m.width), m.trig.data() + begin,
+                            ld, 0.0f, m.logits.data() + begin, ld);
+                m.accumulate(rows, begin, end);
+            }
+        });
     }
     samples_ += n;
 }
@@ -476,10 +486,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
     out.set_attr("/", "p", params.p);
     out.set_attr("/", "samples", static_cast<std::int64_t>(curve.samples));
     out.set_attr("/", "seed", static_cast<std::int64_t>(params.seed));
-    // Which numbers a seed gives: v2 = normal_samples.hpp (v1, before issue 17: std::mt19937_64
-    // and std::normal_distribution, in blocks).
+    // Which numbers a seed gives: v3 = normal_samples.hpp (v2: one scalar xoshiro256+ per
+    // stream with libm Box-Muller; v1, before issue 17: std::mt19937_64 and
+    // std::normal_distribution, in blocks).
     if (params.mode == DecayMode::gaussian || params.mode == DecayMode::repeated_gaussian) {
-        out.set_attr("/", "sampler", std::string("v2"));
+        out.set_attr("/", "sampler", std::string("v3"));
     }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
 }

@@ -12,7 +12,31 @@
 namespace ropekit {
 
 namespace {
-constexpr std::size_t kBlockPairs = 512;  // coefficient rows per DSYRK
+constexpr std::size_t kBlockPairs = 512;   // coefficient rows per DSYRK
+constexpr std::size_t kPanels = 4;         // column panels of sum c c^T, a fixed split (below)
+constexpr std::size_t kOffsetChunk = 512;  // offsets per DGEMM in finish
+
+// Panel p of the upper triangle of sum c c^T is columns [j_p, j_p+1) with j_p = w sqrt(p / P):
+// panels of equal area, so that threads taking contiguous runs of them share the work evenly.
+// Fixed boundaries: every sum is computed the same way whatever the thread count.
+std::size_t panel_start(std::size_t w, std::size_t p) {
+    return static_cast<std::size_t>(
+        std::lround(static_cast<double>(w) * std::sqrt(static_cast<double>(p) / kPanels)));
+}
+
+// sum_outer[0:j1, j0:j1] (upper triangle) += coeffs^T coeffs for that panel: the rectangle above
+// the diagonal block by DGEMM, the diagonal block by DSYRK.
+void add_outer_panel(const double* coeffs, std::size_t rows, std::size_t w, std::size_t j0,
+                     std::size_t j1, double* sum_outer) {
+    const auto lw = static_cast<blasint>(w), k = static_cast<blasint>(rows);
+    const auto cols = static_cast<blasint>(j1 - j0);
+    if (j0 > 0) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(j0), cols, k, 1.0,
+                    coeffs, lw, coeffs + j0, lw, 1.0, sum_outer + j0, lw);
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, cols, k, 1.0, coeffs + j0, lw, 1.0,
+                sum_outer + j0 * w + j0, lw);
+}
 
 // [width x offsets] row-major: the cos rows, the sin rows, then a row of ones.
 std::vector<double> trig_with_ones(const Schedule& s, const std::vector<std::int64_t>& offsets) {
@@ -35,6 +59,9 @@ void accumulate(DecayMoments& m, const Schedule& s, const float* q, const float*
     const std::size_t w = m.width, d = s.head_dim;
     const double inv_d = 1.0 / static_cast<double>(d);
     std::vector<double> coeffs(std::min(n, kBlockPairs) * w);
+    // Our threads call BLAS, one single-threaded call each: OpenBLAS's own pool never wakes,
+    // so it does not spin (sched_yield) beside our threads between the parallel sections.
+    const SingleThreadedBlas blas;
     for (std::size_t start = 0; start < n; start += kBlockPairs) {
         const std::size_t rows = std::min(kBlockPairs, n - start);
         parallel_for(rows, [&](std::size_t begin, std::size_t end) {
@@ -48,10 +75,12 @@ void accumulate(DecayMoments& m, const Schedule& s, const float* q, const float*
         for (std::size_t r = 0; r < rows; ++r) {
             for (std::size_t i = 0; i < w; ++i) m.sum[i] += coeffs[r * w + i];
         }
-        ensure_blas_address_space();
-        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(w),
-                    static_cast<blasint>(rows), 1.0, coeffs.data(), static_cast<blasint>(w), 1.0,
-                    m.sum_outer.data(), static_cast<blasint>(w));
+        parallel_for(kPanels, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t p = begin; p < end; ++p) {
+                const std::size_t j0 = panel_start(w, p), j1 = panel_start(w, p + 1);
+                if (j1 > j0) add_outer_panel(coeffs.data(), rows, w, j0, j1, m.sum_outer.data());
+            }
+        });
     }
     m.count += n;
 }
@@ -65,6 +94,35 @@ void merge(DecayMoments& into, const DecayMoments& other) {
     into.count += other.count;
 }
 
+namespace {
+
+// Offsets [c0, c1) of the curve: their [width x n] cos/sin table (built here, so that no
+// [width x offsets] table is ever held), the mean activation F mean, and with a covariance the
+// variance diag(F cov F^T) as the column-wise dot of the table with cov * table.
+void finish_chunk(const Schedule& s, const std::vector<std::int64_t>& offsets, std::size_t c0,
+                  std::size_t c1, const std::vector<double>& mean, const std::vector<double>& cov,
+                  double* activation, double* variance) {
+    const std::size_t w = mean.size(), n = c1 - c0;
+    const auto lw = static_cast<blasint>(w), ln = static_cast<blasint>(n);
+    const std::vector<double> table = trig_with_ones(
+        s, std::vector<std::int64_t>(offsets.begin() + static_cast<std::ptrdiff_t>(c0),
+                                     offsets.begin() + static_cast<std::ptrdiff_t>(c1)));
+    cblas_dgemv(CblasRowMajor, CblasTrans, lw, ln, 1.0, table.data(), ln, mean.data(), 1, 0.0,
+                activation, 1);
+    if (cov.empty()) return;
+    std::vector<double> projected(w * n);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, lw, ln, lw, 1.0, cov.data(), lw,
+                table.data(), ln, 0.0, projected.data(), ln);
+    std::fill(variance, variance + n, 0.0);
+    for (std::size_t i = 0; i < w; ++i) {
+        const double* t = table.data() + i * n;
+        const double* p = projected.data() + i * n;
+        for (std::size_t o = 0; o < n; ++o) variance[o] += t[o] * p[o];
+    }
+}
+
+}  // namespace
+
 DecayCurve finish(const DecayMoments& m, const Schedule& s,
                   const std::vector<std::int64_t>& offsets) {
     const std::size_t w = m.width, count = offsets.size();
@@ -74,33 +132,28 @@ DecayCurve finish(const DecayMoments& m, const Schedule& s,
     out.activation.assign(count, 0.0);
     if (m.count == 0 || count == 0) return out;
     const double n = static_cast<double>(m.count);
-    std::vector<double> mean(w);
+    std::vector<double> mean(w), cov;
     for (std::size_t i = 0; i < w; ++i) mean[i] = m.sum[i] / n;
-    const std::vector<double> table = trig_with_ones(s, offsets);
-    ensure_blas_address_space();
-    cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(w), static_cast<blasint>(count),
-                1.0, table.data(), static_cast<blasint>(count), mean.data(), 1, 0.0,
-                out.activation.data(), 1);
-    if (m.count < 2) return out;
-    // Covariance of c (upper triangle of the sums, mirrored), then diag(F cov F^T) as the
-    // column-wise dot of the table with cov * table.
-    std::vector<double> cov(w * w);
-    for (std::size_t i = 0; i < w; ++i) {
-        for (std::size_t j = i; j < w; ++j) {
-            cov[i * w + j] = cov[j * w + i] = m.sum_outer[i * w + j] / n - mean[i] * mean[j];
+    if (m.count >= 2) {  // covariance of c: the upper triangle of the sums, mirrored
+        cov.resize(w * w);
+        for (std::size_t i = 0; i < w; ++i) {
+            for (std::size_t j = i; j < w; ++j) {
+                cov[i * w + j] = cov[j * w + i] = m.sum_outer[i * w + j] / n - mean[i] * mean[j];
+            }
         }
     }
-    std::vector<double> projected(w * count);
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(w),
-                static_cast<blasint>(count), static_cast<blasint>(w), 1.0, cov.data(),
-                static_cast<blasint>(w), table.data(), static_cast<blasint>(count), 0.0,
-                projected.data(), static_cast<blasint>(count));
-    std::vector<double> variance(count, 0.0);
-    for (std::size_t i = 0; i < w; ++i) {
-        const double* t = table.data() + i * count;
-        const double* p = projected.data() + i * count;
-        for (std::size_t o = 0; o < count; ++o) variance[o] += t[o] * p[o];
-    }
+    // Fixed chunks of offsets, whole chunks per thread (as in accumulate: our threads, one BLAS
+    // call each), so that the numbers do not depend on the thread count.
+    std::vector<double> variance(count);
+    const SingleThreadedBlas blas;
+    parallel_for((count + kOffsetChunk - 1) / kOffsetChunk, [&](std::size_t first,
+                                                                std::size_t last) {
+        for (std::size_t chunk = first; chunk < last; ++chunk) {
+            const std::size_t c0 = chunk * kOffsetChunk, c1 = std::min(count, c0 + kOffsetChunk);
+            finish_chunk(s, offsets, c0, c1, mean, cov, &out.activation[c0], &variance[c0]);
+        }
+    });
+    if (m.count < 2) return out;
     out.std.resize(count);
     out.stderr_mean.resize(count);
     for (std::size_t o = 0; o < count; ++o) {

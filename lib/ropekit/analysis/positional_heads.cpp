@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -51,19 +52,57 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
     return v;
 }
 
-// Rotates sequence `batch` of a pre-RoPE hook by the schedule. A chunk whose norm is beyond the
-// float range (values near 3.4e38) cannot be stored rotated: that is an error naming where.
-void rotate_all(Tensor<float>& slab, const Schedule& s, const DumpReader& dump, std::size_t layer,
-                Hook hook, std::size_t batch) {
+// cos and sin of every (position, frequency) of a pre-RoPE layer, times attention_factor, as
+// rotate() computes them: packing with this table rotates bit for bit like rotate().
+struct RotationTable {
+    std::size_t frequencies = 0;
+    std::vector<double> cos, sin;  // [T x frequencies]
+};
+
+RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
+    RotationTable r;
+    r.frequencies = s.inv_freq.size();
+    r.cos.resize(tokens * r.frequencies);
+    r.sin.resize(r.cos.size());
+    for (std::size_t t = 0; t < tokens; ++t) {
+        for (std::size_t f = 0; f < r.frequencies; ++f) {
+            const double angle = static_cast<double>(t) * s.inv_freq[f];
+            r.cos[t * r.frequencies + f] = std::cos(angle) * s.attention_factor;
+            r.sin[t * r.frequencies + f] = std::sin(angle) * s.attention_factor;
+        }
+    }
+    return r;
+}
+
+// Sequence `batch`'s [T, heads, D] vectors as [heads, T, D] (each head's rows contiguous, for
+// the score SGEMMs and the chunk logits), rotated on the way when `rotation` is given. A chunk
+// whose norm is beyond the float range (values near 3.4e38) cannot be stored rotated: that is an
+// error naming where.
+void pack_heads(const Tensor<float>& slab, const Schedule& s, const RotationTable* rotation,
+                const DumpReader& dump, std::size_t layer, Hook hook, std::size_t batch,
+                std::vector<float>& packed) {
     const std::size_t T = slab.shape[0], H = slab.shape[1], D = slab.shape[2];
-    for (std::size_t t = 0; t < T; ++t)
-        rotate(&slab.data[t * H * D], H, D, s, static_cast<double>(t));
-    for (std::size_t i = 0; i < slab.size(); ++i) {
-        if (!std::isfinite(slab.data[i])) {
-            throw data_error(dump.input().name(), dump.dataset(layer, hook),
-                             fmt::format("rotating batch {}, pos {}, head {} by the schedule "
-                                         "overflows float32 (a chunk norm above 3.4e38)",
-                                         batch, i / (H * D), i / D % H));
+    packed.resize(slab.size());
+    for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t h = 0; h < H; ++h) {
+            const float* from = &slab.data[(t * H + h) * D];
+            float* to = &packed[(h * T + t) * D];
+            std::copy_n(from, D, to);
+            if (!rotation) continue;
+            const double* c = &rotation->cos[t * rotation->frequencies];
+            const double* sn = &rotation->sin[t * rotation->frequencies];
+            for (std::size_t f = 0; f < rotation->frequencies; ++f) {
+                const auto [a, b] = s.chunk_dims(f);
+                const double x = from[a], y = from[b];
+                to[a] = static_cast<float>(x * c[f] - y * sn[f]);
+                to[b] = static_cast<float>(x * sn[f] + y * c[f]);
+            }
+            if (!std::all_of(to, to + D, [](float v) { return std::isfinite(v); })) {
+                throw data_error(dump.input().name(), dump.dataset(layer, hook),
+                                 fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                             "overflows float32 (a chunk norm above 3.4e38)",
+                                             batch, t, h));
+            }
         }
     }
 }
@@ -177,10 +216,12 @@ struct LayerScan {
     LayerGeometry g;
     bool attributed = false;
     std::size_t frequencies = 0;
-    float scale = 0;  // qk: multiplier of q.k
-    Tensor<float> q{}, k{};
-    std::vector<HeadStatistics> acc{};      // per head
-    std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
+    float scale = 0;                          // qk: multiplier of q.k
+    Tensor<float> q{}, k{};                   // sequence b's vectors as read: [T, heads, D]
+    std::vector<float> q_heads{}, k_heads{};  // the same [heads, T, D], rotated when pre-RoPE
+    RotationTable rotation{};                 // pre-RoPE layers only
+    std::vector<HeadStatistics> acc{};        // per head
+    std::vector<Tensor<float>> pictures{};    // per head, sequence 0's corner
 };
 
 // Sequence b's [T, T] pattern of head h: read from the dump, or softmax(scale q.k).
@@ -192,8 +233,9 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                               s.dump.dataset(s.layer, Hook::pattern), b, h);
         return;
     }
-    causal_attention(&s.q.data[h * g.dim], g.heads * g.dim, &s.k.data[(h / g.group) * g.dim],
-                     g.kv_heads * g.dim, g.tokens, g.dim, s.scale, pattern.ptr());
+    const std::size_t T = g.tokens, D = g.dim;
+    causal_attention(&s.q_heads[h * T * D], D, &s.k_heads[(h / g.group) * T * D], D, T, D, s.scale,
+                     pattern.ptr());
 }
 
 void add_sequence_stats(HeadStatistics& a, const SequenceStats& s) {
@@ -220,13 +262,13 @@ void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
                       std::vector<double>& dim_logit) {
     const LayerGeometry& g = s.g;
     const std::size_t T = g.tokens, D = g.dim;
-    const float* qh = &s.q.data[h * D];
-    const float* kh = &s.k.data[(h / g.group) * D];
+    const float* qh = &s.q_heads[h * T * D];
+    const float* kh = &s.k_heads[(h / g.group) * T * D];
     for (std::size_t o = 0; o < a.logit.size(); ++o) {
         std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
         for (std::size_t i = first_query(o, s.options.exclude_bos); i < T; ++i) {
-            const float* qi = qh + i * g.heads * D;
-            const float* kj = kh + (i - o) * g.kv_heads * D;
+            const float* qi = qh + i * D;
+            const float* kj = kh + (i - o) * D;
             for (std::size_t d = 0; d < D; ++d) dim_logit[d] += double(qi[d]) * kj[d];
         }
         for (std::size_t d = 0; d < D; ++d) a.logit[o] += dim_logit[d];
@@ -258,10 +300,9 @@ void scan_sequence(LayerScan& s, std::size_t b) {
     if (v.available) {
         s.dump.read_vectors(s.layer, v.q, b, s.q);
         s.dump.read_vectors(s.layer, v.k, b, s.k);
-        if (v.rotate) {
-            rotate_all(s.q, v.schedule, s.dump, s.layer, v.q, b);
-            rotate_all(s.k, v.schedule, s.dump, s.layer, v.k, b);
-        }
+        const RotationTable* rotation = v.rotate ? &s.rotation : nullptr;
+        pack_heads(s.q, v.schedule, rotation, s.dump, s.layer, v.q, b, s.q_heads);
+        pack_heads(s.k, v.schedule, rotation, s.dump, s.layer, v.k, b, s.k_heads);
     }
     if (s.options.from == HeadSource::pattern) {
         scan_heads(s, b, 0, s.g.heads);
@@ -327,6 +368,9 @@ void scan_layer(const DumpReader& dump, std::size_t row, PositionalHeads& r) {
     if (options.from == HeadSource::qk) r.logit_scale = s.scale;
     s.acc.assign(s.g.heads, empty_accumulator(options.max_offset + 1, s.frequencies, s.attributed));
     s.pictures.resize(s.g.heads);
+    if (s.g.vectors.available && s.g.vectors.rotate) {
+        s.rotation = rotation_table(s.g.vectors.schedule, s.g.tokens);
+    }
     for (std::size_t b = 0; b < s.g.batch; ++b) scan_sequence(s, b);
     for (std::size_t h = 0; h < s.g.heads; ++h) r.results.push_back(head_result(s, h));
 }
