@@ -1,5 +1,6 @@
-"""The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3, freq-norms and
-find-positional-heads give the serial tool's output; an error on any rank is one line naming the
+"""The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3, freq-norms,
+find-positional-heads and rope-decay (gaussian: samples split; file: sequences split) give the
+serial tool's output; an error on any rank is one line naming the
 rank and the file, every rank stops, and no output is left. Skipped while build-mpi/ does not exist (the serial build needs no MPI)."""
 import os
 import shutil
@@ -10,6 +11,7 @@ import h5py
 import numpy as np
 
 from ropekit_test import SOURCE, TempDirTest, run
+from test_rope_decay_merge import scaled_differences
 from test_sharded_dumps import make_layers, write_split
 
 MPI_BIN = os.environ.get("ROPEKIT_MPI_BIN", os.path.join(SOURCE, "build-mpi"))
@@ -76,6 +78,67 @@ class MpiRuns(TempDirTest):
                         np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
                                                    err_msg=k)
                     self.assertEqual(f.attrs["sequences"], 7)
+
+    def assertSameDecay(self, serial, out):
+        with h5py.File(serial) as a, h5py.File(out) as b:
+            self.assertEqual(sorted(a), sorted(b))
+            for k in ("mode", "d", "theta", "p", "samples", "seed"):
+                self.assertEqual(str(a.attrs[k]), str(b.attrs[k]), k)
+            np.testing.assert_array_equal(a["offset"][...], b["offset"][...])
+        # The documented tolerance (docs/scaling.md): 1e-12 of each sum's scale.
+        for k, worst in scaled_differences(serial, out).items():
+            self.assertLessEqual(worst, 1e-12, k)
+
+    def test_rope_decay_gaussian_under_1_2_and_3_ranks_is_the_serial_output(self):
+        flags = ("--mode", "gaussian", "--samples", 2500, "--head-dim", 32, "--seed", 5,
+                 "--offsets", "0-300,1000-9000:1000")  # 2500 pairs: 1250 + 1250, 833 + 833 + 834
+        serial = self.path("serial.h5")
+        run("rope-decay", *flags, "-o", serial, "-q", check=0)
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                out = self.path(f"gauss{ranks}.h5")
+                r = mpi_run(ranks, "rope-decay", *flags, "-o", out, "-q")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertSameDecay(serial, out)
+                with h5py.File(out) as f:
+                    self.assertEqual(f.attrs["first_sample"], 0)
+        self.assertEqual(sorted(os.listdir(self.tmp)),
+                         ["gauss1.h5", "gauss2.h5", "gauss3.h5", "serial.h5"])
+
+    def test_rope_decay_file_mode_under_1_2_and_3_ranks_is_the_serial_output(self):
+        dump = self.write_shards(make_layers(seed=8), [7])[0]  # 7 sequences, GQA keys
+        flags = ("--mode", "file", "--input", dump, "--query", "blocks.0.attn.hook_q", "--key",
+                 "blocks.0.attn.hook_k", "--max-offset", 500)
+        for cap in ((), ("--samples", 150)):  # 150 of 280 rows: ranks past it read nothing
+            serial = self.path("serial.h5")
+            run("rope-decay", *flags, *cap, "-o", serial, "--force", "-q", check=0)
+            for ranks in (1, 2, 3):
+                with self.subTest(ranks=ranks, cap=cap):
+                    out = self.path(f"file{ranks}.h5")
+                    r = mpi_run(ranks, "rope-decay", *flags, *cap, "-o", out, "--force", "-q")
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertSameDecay(serial, out)
+
+    def test_rope_decay_errors_under_mpi(self):
+        layers = make_layers()
+        layers[0]["hook_q"][6, 2, 1, 3] = np.nan  # the last sequence: rank 2's of 3
+        dump = self.write_shards(layers, [7])[0]
+        out = self.path("out.h5")
+        r = mpi_run(3, "rope-decay", "--mode", "file", "--input", dump, "--query",
+                    "blocks.0.attn.hook_q", "--key", "blocks.0.attn.hook_k", "-o", out, "-q")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        ours = [line for line in r.stderr.splitlines() if line.startswith("rope-decay:")]
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertIn("rank 2: " + dump, ours[0])
+        self.assertIn("blocks.0.attn.hook_q: expected finite values, found nan in row 249",
+                      ours[0])  # row (6 * 10 + 2) * 4 + 1
+        # --check's per-sample pass does not split: refused once, before any work.
+        r = mpi_run(2, "rope-decay", "--mode", "gaussian", "--samples", 100, "--check", "-o", out)
+        ours = [line for line in r.stderr.splitlines() if line.startswith("rope-decay:")]
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertIn("--check", ours[0])
+        self.assertEqual(os.listdir(self.tmp), ["shard-0.h5"])
 
     def test_an_error_on_one_rank_is_one_line_with_rank_and_file_and_no_output(self):
         layers = make_layers()
