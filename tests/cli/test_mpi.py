@@ -1,6 +1,6 @@
 """The MPI build (make mpi -> build-mpi/): under mpirun -n 1, 2 and 3, freq-norms,
 find-positional-heads and rope-decay (gaussian: samples split; file: sequences split) give the
-serial tool's output; an error on any rank is one line naming the
+serial tool's output, and rope-dump's ranks write the shards of one dump equal to the serial dump; an error on any rank is one line naming the
 rank and the file, every rank stops, and no output is left. Skipped while build-mpi/ does not exist (the serial build needs no MPI)."""
 import os
 import shutil
@@ -10,7 +10,7 @@ import unittest
 import h5py
 import numpy as np
 
-from ropekit_test import SOURCE, TempDirTest, run
+from ropekit_test import SHARED_DATA, SOURCE, TempDirTest, run
 from test_rope_decay_merge import scaled_differences
 from test_sharded_dumps import make_layers, write_split
 
@@ -26,6 +26,7 @@ def mpi_run(ranks, tool, *args):
                           timeout=600, env=ENV)
 
 
+STORIES = os.path.join(SHARED_DATA, "stories260K.bin")
 HAVE_MPI_BUILD = os.path.exists(os.path.join(MPI_BIN, "freq-norms")) and MPIRUN is not None
 
 
@@ -139,6 +140,70 @@ class MpiRuns(TempDirTest):
         self.assertEqual(len(ours), 1, r.stderr)
         self.assertIn("--check", ours[0])
         self.assertEqual(os.listdir(self.tmp), ["shard-0.h5"])
+
+    def assertShardsAreTheDump(self, serial, shards):
+        with h5py.File(serial) as whole:
+            parts = [h5py.File(s) for s in shards]
+            try:
+                for k in whole:
+                    got = np.concatenate([p[k][...] for p in parts])
+                    np.testing.assert_array_equal(got, whole[k][...], err_msg=k)  # bit-identical
+                for p in parts:
+                    self.assertEqual(p.attrs["token_source"], whole.attrs["token_source"])
+                    self.assertEqual(p.attrs["tool"], "rope-dump")
+            finally:
+                for p in parts:
+                    p.close()
+
+    @unittest.skipUnless(os.path.exists(STORIES), f"{STORIES} is absent")
+    def test_rope_dump_ranks_write_the_shards_of_the_serial_dump(self):
+        flags = (STORIES, "--sample", 5, "--length", 24, "--seed", 3, "--batch", 1)
+        serial = self.path("serial.h5")
+        line = run("rope-dump", *flags, "-o", serial, check=0).stdout
+        r = mpi_run(2, "rope-dump", *flags, "-o", self.path("dump.h5"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # One line, from rank 0, over all 5 sequences (the prefill rate is a timing).
+        self.assertEqual(r.stdout.split("; prefill")[0], line.split("; prefill")[0])
+        self.assertEqual(len(r.stdout.splitlines()), 1, r.stdout)
+        shards = [self.path(f"dump-0000{i}-of-00002.h5") for i in range(2)]
+        self.assertShardsAreTheDump(serial, shards)
+        with h5py.File(shards[0]) as f:
+            self.assertEqual(f["tokens"].shape, (2, 24))  # 5 sequences: 2 on rank 0, 3 on rank 1
+        # Together they are one dump: freq-norms reads them as the serial dump.
+        run("freq-norms", serial, "-o", self.path("a.h5"), "-q", check=0)
+        run("freq-norms", *shards, "-o", self.path("b.h5"), "-q", check=0)
+        with h5py.File(self.path("a.h5")) as a, h5py.File(self.path("b.h5")) as b:
+            for k in a:
+                np.testing.assert_allclose(b[k][...], a[k][...], rtol=1e-12, atol=0, err_msg=k)
+
+    @unittest.skipUnless(os.path.exists(STORIES), f"{STORIES} is absent")
+    def test_rope_dump_shard_size_deals_shards_to_ranks(self):
+        with open(self.path("ids.txt"), "w") as f:
+            f.write("".join(f"1 {30 + i} {40 + 2 * i} 7 9 11\n" for i in range(5)))
+        flags = (STORIES, "--tokens", self.path("ids.txt"), "--batch", 1, "--what", "q,k")
+        serial = self.path("serial.h5")
+        run("rope-dump", *flags, "-o", serial, "-q", check=0)
+        # 5 sequences in shards of 2: 2 + 2 + 1, one shard per rank of 3.
+        r = mpi_run(3, "rope-dump", *flags, "--shard-size", 2, "-o", self.path("d.h5"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertShardsAreTheDump(serial, [self.path(f"d-0000{i}-of-00003.h5")
+                                             for i in range(3)])
+
+    @unittest.skipUnless(os.path.exists(STORIES), f"{STORIES} is absent")
+    def test_rope_dump_error_on_one_rank_leaves_no_shard(self):
+        taken = self.path("dump-00001-of-00002.h5")  # rank 1's shard exists: rank 1 refuses
+        with open(taken, "w") as f:
+            f.write("mine")
+        r = mpi_run(2, "rope-dump", STORIES, "--sample", 4, "--length", 8, "-o",
+                    self.path("dump.h5"), "-q")
+        ours = [line for line in r.stderr.splitlines() if line.startswith("rope-dump:")]
+        self.assertEqual(len(ours), 1, r.stderr)
+        self.assertIn("rank 1: ", ours[0])
+        self.assertIn(taken, ours[0])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(os.listdir(self.tmp), ["dump-00001-of-00002.h5"])
+        with open(taken) as f:
+            self.assertEqual(f.read(), "mine")
 
     def test_an_error_on_one_rank_is_one_line_with_rank_and_file_and_no_output(self):
         layers = make_layers()

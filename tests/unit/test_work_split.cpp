@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "ropekit/analysis/work_share.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/model/sharded_dump.hpp"
 
 using namespace ropekit;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "ropekit/analysis/decay_moments.hpp"
-#include "ropekit/analysis/work_share.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/rope/rope.hpp"
 

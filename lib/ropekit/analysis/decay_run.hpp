@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "ropekit/analysis/work_share.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/core/run_context.hpp"
 
 namespace ropekit {
