@@ -21,10 +21,9 @@ int main(int argc, char** argv) {
     tool.examples(
         "  freq-norms shard-0.h5 -o n0.h5; freq-norms shard-1.h5 -o n1.h5\n"
         "  rope-merge n0.h5 n1.h5 -o norms.h5        # = freq-norms shard-0.h5 shard-1.h5\n"
-        "  rope-decay --mode gaussian --samples 5000 -o g0.h5\n"
-        "  rope-decay --mode gaussian --samples 5000 --first-sample 5000 -o g1.h5\n"
-        "  rope-merge g0.h5 g1.h5 -o g.h5           # = rope-decay --mode gaussian --samples "
-        "10000\n"
+        "  rope-decay --mode gaussian --samples 5000 -o g0.h5 -q && \\\n"
+        "    rope-decay --mode gaussian --samples 5000 --first-sample 5000 -o g1.h5 -q && \\\n"
+        "    rope-merge g0.h5 g1.h5 -o g.h5       # = rope-decay --mode gaussian --samples 10000\n"
         "  rope-merge n0.h5 n1.h5 -o - | rope-plot -:layer_q_norms -o fig3.svg\n");
     return tool.run(argc, argv, [&] { run_merge(command, tool.context()); });
 }
