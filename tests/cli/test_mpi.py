@@ -188,6 +188,16 @@ class MpiRuns(TempDirTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertShardsAreTheDump(serial, [self.path(f"d-0000{i}-of-00003.h5")
                                              for i in range(3)])
+        # Fewer sequences than ranks: a rank without sequences writes no shard (2 of 3 ranks do).
+        with open(self.path("two.txt"), "w") as f:
+            f.write("1 30 40 7 9 11\n1 31 42 7 9 11\n")
+        two = (STORIES, "--tokens", self.path("two.txt"), "--batch", 1, "--what", "q,k")
+        run("rope-dump", *two, "-o", self.path("two.h5"), "-q", check=0)
+        r = mpi_run(3, "rope-dump", *two, "-o", self.path("t.h5"), "-q")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(self.path("t-00002-of-00002.h5")))
+        self.assertShardsAreTheDump(self.path("two.h5"), [self.path(f"t-0000{i}-of-00002.h5")
+                                                          for i in range(2)])
 
     @unittest.skipUnless(os.path.exists(STORIES), f"{STORIES} is absent")
     def test_rope_dump_error_on_one_rank_leaves_no_shard(self):

@@ -52,6 +52,14 @@ TEST_CASE("shards of a run: one per rank, or --shard-size shards dealt in contig
     const ShardPlan serial = plan_shards("d.h5", 5, 2, {});
     CHECK(std::pair{serial.first, serial.count} == Range{0, 3});
     CHECK(std::pair{serial.begin(), serial.end()} == Range{0, 5});
+    // 2 sequences over 3 ranks: rank 0 has none and writes no shard; ranks 1 and 2 write 2 shards.
+    const ShardPlan none = plan_shards("d.h5", 2, 0, share(0, 3));
+    CHECK(none.starts == Starts{0, 1, 2});
+    CHECK(none.count == 0);
+    CHECK(none.paths.size() == 2);
+    const ShardPlan last = plan_shards("d.h5", 2, 0, share(2, 3));
+    CHECK(std::pair{last.first, last.count} == Range{1, 1});
+    CHECK(std::pair{last.begin(), last.end()} == Range{1, 2});
     // A rank of 3 with 1 shard of 2 sequences gets none: begin == end.
     const ShardPlan idle = plan_shards("d.h5", 2, 2, share(0, 3));
     CHECK(idle.count == 0);

@@ -92,12 +92,16 @@ ShardPlan plan_shards(const std::string& output, std::size_t sequences, std::siz
         }
         plan.starts.push_back(sequences);
         std::tie(plan.first, plan.count) = share.sequences(plan.starts.size() - 1);
-    } else {
-        for (std::size_t part = 0; part <= share.parts; ++part) {
-            plan.starts.push_back(sequences * part / share.parts);
+    } else {  // one shard per part that has sequences (with fewer sequences than parts, not all)
+        plan.starts.push_back(0);
+        for (std::size_t part = 0; part < share.parts; ++part) {
+            const std::size_t end = sequences * (part + 1) / share.parts;
+            if (part == share.part) {
+                plan.first = plan.starts.size() - 1;
+                plan.count = end > plan.starts.back() ? 1 : 0;
+            }
+            if (end > plan.starts.back()) plan.starts.push_back(end);
         }
-        plan.first = share.part;
-        plan.count = 1;
     }
     plan.paths = shard_paths(output, plan.starts.size() - 1);
     return plan;

@@ -18,7 +18,8 @@ std::vector<std::string> shard_paths(const std::string& output, std::size_t coun
 
 // Which sequences each shard holds and which shards this part writes. shard_size > 0: shards of
 // that many sequences (the last shorter), dealt to the parts in contiguous runs; 0: one shard per
-// part, split as WorkShare::sequences splits them.
+// part, split as WorkShare::sequences splits them (a part left without sequences, when there are
+// fewer than parts, writes none, and the shards are numbered over the others).
 struct ShardPlan {
     std::vector<std::string> paths;    // every shard of the run (shard_paths)
     std::vector<std::size_t> starts;   // shard s holds sequences [starts[s], starts[s + 1])
