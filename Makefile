@@ -38,7 +38,7 @@ fuzz:
 
 # The MPI build of the tools that split work over mpirun / srun ranks (docs/scaling.md). `make test`
 # then also runs them (tests/cli/test_mpi.py skips while build-mpi/ does not exist).
-MPI_TOOLS = freq-norms find-positional-heads
+MPI_TOOLS = freq-norms find-positional-heads rope-decay rope-dump
 mpi:
 	@./scripts/install-deps --mpi
 	cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DROPEKIT_MPI=ON -DROPEKIT_ORACLES=OFF \

@@ -1,6 +1,9 @@
 // rope-decay: does RoPE decay attention with distance? (paper Figure 2, Figure 9, Prop. 3.2)
 #include "ropekit/analysis/decay_run.hpp"
 #include "ropekit/cli/cli.hpp"
+#ifdef ROPEKIT_MPI
+#include "ropekit/mpi/mpi_session.hpp"
+#endif
 
 using namespace ropekit;
 
@@ -24,6 +27,10 @@ void add_options(Tool& tool, DecayCommand& c) {
     app.add_option("--samples", c.samples,
                    "Pairs to average: gaussian default 10000; file default all rows");
     app.add_option("--seed", c.seed, "Random seed (gaussian modes)")->capture_default_str();
+    app.add_option("--first-sample", c.first_sample,
+                   "gaussian mode: average pairs N .. N+samples-1 of the seed's sequence, so that "
+                   "runs over disjoint ranges merge (rope-merge) into one run over their union")
+        ->capture_default_str();
     app.add_option("--input", c.input, "file mode: HDF5 file with queries and keys ('-' = stdin)");
     app.add_option("--query", c.query,
                    "file mode: query dataset [..., d], pre-RoPE (e.g. blocks.0.attn.hook_q)");
@@ -43,6 +50,9 @@ void add_options(Tool& tool, DecayCommand& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef ROPEKIT_MPI
+    MpiSession mpi(argc, argv);  // before the tool, so MPI ends after it
+#endif
     Tool tool("rope-decay",
               "Activation q^T R^(-o) k / d as a function of the offset o (how many tokens back the "
               "key sits), for all-ones vectors (closed form, decays: paper Figure 2a), Gaussian "
@@ -56,6 +66,13 @@ int main(int argc, char** argv) {
         "  rope-decay --mode gaussian --samples 10000 --check -o gauss.h5\n"
         "  rope-decay --mode file --input dump.h5 --query blocks.0.attn.hook_q \\\n"
         "      --key blocks.0.attn.hook_k --max-offset 2000 -o real.h5\n"
+        "  rope-decay --mode gaussian --samples 5000 --first-sample 5000 -o part2.h5\n"
         "  rope-decay --mode repeated-gaussian -o - | rope-plot -:activation -o fig9.svg\n");
+#ifdef ROPEKIT_MPI
+    return tool.run(argc, argv, [&] {
+        mpi.run([&](const WorkShare& share) { run_rope_decay(command, tool.context(), share); });
+    });
+#else
     return tool.run(argc, argv, [&] { run_rope_decay(command, tool.context()); });
+#endif
 }

@@ -5,6 +5,9 @@
 #include "ropekit/cli/cli.hpp"
 #include "ropekit/cli/text_options.hpp"
 #include "ropekit/model/model_dump_run.hpp"
+#ifdef ROPEKIT_MPI
+#include "ropekit/mpi/mpi_session.hpp"
+#endif
 
 using namespace ropekit;
 
@@ -73,6 +76,9 @@ void add_options(Tool& tool, RopeDumpCommand& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef ROPEKIT_MPI
+    MpiSession mpi(argc, argv);  // before the tool, so MPI ends after it
+#endif
     Tool tool("rope-dump",
               "Run a Llama-architecture checkpoint (llama2.c .bin, a Hugging Face directory "
               "with config.json + safetensors, or a llama GGUF file) on the CPU over whole token "
@@ -92,5 +98,11 @@ int main(int argc, char** argv) {
         "&& h5ls -r p.h5\n"
         "  rope-dump stories260K.bin --sample 16 --length 256 -o - | freq-norms - -o norms.h5\n"
         "  rope-dump llama-dir/ --text wiki.txt --length 512 -o - | freq-norms - -o norms.h5\n");
+#ifdef ROPEKIT_MPI
+    return tool.run(argc, argv, [&] {
+        mpi.run([&](const WorkShare& share) { run_rope_dump(command, tool.context(), share); });
+    });
+#else
     return tool.run(argc, argv, [&] { run_rope_dump(command, tool.context()); });
+#endif
 }

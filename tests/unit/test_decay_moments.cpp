@@ -122,6 +122,25 @@ TEST_CASE("shards merge into the sums of one pass") {
     }
 }
 
+TEST_CASE("packed sums travel between processes unchanged") {
+    const Schedule s = make_schedule(8, 1e4);
+    std::vector<float> q, k;
+    correlated_pairs(30, 8, q, k);
+    DecayMoments m = empty_decay_moments(s);
+    accumulate(m, s, q.data(), k.data(), 30);
+    const std::vector<double> packed = pack_decay_moments(m);
+    CHECK(packed.size() == 1 + 9 + 9 * 10 / 2);  // count, sum, upper triangle
+    const DecayMoments back = unpack_decay_moments(packed, s);
+    CHECK(back.count == 30);
+    CHECK(back.sum == m.sum);
+    for (std::size_t i = 0; i < m.width; ++i) {
+        for (std::size_t j = i; j < m.width; ++j) {
+            CHECK(back.sum_outer[i * m.width + j] == m.sum_outer[i * m.width + j]);
+        }
+    }
+    CHECK_THROWS(unpack_decay_moments(packed, make_schedule(16, 1e4)));
+}
+
 TEST_CASE("seeded normal samples: reproducible, independent streams, mean 0 and variance 1") {
     std::vector<float> a(100001), b(a.size()), c(a.size());
     fill_standard_normal(5, 0, a.data(), a.size());

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <stdexcept>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -205,6 +206,14 @@ class DecaySums {
         accumulate(moments_, schedule_, q, k, n);
         if (per_sample_) per_sample_->add(q, k, n);
     }
+    // Part 0: every part's sums added in part order; the other parts keep their own.
+    void add_other_parts(const WorkShare& share) {
+        const std::vector<std::vector<double>> parts = share.gather(pack_decay_moments(moments_));
+        for (std::size_t p = 1; p < parts.size(); ++p) {
+            merge(moments_, unpack_decay_moments(parts[p], schedule_));
+        }
+    }
+    const DecayMoments& moments() const { return moments_; }
     DecayCurve result() const {
         DecayCurve curve = finish(moments_, schedule_, offsets_);
         if (per_sample_) curve.variance_se = per_sample_->result().variance_se;
@@ -218,27 +227,34 @@ class DecaySums {
     std::optional<DecayAccumulator> per_sample_;
 };
 
+// Gaussian pairs first .. first + count - 1: pair i draws q from stream 2i and k from stream
+// 2i + 1 of the seed, whichever run or process draws it.
+void add_gaussian_pairs(DecaySums& sums, const Schedule& s, std::size_t first, std::size_t count,
+                        std::uint64_t seed, const Progress& progress) {
+    const std::size_t block = 4 * kBlockPairs, d = s.head_dim;
+    std::vector<float> q(block * d), k(block * d);
+    for (std::size_t done = 0; done < count;) {
+        const std::size_t n = std::min(block, count - done);
+        parallel_for(n, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t r = begin; r < end; ++r) {
+                const std::uint64_t pair = first + done + r;
+                fill_standard_normal(seed, 2 * pair, q.data() + r * d, d);
+                fill_standard_normal(seed, 2 * pair + 1, k.data() + r * d, d);
+            }
+        });
+        sums.add(q.data(), k.data(), n);
+        done += n;
+        if (progress) progress(done, count);
+    }
+}
+
 }  // namespace
 
 DecayCurve gaussian_decay(const Schedule& s, const std::vector<std::int64_t>& offsets,
                           std::size_t samples, std::uint64_t seed, const Progress& progress,
                           bool variance_se) {
     DecaySums sums(s, offsets, variance_se);
-    const std::size_t block = 4 * kBlockPairs, d = s.head_dim;
-    std::vector<float> q(block * d), k(block * d);
-    for (std::size_t done = 0; done < samples;) {
-        const std::size_t n = std::min(block, samples - done);
-        // Pair i draws q from stream 2i and k from stream 2i + 1 of the seed.
-        parallel_for(n, [&](std::size_t begin, std::size_t end) {
-            for (std::size_t r = begin; r < end; ++r) {
-                fill_standard_normal(seed, 2 * (done + r), q.data() + r * d, d);
-                fill_standard_normal(seed, 2 * (done + r) + 1, k.data() + r * d, d);
-            }
-        });
-        sums.add(q.data(), k.data(), n);
-        done += n;
-        if (progress) progress(done, samples);
-    }
+    add_gaussian_pairs(sums, s, 0, samples, seed, progress);
     return sums.result();
 }
 
@@ -275,55 +291,100 @@ std::size_t key_group_size(const H5Input& in, const std::string& key, const Shap
     return q[q.size() - 2] / k[k.size() - 2];
 }
 
+// Query rows of sequences (the first axis) share.sequences() gives this part, at most the first
+// max_samples rows overall (0 = all), each paired with its key row: query row r (head h) with key
+// head h / group of the same position (GQA). Streamed in blocks.
+void add_file_pairs(DecaySums& sums, const DecayRequest& r, const Schedule& s,
+                    const WorkShare& share, const Progress& progress) {
+    const H5Input& in = *r.input;
+    RowBlocks qb(in, r.query, 4 * kBlockPairs);  // checks the shape; reads go by row ranges
+    if (qb.width() != s.head_dim) {
+        throw data_error(in.name(), r.query,
+                         fmt::format("expected vectors of --head-dim {} in the last axis, found "
+                                     "shape {}",
+                                     s.head_dim, shape_string(qb.shape())));
+    }
+    const Shape& shape = qb.shape();
+    const std::size_t group = key_group_size(in, r.key, shape, in.info(r.key).shape);
+    const std::size_t q_heads = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
+    const std::size_t capacity = qb.block_capacity();
+    if (group > 1 && capacity % q_heads != 0) {
+        throw data_error(in.name(), r.query, "expected at most 2048 query heads for GQA pairing");
+    }
+    const std::size_t sequences = shape.size() >= 2 ? shape[0] : 1;
+    const std::size_t per_sequence = sequences ? qb.rows() / sequences : 0;
+    const auto [first, count] = share.sequences(sequences);
+    const std::size_t cap = r.samples ? std::min(r.samples, qb.rows()) : qb.rows();
+    const std::size_t begin = first * per_sequence, stop = (first + count) * per_sequence;
+    const std::size_t end = std::max(begin, std::min(stop, cap)), d = s.head_dim;
+    std::vector<float> q(capacity * d), k(q.size()), k_rows(q.size());
+    for (std::size_t row = begin; row < end;) {
+        const std::size_t n = std::min(capacity, stop - row), use = std::min(n, end - row);
+        read_rows(in, r.query, row, n, q.data());
+        read_rows(in, r.key, row / group, n / group, k_rows.data());
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t kr = (i / q_heads) * (q_heads / group) + (i % q_heads) / group;
+            std::copy(k_rows.begin() + static_cast<std::ptrdiff_t>(kr * d),
+                      k_rows.begin() + static_cast<std::ptrdiff_t>((kr + 1) * d),
+                      k.begin() + static_cast<std::ptrdiff_t>(i * d));
+        }
+        for (std::size_t i = 0; i < use * d; ++i) {
+            if (!std::isfinite(q[i]) || !std::isfinite(k[i])) {
+                throw data_error(in.name(), std::isfinite(q[i]) ? r.key : r.query,
+                                 fmt::format("expected finite values, found {} in row {}",
+                                             std::isfinite(q[i]) ? k[i] : q[i], row + i / d));
+            }
+        }
+        sums.add(q.data(), k.data(), use);
+        row += use;
+        if (progress) progress(row - begin, end - begin);
+    }
+}
+
+// Gaussian or file mode: this part's pairs, then (part 0) every part's sums, finished.
+DecayResult sampled_decay(const DecayRequest& r, const Schedule& s, const Progress& progress,
+                          const WorkShare& share) {
+    if (r.variance_se && share.parts > 1) {
+        throw usage_error(
+            "--check: its per-sample spread test does not split over processes; "
+            "run rope-decay --check as one process");
+    }
+    DecaySums sums(s, r.offsets, r.variance_se);
+    if (r.params.mode == DecayMode::gaussian) {
+        const auto [first, count] = share.sequences(r.samples ? r.samples : 10000);
+        add_gaussian_pairs(sums, s, r.params.first_sample + first, count, r.params.seed, progress);
+    } else {
+        add_file_pairs(sums, r, s, share, progress);
+    }
+    if (share.gather) {
+        sums.add_other_parts(share);
+        if (!share.writes()) return {};
+    }
+    return {sums.result(), sums.moments()};
+}
+
 }  // namespace
 
 DecayCurve file_decay(const H5Input& in, const std::string& query, const std::string& key,
                       const Schedule& s, const std::vector<std::int64_t>& offsets,
                       std::size_t max_samples, const Progress& progress, bool variance_se) {
-    RowBlocks qb(in, query, 4 * kBlockPairs);
-    if (qb.width() != s.head_dim) {
-        throw data_error(in.name(), query,
-                         fmt::format("expected vectors of --head-dim {} in the last axis, found "
-                                     "shape {}",
-                                     s.head_dim, shape_string(qb.shape())));
-    }
-    const Shape key_shape = in.info(key).shape;
-    const std::size_t group = key_group_size(in, key, qb.shape(), key_shape);
-    const std::size_t q_heads = qb.shape().size() >= 2 ? qb.shape()[qb.shape().size() - 2] : 1;
-    if (group > 1 && qb.block_capacity() % q_heads != 0) {
-        throw data_error(in.name(), query, "expected at most 2048 query heads for GQA pairing");
-    }
-    const std::size_t total = max_samples ? std::min(max_samples, qb.rows()) : qb.rows();
-    DecaySums sums(s, offsets, variance_se);
-    const std::size_t d = s.head_dim;
-    std::vector<float> q(qb.block_capacity() * d), k(q.size()), k_rows(q.size());
-    for (std::size_t done = 0; done < total;) {
-        const std::size_t n = qb.next(q.data());
-        if (n == 0) break;
-        // Query row r (head h) pairs with key head h / group of the same position.
-        read_rows(in, key, done / group, n / group, k_rows.data());
-        for (std::size_t r = 0; r < n; ++r) {
-            const std::size_t kr = (r / q_heads) * (q_heads / group) + (r % q_heads) / group;
-            std::copy(k_rows.begin() + static_cast<std::ptrdiff_t>(kr * d),
-                      k_rows.begin() + static_cast<std::ptrdiff_t>((kr + 1) * d),
-                      k.begin() + static_cast<std::ptrdiff_t>(r * d));
-        }
-        const std::size_t use = std::min(n, total - done);
-        for (std::size_t i = 0; i < use * d; ++i) {
-            if (!std::isfinite(q[i]) || !std::isfinite(k[i])) {
-                throw data_error(in.name(), std::isfinite(q[i]) ? key : query,
-                                 fmt::format("expected finite values, found {} in row {}",
-                                             std::isfinite(q[i]) ? k[i] : q[i], done + i / d));
-            }
-        }
-        sums.add(q.data(), k.data(), use);
-        done += use;
-        if (progress) progress(done, total);
-    }
-    return sums.result();
+    DecayRequest request;
+    request.params.mode = DecayMode::file;
+    request.offsets = offsets;
+    request.samples = max_samples;
+    request.input = &in;
+    request.query = query;
+    request.key = key;
+    request.variance_se = variance_se;
+    return sampled_decay(request, s, progress, {}).curve;
 }
 
-DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
+Schedule decay_schedule(const DecayParams& params) {
+    const Layout layout = params.layout.empty() ? Layout::half : parse_layout(params.layout);
+    return apply_prope(make_schedule(params.head_dim, params.theta, layout), params.p);
+}
+
+DecayResult compute_decay(const DecayRequest& r, const Progress& progress, const WorkShare& share) {
     const DecayMode mode = r.params.mode;
     const bool file = mode == DecayMode::file;
     if (file != (r.input != nullptr) || file == r.query.empty() || file == r.key.empty()) {
@@ -332,20 +393,21 @@ DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
     if (mode == DecayMode::repeated_gaussian && r.samples > 1) {
         throw usage_error("--samples: repeated-gaussian uses one q and one k (Figure 9)");
     }
-    const Layout layout = r.params.layout.empty() ? Layout::half : parse_layout(r.params.layout);
-    const Schedule s =
-        apply_prope(make_schedule(r.params.head_dim, r.params.theta, layout), r.params.p);
+    if (mode != DecayMode::gaussian && r.params.first_sample != 0) {
+        throw usage_error("--first-sample: only gaussian mode draws numbered samples");
+    }
+    if (r.params.first_sample > (std::uint64_t{1} << 62)) {
+        throw usage_error("--first-sample: expected at most 2^62");
+    }
+    const Schedule s = decay_schedule(r.params);
     switch (mode) {
         case DecayMode::ones:
-            return ones_decay(s, r.offsets);
-        case DecayMode::gaussian:
-            return gaussian_decay(s, r.offsets, r.samples ? r.samples : 10000, r.params.seed,
-                                  progress, r.variance_se);
+            return {ones_decay(s, r.offsets), std::nullopt};
         case DecayMode::repeated_gaussian:
-            return repeated_gaussian_decay(s, r.offsets, r.params.seed);
+            return {repeated_gaussian_decay(s, r.offsets, r.params.seed), std::nullopt};
+        case DecayMode::gaussian:
         case DecayMode::file:
-            return file_decay(*r.input, r.query, r.key, s, r.offsets, r.samples, progress,
-                              r.variance_se);
+            return sampled_decay(r, s, progress, share);
     }
     return {};
 }
@@ -486,6 +548,9 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
     out.set_attr("/", "p", params.p);
     out.set_attr("/", "samples", static_cast<std::int64_t>(curve.samples));
     out.set_attr("/", "seed", static_cast<std::int64_t>(params.seed));
+    if (params.mode == DecayMode::gaussian) {
+        out.set_attr("/", "first_sample", static_cast<std::int64_t>(params.first_sample));
+    }
     // Which numbers a seed gives: v3 = normal_samples.hpp (v2: one scalar xoshiro256+ per
     // stream with libm Box-Muller; v1, before issue 17: std::mt19937_64 and
     // std::normal_distribution, in blocks).
@@ -493,6 +558,43 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
         out.set_attr("/", "sampler", std::string("v3"));
     }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
+}
+
+DecayParams read_decay_params(const H5Input& in) {
+    auto number = [&](const std::string& name) {
+        const std::optional<double> value = in.attr_double("/", name);
+        if (!value || !std::isfinite(*value)) {
+            throw data_error(in.name(), "/@" + name, "expected a number (a rope-decay output)");
+        }
+        return *value;
+    };
+    auto count = [&](const std::string& name) {
+        const double value = number(name);
+        if (!(value >= 0) || value != std::floor(value) || value > 0x1p62) {
+            throw data_error(in.name(), "/@" + name, "expected a whole number >= 0");
+        }
+        return static_cast<std::size_t>(value);
+    };
+    DecayParams params;
+    const std::optional<std::string> mode = in.attr_string("/", "mode");
+    const std::optional<DecayMode> parsed = find_enum(kDecayModeNames, mode.value_or(""));
+    if (!parsed) {
+        throw data_error(in.name(), "/@mode", "expected ones, gaussian, repeated-gaussian or file");
+    }
+    params.mode = *parsed;
+    params.head_dim = count("d");
+    params.theta = number("theta");
+    params.p = number("p");
+    const std::optional<AttrValue> seed = in.attr("/", "seed");  // stored as int64, any bits
+    const std::int64_t* seed_bits = seed ? std::get_if<std::int64_t>(&*seed) : nullptr;
+    if (!seed_bits) throw data_error(in.name(), "/@seed", "expected an integer (the seed)");
+    params.seed = static_cast<std::uint64_t>(*seed_bits);
+    if (params.mode == DecayMode::gaussian) params.first_sample = count("first_sample");
+    params.layout = in.attr_string("/", "rope_layout").value_or("");
+    if (!params.layout.empty() && !find_enum(kLayoutNames, params.layout)) {
+        throw data_error(in.name(), "/@rope_layout", "expected 'half' or 'interleaved'");
+    }
+    return params;
 }
 
 std::string decay_plot_svg(const DecayCurve& curve, const DecayParams& params) {

@@ -11,9 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ropekit/analysis/decay_moments.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/rope/rope.hpp"
 
@@ -27,16 +30,6 @@ inline constexpr EnumNames<DecayMode, 4> kDecayModeNames{
      {DecayMode::file, "file"}}};
 std::string decay_mode_name(DecayMode mode);
 DecayMode parse_decay_mode(const std::string& name);  // usage_error naming --mode
-
-struct DecayCurve {
-    std::vector<std::int64_t> offsets;
-    std::vector<double> activation;  // mean over pairs of q^T R^(-o) k / d
-    // Sampled modes with >= 2 pairs only (empty otherwise):
-    std::vector<double> std;          // sample standard deviation over pairs (ddof = 1)
-    std::vector<double> stderr_mean;  // std / sqrt(samples)
-    std::vector<double> variance_se;  // standard error of the variance estimate (delta method)
-    std::size_t samples = 0;          // pairs averaged (0 for the closed form)
-};
 
 // Per-sample pass: every pair's curve (one SGEMM per block of pairs: [pairs x 2C] coefficients
 // times the [2C x offsets] cos/sin table), sums of x, x^2, x^3, x^4 per offset in double.
@@ -81,8 +74,13 @@ struct DecayParams {
     double theta = 0;
     double p = 1;
     std::uint64_t seed = 0;
-    std::string layout;  // file mode only
+    std::size_t first_sample = 0;  // gaussian mode: pairs first_sample, first_sample + 1, ...
+    std::string layout;            // file mode only
 };
+// The schedule the curve is computed under: d, theta, layout (half when empty), p-RoPE applied.
+Schedule decay_schedule(const DecayParams& params);
+// The parameters an output of rope-decay records (write_decay); data_error naming the attribute.
+DecayParams read_decay_params(const H5Input& in);
 
 // One run of rope-decay: which curve, at which offsets, from what.
 struct DecayRequest {
@@ -93,9 +91,19 @@ struct DecayRequest {
     std::string query, key;             // file mode datasets
     bool variance_se = false;           // for check_no_decay: adds a per-sample pass
 };
+// The curve and, for the sampled modes (gaussian, file), the sums behind it (mergeable).
+struct DecayResult {
+    DecayCurve curve;
+    std::optional<DecayMoments> moments;
+};
 // Checks the combination (usage_error: file mode without input/query/key or the reverse,
-// --samples for repeated-gaussian), builds the schedule (p-RoPE applied) and computes the curve.
-DecayCurve compute_decay(const DecayRequest& request, const Progress& progress = {});
+// --samples for repeated-gaussian, first_sample outside gaussian mode), builds the schedule and
+// computes the curve. Under a WorkShare of several parts, the sampled modes split their pairs
+// (gaussian: the sample range; file: the query's first axis, sequences) and part 0 adds every
+// part's sums in part order; the other parts return an empty result. variance_se (a per-sample
+// pass that does not merge) is refused there.
+DecayResult compute_decay(const DecayRequest& request, const Progress& progress = {},
+                          const WorkShare& share = {});
 // File mode: theta, p and layout from the file's rope_theta, p and rope_layout root attributes
 // where the command line gave none (layout_option empty); half layout if neither says.
 void take_file_defaults(DecayParams& params, const H5Input& in, bool theta_given, bool p_given,
@@ -133,7 +141,8 @@ const std::vector<std::int64_t>& figure_2a_offsets();
 // "0,1,10" or "0-100" or "0-5000:10" (start-stop:step), sorted as given, each >= 0.
 std::vector<std::int64_t> parse_offsets(const std::string& spec);
 
-// Datasets offset, activation (+ std, stderr) and attributes mode/d/theta/p/samples/seed.
+// Datasets offset, activation (+ std, stderr) and attributes mode/d/theta/p/samples/seed (and
+// first_sample in gaussian mode).
 void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& params);
 // Figure 2 style SVG (svg_plot.hpp): activation against offset, shaded +- stderr when sampled.
 std::string decay_plot_svg(const DecayCurve& curve, const DecayParams& params);

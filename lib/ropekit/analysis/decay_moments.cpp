@@ -6,6 +6,9 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
+#include "ropekit/core/error.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/rope/logit_curve.hpp"
 
@@ -162,6 +165,98 @@ DecayCurve finish(const DecayMoments& m, const Schedule& s,
         out.stderr_mean[o] = std::sqrt(var / n);
     }
     return out;
+}
+
+}  // namespace ropekit
+
+namespace ropekit {
+namespace {
+
+const char* const kCoefficientAxis =
+    "coefficient c of a pair's logit curve x(o) = f(o) . c: index i < C is frequency i's cos "
+    "coefficient, C + i its sin coefficient, 2C the unrotated dims' dot product; all / d "
+    "(C = frequencies, index 0 = highest)";
+
+std::vector<double> required_values(const H5Input& in, const std::string& name,
+                                    const Shape& shape) {
+    if (!in.has(name)) {
+        throw data_error(in.name(), name,
+                         "no such dataset: expected the sums a rope-decay output (gaussian or "
+                         "file mode) stores");
+    }
+    const Tensor<double> t = in.read_double(name);
+    if (t.shape != shape) {
+        throw data_error(in.name(), name,
+                         fmt::format("expected shape {} for this d and p, found {}",
+                                     shape_string(shape), shape_string(t.shape)));
+    }
+    for (double v : t.data) {
+        if (!std::isfinite(v)) throw data_error(in.name(), name, "expected finite sums");
+    }
+    return t.data;
+}
+
+}  // namespace
+
+void write_decay_moments(H5Output& out, const DecayMoments& m) {
+    Tensor<double> sum({m.width});
+    sum.data = m.sum;
+    out.write("moment_sum", sum, {"coefficient"}, "logit / d");
+    out.set_attr("moment_sum", "description",
+                 std::string("sum over pairs of c (mergeable: rope-merge adds them)"));
+    out.set_attr("moment_sum", "coefficient", std::string(kCoefficientAxis));
+    Tensor<double> outer({m.width, m.width});
+    for (std::size_t i = 0; i < m.width; ++i) {
+        for (std::size_t j = i; j < m.width; ++j) {
+            outer.data[i * m.width + j] = outer.data[j * m.width + i] =
+                m.sum_outer[i * m.width + j];
+        }
+    }
+    out.write("moment_sum_outer", outer, {"coefficient", "coefficient"}, "(logit / d)^2");
+    out.set_attr("moment_sum_outer", "description",
+                 std::string("sum over pairs of c c^T (symmetric; mergeable: rope-merge adds "
+                             "them); with moment_sum and the samples count they give the mean "
+                             "and std curves at any offsets"));
+    out.set_attr("moment_sum_outer", "coefficient", std::string(kCoefficientAxis));
+}
+
+DecayMoments read_decay_moments(const H5Input& in, const Schedule& s) {
+    DecayMoments m = empty_decay_moments(s);
+    m.sum = required_values(in, "moment_sum", {m.width});
+    m.sum_outer = required_values(in, "moment_sum_outer", {m.width, m.width});
+    const std::optional<double> count = in.attr_double("/", "samples");
+    if (!count || !(*count >= 0) || *count != std::floor(*count) || *count > 0x1p53) {
+        throw data_error(in.name(), "/@samples", "expected the whole number of pairs summed");
+    }
+    m.count = static_cast<std::size_t>(*count);
+    return m;
+}
+
+std::vector<double> pack_decay_moments(const DecayMoments& m) {
+    std::vector<double> packed{static_cast<double>(m.count)};
+    packed.insert(packed.end(), m.sum.begin(), m.sum.end());
+    for (std::size_t i = 0; i < m.width; ++i) {
+        packed.insert(packed.end(),
+                      m.sum_outer.begin() + static_cast<std::ptrdiff_t>(i * m.width + i),
+                      m.sum_outer.begin() + static_cast<std::ptrdiff_t>((i + 1) * m.width));
+    }
+    return packed;
+}
+
+DecayMoments unpack_decay_moments(const std::vector<double>& packed, const Schedule& s) {
+    DecayMoments m = empty_decay_moments(s);
+    const std::size_t w = m.width;
+    if (packed.size() != 1 + w + w * (w + 1) / 2) {
+        throw std::invalid_argument("decay moments: packed sums of another width");
+    }
+    m.count = static_cast<std::size_t>(packed[0]);
+    std::copy(packed.begin() + 1, packed.begin() + 1 + static_cast<std::ptrdiff_t>(w),
+              m.sum.begin());
+    const double* next = packed.data() + 1 + w;
+    for (std::size_t i = 0; i < w; ++i) {
+        for (std::size_t j = i; j < w; ++j) m.sum_outer[i * w + j] = *next++;
+    }
+    return m;
 }
 
 }  // namespace ropekit

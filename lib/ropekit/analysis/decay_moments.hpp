@@ -10,10 +10,20 @@
 #include <cstdint>
 #include <vector>
 
-#include "ropekit/analysis/decay.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/rope/rope.hpp"
 
 namespace ropekit {
+
+struct DecayCurve {
+    std::vector<std::int64_t> offsets;
+    std::vector<double> activation;  // mean over pairs of q^T R^(-o) k / d
+    // Sampled modes with >= 2 pairs only (empty otherwise):
+    std::vector<double> std;          // sample standard deviation over pairs (ddof = 1)
+    std::vector<double> stderr_mean;  // std / sqrt(samples)
+    std::vector<double> variance_se;  // standard error of the variance estimate (delta method)
+    std::size_t samples = 0;          // pairs averaged (0 for the closed form)
+};
 
 struct DecayMoments {
     std::size_t width = 0;          // 2C + 1
@@ -33,5 +43,18 @@ void merge(DecayMoments& into, const DecayMoments& other);
 // variance_se stays empty (it needs fourth moments per offset).
 DecayCurve finish(const DecayMoments& moments, const Schedule& s,
                   const std::vector<std::int64_t>& offsets);
+
+// The sums in an output (rope-merge merges them): datasets moment_sum [coefficient] and
+// moment_sum_outer [coefficient, coefficient] (mirrored to the full symmetric matrix), with axes,
+// units and a description of the coefficient axis. The count is the `samples` root attribute
+// (write_decay).
+void write_decay_moments(H5Output& out, const DecayMoments& moments);
+// Reads them back for this schedule; data_error naming the file and dataset or attribute when
+// absent, misshapen, not finite, or the count is not a whole number.
+DecayMoments read_decay_moments(const H5Input& in, const Schedule& s);
+
+// One flat array (count, sum, upper sum_outer) for a reduction between processes, and back.
+std::vector<double> pack_decay_moments(const DecayMoments& moments);
+DecayMoments unpack_decay_moments(const std::vector<double>& packed, const Schedule& s);
 
 }  // namespace ropekit

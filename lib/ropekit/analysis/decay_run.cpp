@@ -17,6 +17,7 @@ DecayRequest decay_request(const DecayCommand& command) {
     request.params.theta = command.theta.value_or(1e4);
     request.params.p = command.p.value_or(1.0);
     request.params.seed = command.seed;
+    request.params.first_sample = command.first_sample;
     request.offsets = command.offsets.empty() ? offset_range(command.max_offset + 1)
                                               : parse_offsets(command.offsets);
     request.samples = command.samples;
@@ -28,7 +29,8 @@ DecayRequest decay_request(const DecayCommand& command) {
 
 }  // namespace
 
-void run_rope_decay(const DecayCommand& command, const RunContext& context) {
+void run_rope_decay(const DecayCommand& command, const RunContext& context,
+                    const WorkShare& share) {
     const std::vector<std::string> inputs{command.input};
     check_file_output(context.output, context.force, inputs);
     if (!command.plot.empty()) check_file_output(command.plot, context.force, inputs);
@@ -44,13 +46,17 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context) {
         take_file_defaults(request.params, *in, command.theta.has_value(), command.p.has_value(),
                            command.layout);
     }
-    const DecayCurve curve = compute_decay(request, [&](std::size_t done, std::size_t total) {
+    const Progress progress = [&](std::size_t done, std::size_t total) {
         context.progress(done, total, "pairs");
-    });
+    };
+    const DecayResult result = compute_decay(request, progress, share);
+    if (!share.writes()) return;
+    const DecayCurve& curve = result.curve;
     std::optional<DecayCheck> check;
     if (command.check) check = check_no_decay(curve, command.alpha);
     H5Output out = H5Output::create(context.output, context.write_options(inputs));
     write_decay(out, curve, request.params);
+    if (result.moments) write_decay_moments(out, *result.moments);
     if (check) write_decay_check(out, *check);
     OutputBatch batch;
     out.finish_into(batch, context.tool, context.command_line, in ? in->history() : "");

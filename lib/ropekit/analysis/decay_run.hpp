@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/core/run_context.hpp"
 
 namespace ropekit {
@@ -20,6 +21,7 @@ struct DecayCommand {
     std::string offsets;      // instead of 0..max_offset: "0,1,10" or "0-5000:10"
     std::size_t samples = 0;  // 0 = the mode's default
     std::uint64_t seed = 0;
+    std::size_t first_sample = 0;           // gaussian mode: the first pair's index
     std::string input, query, key, layout;  // file mode
     std::string plot;                       // SVG path; empty = none
     bool check = false;                     // test Proposition 3.2
@@ -27,7 +29,9 @@ struct DecayCommand {
 };
 
 // Writes context.output (and the plot) whatever the check finds, then throws
-// check_failed_error (exit 3) when --check ran and the curve decays.
-void run_rope_decay(const DecayCommand& command, const RunContext& context);
+// check_failed_error (exit 3) when --check ran and the curve decays. Under a WorkShare of several
+// parts (mpirun), the parts split the pairs (compute_decay) and only part 0 writes.
+void run_rope_decay(const DecayCommand& command, const RunContext& context,
+                    const WorkShare& share = {});
 
 }  // namespace ropekit

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "ropekit/analysis/freq_norms.hpp"
-#include "ropekit/analysis/work_share.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/core/enum_names.hpp"
 #include "ropekit/core/run_context.hpp"
 #include "ropekit/dump/dump_reader.hpp"

@@ -39,9 +39,16 @@ std::string values_text(const H5Input& in, const std::string& dataset) {
 }
 
 void check_datasets(const H5Input& first, const H5Input& other, const MergeSchema& schema) {
-    std::vector<std::string> a = first.dataset_names(), b = other.dataset_names();
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
+    auto compared = [&](const H5Input& in) {
+        std::vector<std::string> names = in.dataset_names();
+        names.erase(std::remove_if(
+                        names.begin(), names.end(),
+                        [&](const std::string& n) { return schema.derived_datasets.count(n) > 0; }),
+                    names.end());
+        std::sort(names.begin(), names.end());
+        return names;
+    };
+    const std::vector<std::string> a = compared(first), b = compared(other);
     if (a != b) {
         throw data_error(other.name(), "",
                          mismatch(first, fmt::format("datasets {}", b), fmt::format("{}", a)));

@@ -10,7 +10,7 @@ namespace ropekit {
 namespace {
 
 std::vector<ToolMerger> tool_mergers() {
-    return {freq_norms_merger(), positional_heads_merger()};
+    return {freq_norms_merger(), positional_heads_merger(), decay_merger()};
 }
 
 ToolMerger merger_for(const H5Input& first) {
@@ -32,6 +32,9 @@ void run_merge(const MergeCommand& command, const RunContext& context) {
     std::vector<H5Input> files;
     for (const std::string& path : command.inputs) files.push_back(H5Input::open(path));
     const ToolMerger merger = merger_for(files.front());
+    if (merger.check_part) {
+        for (const H5Input& file : files) merger.check_part(file);
+    }
     check_outputs_agree(files, merger.schema);
     merger.merge(files, context, command.inputs);
     context.note(fmt::format("merged {} {} outputs", files.size(), merger.schema.tool));

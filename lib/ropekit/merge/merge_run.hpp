@@ -10,7 +10,7 @@
 namespace ropekit {
 
 struct MergeCommand {
-    std::vector<std::string> inputs;  // outputs of freq-norms or find-positional-heads
+    std::vector<std::string> inputs;  // outputs of freq-norms, find-positional-heads, rope-decay
 };
 
 // Refuses (data_error naming both files and the attribute or dataset) outputs of different tools

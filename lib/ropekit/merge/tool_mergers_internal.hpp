@@ -15,9 +15,12 @@ struct ToolMerger {
     // Writes context.output (files agree already) and prints the tool's summary.
     void (*merge)(const std::vector<H5Input>& files, const RunContext& context,
                   const std::vector<std::string>& inputs);
+    // Refuses (data_error) an output of the tool that cannot merge at all; none = every one can.
+    void (*check_part)(const H5Input& file) = nullptr;
 };
 
 ToolMerger freq_norms_merger();
 ToolMerger positional_heads_merger();
+ToolMerger decay_merger();
 
 }  // namespace ropekit

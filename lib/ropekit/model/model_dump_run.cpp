@@ -58,25 +58,50 @@ Tensor<std::int64_t> token_ids(const RopeDumpCommand& command, const LlamaModel&
     });
 }
 
+// --shard-size or mpirun: this part's shards. Sampled sequences are drawn by this part only (each
+// seeded by its index in the run); a token file or list is read whole by every part.
+DumpSummary run_sharded_dump(const RopeDumpCommand& command, const LlamaModel& model,
+                             const DumpRequest& request, const RunContext& context,
+                             const WorkShare& share) {
+    if (!command.text.path.empty()) {
+        throw usage_error("--shard-size and mpirun do not take --text (yet)");
+    }
+    const TokenSource source = token_source(command);
+    Tensor<std::int64_t> ids;
+    if (!source.sample) ids = read_token_source(model, source);
+    const std::size_t n = source.sample ? source.sample->count : ids.shape[0];
+    const ShardPlan plan = plan_shards(context.output, n, command.shard_size, share);
+    std::size_t ids_first = 0;
+    if (source.sample && (plan.end() > plan.begin() || n == 0)) {
+        TokenSource part = source;
+        part.sample->first = ids_first = plan.begin();
+        part.sample->count = plan.end() - plan.begin();
+        ids = read_token_source(model, part, [&](std::size_t done) {
+            context.note(fmt::format("sampled {}/{} sequences", done, part.sample->count));
+        });
+    }
+    return write_sharded_dump(model, ids, ids_first, request, plan, context,
+                              {command.model, command.tokens.value_or("")}, describe(source),
+                              share);
+}
+
 }  // namespace
 
-void run_rope_dump(const RopeDumpCommand& command, const RunContext& context) {
+void run_rope_dump(const RopeDumpCommand& command, const RunContext& context,
+                   const WorkShare& share) {
     DumpRequest request = dump_request(command);
     const LlamaModel model = load_model(command.model);
     request.layers = parse_index_spec(command.layers, model.config().n_layers, "--layers");
     request.schedule = override_schedule(model, command.theta, command.p, command.reverse);
     request.local_schedule =
         override_local_schedule(model, command.theta, command.p, command.reverse);
-    std::optional<TextWindows> windows;
-    const Tensor<std::int64_t> ids = token_ids(command, model, context, windows);
-    if (command.shard_size > 0) {
-        if (windows) throw usage_error("--shard-size does not take --text (yet)");
-        const DumpSummary summary = write_sharded_dump(
-            model, ids, request, command.shard_size, context,
-            {command.model, command.tokens.value_or("")}, describe(token_source(command)));
-        context.print(summary_line(summary) + "\n");
+    if (command.shard_size > 0 || share.parts > 1) {
+        const DumpSummary summary = run_sharded_dump(command, model, request, context, share);
+        if (share.writes()) context.print(summary_line(summary) + "\n");
         return;
     }
+    std::optional<TextWindows> windows;
+    const Tensor<std::int64_t> ids = token_ids(command, model, context, windows);
     H5Output out = H5Output::create(
         context.output,
         context.write_options({command.model, command.tokens.value_or(""), command.text.path}));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ropekit/core/run_context.hpp"
+#include "ropekit/core/work_share.hpp"
 #include "ropekit/tokenize/token_stream.hpp"
 
 namespace ropekit {
@@ -35,7 +36,10 @@ struct RopeDumpCommand {
 // Tokens per sampled sequence or text window when --length is not given.
 inline constexpr std::size_t kDefaultDumpLength = 256;
 
-// Prints the perplexity line (summary_line, or per token and per byte for a text).
-void run_rope_dump(const RopeDumpCommand& command, const RunContext& context);
+// Prints the perplexity line (summary_line, or per token and per byte for a text). Under a
+// WorkShare of several parts (mpirun), each part runs its sequences from the same model into its
+// own shards (sharded_dump.hpp), and part 0 prints the line over all.
+void run_rope_dump(const RopeDumpCommand& command, const RunContext& context,
+                   const WorkShare& share = {});
 
 }  // namespace ropekit

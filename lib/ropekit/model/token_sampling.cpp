@@ -47,7 +47,7 @@ Tensor<std::int64_t> sample_sequences(const LlamaModel& model, const SampleSpec&
         for (std::size_t b = 0; b < batch; ++b) {
             std::seed_seq seq{static_cast<std::uint32_t>(spec.seed),
                               static_cast<std::uint32_t>(spec.seed >> 32),
-                              static_cast<std::uint32_t>(first + b)};
+                              static_cast<std::uint32_t>(spec.first + first + b)};
             rngs.emplace_back(seq);
         }
         KVCache cache(model.config(), batch, spec.length);

@@ -90,6 +90,19 @@ void MpiSession::run(const std::function<void(const WorkShare&)>& body) const {
         gathered = true;
         return gather_to_root(mine, rank_, size_);
     };
+    share.agree = [&](std::exception_ptr error) {
+        Failure step;
+        if (error) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception& e) {
+                step = failure_of(e);
+            }
+        }
+        const Failure f = agree(step, rank_, size_);
+        agreed_failure = f.code != 0;
+        if (agreed_failure) raise(f);
+    };
     Failure mine;
     try {
         body(share);

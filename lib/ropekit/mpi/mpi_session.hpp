@@ -5,7 +5,7 @@
 // rank reaches the user as one line "tool: rank R: ...", and every rank exits with its code.
 #include <functional>
 
-#include "ropekit/analysis/work_share.hpp"
+#include "ropekit/core/work_share.hpp"
 
 namespace ropekit {
 
@@ -22,7 +22,8 @@ class MpiSession {
 
     // Runs `body` on every rank with this rank's WorkShare. Errors: before the gather, the lowest
     // failing rank's error is thrown on every rank, prefixed "rank R: "; after it (rank 0
-    // writing), rank 0's error, and the other ranks throw the same.
+    // writing), rank 0's error, and the other ranks throw the same; a step the ranks close with
+    // WorkShare::agree, the lowest failing rank's error on every rank.
     void run(const std::function<void(const WorkShare&)>& body) const;
 
   private:

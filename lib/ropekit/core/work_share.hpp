@@ -1,8 +1,10 @@
 #pragma once
 // One process's part of a run that several processes split (the MPI build's ranks): which
-// sequences it reads, and how the parts' statistics reach the part that writes. The analysis stays
-// free of MPI: the mpi module fills `gather`; a serial run is the one part, without it.
+// sequences it reads, and how the parts' statistics reach the part that writes. The library stays
+// free of MPI: the mpi module fills `gather` and `agree`; a serial run is the one part, without
+// them.
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <utility>
 #include <vector>
@@ -13,6 +15,11 @@ struct WorkShare {
     std::size_t part = 0, parts = 1;
     // Collective: every part's packed statistics, in part order, on part 0 (empty elsewhere).
     std::function<std::vector<std::vector<double>>(const std::vector<double>&)> gather;
+
+    // Collective, after gather: every part says whether its step failed (null: it did not); if any
+    // did, every part throws the lowest failing part's error. rope-dump's shards are renamed into
+    // place between gather and agree, and removed again when agree throws.
+    std::function<void(std::exception_ptr)> agree;
 
     bool writes() const { return part == 0; }
     // First and count of this part's sequences out of `total`: contiguous, sizes differing by one.
