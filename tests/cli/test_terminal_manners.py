@@ -120,6 +120,29 @@ class Progress(TempDirTest):
         quiet = run("rope-decay", *self.ARGS, "-o", self.path("q.h5"), "-q", check=0)
         self.assertEqual(quiet.stderr, "")
 
+    def test_dump_readers_report_progress_per_layer(self):
+        # freq-norms and find-positional-heads: plain lines (ROPEKIT_PROGRESS_EVERY=0: one per
+        # layer; by default at most one every 5 s, and the last), none with -q
+        dump = self.path("d.h5")
+        run("make-demo-dump", "-o", dump, "-q", check=0)
+        for tool in ("freq-norms", "find-positional-heads"):
+            with self.subTest(tool):
+                every = subprocess.run([tool_path(tool), dump], capture_output=True, text=True,
+                                       env=dict(os.environ, ROPEKIT_PROGRESS_EVERY="0"))
+                self.assertEqual(every.returncode, 0, every.stderr)
+                lines = [l for l in every.stderr.splitlines() if " layers (" in l]
+                self.assertEqual([l.split(" (")[0] for l in lines],
+                                 [f"{tool}: {i} / 3 layers" for i in (1, 2, 3)], every.stderr)
+                self.assertIn("3 / 3 layers (100%)", lines[-1])
+                self.assertNotIn("\r", every.stderr)
+                default = run(tool, dump, check=0)
+                self.assertIn(f"{tool}: 3 / 3 layers (100%)", default.stderr.splitlines()[-1])
+                quiet = subprocess.run([tool_path(tool), dump, "-q"], capture_output=True,
+                                       text=True, env=dict(os.environ, ROPEKIT_PROGRESS_EVERY="0"))
+                self.assertEqual(quiet.returncode, 0)
+                self.assertNotIn("layers", quiet.stderr)
+                self.assertEqual(quiet.stdout, every.stdout)  # the table is not progress
+
     def test_make_demo_dump_reports_progress(self):
         r = run("make-demo-dump", "-o", self.path("d.h5"), check=0)
         self.assertIn("make-demo-dump: 3 / 3 layers (100%)", r.stderr)

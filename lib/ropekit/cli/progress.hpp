@@ -9,6 +9,10 @@
 
 namespace ropekit {
 
+// Seconds between plain lines: ROPEKIT_PROGRESS_EVERY when set to a whole number (tests, and logs
+// that want more or fewer lines), else 5.
+std::chrono::seconds plain_progress_interval();
+
 class ProgressLine {
   public:
     // `tool` prefixes each line; `interactive`: stderr is a terminal.
