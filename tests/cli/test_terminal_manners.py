@@ -5,7 +5,7 @@ import select
 import subprocess
 import unittest
 
-from ropekit_test import TempDirTest, run, tool_path
+from ropekit_test import SHARED_DATA, TempDirTest, run, tool_path
 
 
 def run_with_terminal_stdout(*args):
@@ -142,6 +142,25 @@ class Progress(TempDirTest):
                 self.assertEqual(quiet.returncode, 0)
                 self.assertNotIn("layers", quiet.stderr)
                 self.assertEqual(quiet.stdout, every.stdout)  # the table is not progress
+
+    def test_rope_dump_reports_sampling_then_the_forward_pass(self):
+        model = os.path.join(SHARED_DATA, "stories260K.bin")
+        if not os.path.exists(model):
+            self.skipTest(f"needs {model}")
+        args = [tool_path("rope-dump"), model, "--sample", "4", "--length", "16", "--batch", "2",
+                "--what", ""]
+        env = dict(os.environ, ROPEKIT_PROGRESS_EVERY="0")
+        r = subprocess.run(args + ["-o", self.path("a.h5")], capture_output=True, text=True,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [l.split(" (")[0] for l in r.stderr.splitlines() if " / " in l]
+        self.assertEqual(lines, ["rope-dump: 2 / 4 sampled sequences",
+                                 "rope-dump: 4 / 4 sampled sequences",
+                                 "rope-dump: 2 / 4 sequences", "rope-dump: 4 / 4 sequences"],
+                         r.stderr)
+        q = subprocess.run(args + ["-o", self.path("b.h5"), "-q"], capture_output=True,
+                           text=True, env=env)
+        self.assertNotIn(" / ", q.stderr)
 
     def test_make_demo_dump_reports_progress(self):
         r = run("make-demo-dump", "-o", self.path("d.h5"), check=0)

@@ -41,6 +41,12 @@ std::string ProgressLine::line(std::size_t done, std::size_t total,
 
 void ProgressLine::update(std::size_t done, std::size_t total, const std::string& units) {
     const auto now = Clock::now();
+    if (units != units_ || total != total_) {  // a new phase started when the last ended
+        units_ = units;
+        total_ = total;
+        start_ = called_;
+    }
+    called_ = now;
     const bool finished = done >= total;
     if (interactive_) {
         // At most ten redraws a second; the last one ends the line.

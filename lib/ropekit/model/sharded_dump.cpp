@@ -75,9 +75,7 @@ DumpSummary write_sharded_dump(const LlamaModel& model, const Tensor<std::int64_
         outs.push_back(H5Output::create(paths[s], context.write_options(inputs)));
         add_summary(total, write_model_dump(model, id_rows(ids, begin, end), request, outs.back(),
                                             [&](std::size_t done) {
-                                                context.note(fmt::format(
-                                                    "ran {}/{} sequences (shard {} of {})",
-                                                    begin + done, n, s + 1, count));
+                                                context.progress(begin + done, n, "sequences");
                                             }));
         outs.back().set_attr("/", "token_source", token_source);
     }
