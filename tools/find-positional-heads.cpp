@@ -18,7 +18,7 @@ void add_options(Tool& tool, PositionalHeadsCommand& c) {
                        "@LIST (a file of paths), are the shards of one dump, concatenated along "
                        "batch"));
     tool.with_optional_output();
-    tool.reads_hdf5();
+    tool.reads_hdf5().reads_bf16_bits();
     app.add_option("--from", c.from,
                    "pattern: read hook_pattern; qk: compute causal softmax attention from "
                    "hook_rot_q/hook_rot_k (or hook_q/hook_k rotated with the dump's schedule); "

@@ -18,7 +18,7 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
                        "@LIST (a file of paths), are the shards of one dump, concatenated along "
                        "batch"));
     tool.with_optional_output();
-    tool.reads_hdf5();
+    tool.reads_hdf5().reads_bf16_bits();
     tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
     app.add_flag("--exclude-bos", c.options.exclude_bos,

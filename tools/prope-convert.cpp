@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
     PropeConvertCommand command;
     add_options(tool, command);
     tool.examples(
-        "  prope-convert Llama-3.2-1B --p 0.75 -o Llama-3.2-1B-p075            # HF directory\n"
+        "  prope-convert Llama-3.2-1B --p 0.25 -o Llama-3.2-1B-p025            # HF directory\n"
         "  prope-convert model.gguf --p 0.25 --theta 500000 -o model-p025.gguf  # GGUF\n"
         "  prope-convert tiny --p 0.5 --reverse --encoding longrope -o tiny-rev\n"
         "  rope-dump stories260K.bin --sample 8 --length 256 -o - |\n"

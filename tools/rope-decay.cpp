@@ -44,7 +44,7 @@ void add_options(Tool& tool, DecayCommand& c) {
     app.add_option("--alpha", c.alpha, "--check: family-wise false-alarm rate")
         ->capture_default_str();
     tool.with_output();
-    tool.reads_hdf5();
+    tool.reads_hdf5().reads_bf16_bits();
 }
 
 }  // namespace

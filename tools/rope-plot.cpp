@@ -18,7 +18,7 @@ void add_options(Tool& tool, PlotDatasetCommand& c) {
     tool.require_one_of({input, stdin_input}, "INPUT (FILE[:DATASET] or -:DATASET)");
     tool.single_threaded("drawing one figure takes milliseconds");
     tool.with_output().writes_text();
-    tool.reads_hdf5();
+    tool.reads_hdf5().reads_bf16_bits();
     app.add_option("--kind", c.kind,
                    "auto (1-D: lines, 2-D: heatmap), heatmap or lines; lines on a 2-D dataset "
                    "draws one line per row")

@@ -5,7 +5,7 @@ import select
 import subprocess
 import unittest
 
-from ropekit_test import TempDirTest, run, tool_path
+from ropekit_test import SHARED_DATA, TempDirTest, run, tool_path
 
 
 def run_with_terminal_stdout(*args):
@@ -119,6 +119,48 @@ class Progress(TempDirTest):
         self.assertLessEqual(len(lines), 4, lines)  # at most one every 5 s, not one per 8192
         quiet = run("rope-decay", *self.ARGS, "-o", self.path("q.h5"), "-q", check=0)
         self.assertEqual(quiet.stderr, "")
+
+    def test_dump_readers_report_progress_per_layer(self):
+        # freq-norms and find-positional-heads: plain lines (ROPEKIT_PROGRESS_EVERY=0: one per
+        # layer; by default at most one every 5 s, and the last), none with -q
+        dump = self.path("d.h5")
+        run("make-demo-dump", "-o", dump, "-q", check=0)
+        for tool in ("freq-norms", "find-positional-heads"):
+            with self.subTest(tool):
+                every = subprocess.run([tool_path(tool), dump], capture_output=True, text=True,
+                                       env=dict(os.environ, ROPEKIT_PROGRESS_EVERY="0"))
+                self.assertEqual(every.returncode, 0, every.stderr)
+                lines = [l for l in every.stderr.splitlines() if " layers (" in l]
+                self.assertEqual([l.split(" (")[0] for l in lines],
+                                 [f"{tool}: {i} / 3 layers" for i in (1, 2, 3)], every.stderr)
+                self.assertIn("3 / 3 layers (100%)", lines[-1])
+                self.assertNotIn("\r", every.stderr)
+                default = run(tool, dump, check=0)
+                self.assertIn(f"{tool}: 3 / 3 layers (100%)", default.stderr.splitlines()[-1])
+                quiet = subprocess.run([tool_path(tool), dump, "-q"], capture_output=True,
+                                       text=True, env=dict(os.environ, ROPEKIT_PROGRESS_EVERY="0"))
+                self.assertEqual(quiet.returncode, 0)
+                self.assertNotIn("layers", quiet.stderr)
+                self.assertEqual(quiet.stdout, every.stdout)  # the table is not progress
+
+    def test_rope_dump_reports_sampling_then_the_forward_pass(self):
+        model = os.path.join(SHARED_DATA, "stories260K.bin")
+        if not os.path.exists(model):
+            self.skipTest(f"needs {model}")
+        args = [tool_path("rope-dump"), model, "--sample", "4", "--length", "16", "--batch", "2",
+                "--what", ""]
+        env = dict(os.environ, ROPEKIT_PROGRESS_EVERY="0")
+        r = subprocess.run(args + ["-o", self.path("a.h5")], capture_output=True, text=True,
+                           env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [l.split(" (")[0] for l in r.stderr.splitlines() if " / " in l]
+        self.assertEqual(lines, ["rope-dump: 2 / 4 sampled sequences",
+                                 "rope-dump: 4 / 4 sampled sequences",
+                                 "rope-dump: 2 / 4 sequences", "rope-dump: 4 / 4 sequences"],
+                         r.stderr)
+        q = subprocess.run(args + ["-o", self.path("b.h5"), "-q"], capture_output=True,
+                           text=True, env=env)
+        self.assertNotIn(" / ", q.stderr)
 
     def test_make_demo_dump_reports_progress(self):
         r = run("make-demo-dump", "-o", self.path("d.h5"), check=0)

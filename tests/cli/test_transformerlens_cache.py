@@ -2,6 +2,7 @@
 Hugging Face module names, rope_theta as a string, patterns without a batch axis) works without
 flags, or its error says what the file holds and which --name or --axes would read it
 (issue 19)."""
+import os
 import unittest
 
 import h5py
@@ -115,6 +116,7 @@ class Bfloat16AsIntegers(TempDirTest):
         rng = np.random.default_rng(3)
         values = {}
         path = self.path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with h5py.File(path, "w") as f:
             f.attrs["rope_theta"] = 10000.0
             for hook in ("hook_q", "hook_k"):
@@ -124,6 +126,11 @@ class Bfloat16AsIntegers(TempDirTest):
                 d = f.create_dataset(f"blocks.0.attn.{hook}", data=bits.view(int_type))
                 if mark:
                     d.attrs["dtype"] = "bfloat16"
+            # a 2-D one for rope-plot and construct-key: head 0 of the queries [pos, dim]
+            d = f.create_dataset("q_head0", data=f["blocks.0.attn.hook_q"][0, :, 0, :])
+            values["q_head0"] = values["hook_q"][0, :, 0, :]
+            if mark:
+                d.attrs["dtype"] = "bfloat16"
         return path, values
 
     def test_marked_int16_and_uint16_read_as_their_bf16_values(self):
@@ -145,9 +152,62 @@ class Bfloat16AsIntegers(TempDirTest):
 
     def test_unmarked_integers_say_how_to_mark_them(self):
         path, _ = self.write("plain.h5", np.int16, mark=False)
-        r = run("freq-norms", path, "-q")
-        self.assertOneLineError(r, 1, "blocks.0.attn.hook_q", "bf16 bits?",
-                                "dset.attrs['dtype'] = 'bfloat16'")
+        for tool in ("freq-norms", "find-positional-heads"):
+            r = run(tool, path, "-q")
+            self.assertOneLineError(r, 1, "blocks.0.attn.hook_q", "bf16 bits?",
+                                    "mark it with attrs['dtype']='bfloat16' or pass --bf16")
+        # a tool without --bf16 names only the attribute
+        r = run("construct-key", "--query", path + ":q_head0", "-o", self.path("k.h5"), "-q")
+        self.assertOneLineError(r, 1, "mark it with attrs['dtype']='bfloat16')")
+        self.assertNotIn("--bf16", r.stderr)
+
+    def reference(self, values):
+        path = self.path("f32/dump.h5")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with h5py.File(path, "w") as f:
+            f.attrs["rope_theta"] = 10000.0
+            for hook, v in values.items():
+                f[hook if hook == "q_head0" else f"blocks.0.attn.{hook}"] = v
+        return path
+
+    def results(self, path, *flags):
+        """What each dump-reading tool makes of the file: tables, decay curve, SVG text."""
+        out = {}
+        for tool in ("freq-norms", "find-positional-heads"):
+            out[tool] = run(tool, path, "-q", *flags, check=0).stdout
+        decay = os.path.join(os.path.dirname(path), "decay.h5")
+        run("rope-decay", "--mode", "file", "--input", path, "--query", "blocks.0.attn.hook_q",
+            "--key", "blocks.0.attn.hook_k", "--head-dim", "8", "--max-offset", "11", "-o", decay,
+            "--force", "-q", *flags, check=0)
+        with h5py.File(decay) as f:
+            out["rope-decay"] = f["activation"][...].tolist()
+        out["rope-plot"] = run("rope-plot", path + ":q_head0", "-o", "-", "-q", *flags,
+                               check=0).stdout.replace(path, "FILE")  # the title names it
+        return out
+
+    def test_bf16_option_reads_unmarked_int16_and_uint16_as_their_bf16_values(self):
+        # --bf16 on freq-norms, find-positional-heads, rope-decay --mode file and rope-plot gives
+        # the float32 file's results, from int16 and from uint16 bits alike
+        for int_type in (np.int16, np.uint16):
+            with self.subTest(int_type.__name__):
+                path, values = self.write(f"{int_type.__name__}/dump.h5", int_type, mark=False)
+                want = self.results(self.reference(values))
+                got = self.results(path, "--bf16")
+                self.assertEqual(set(got), set(want))
+                for tool in want:
+                    self.assertEqual(got[tool], want[tool], tool)
+                    self.assertTrue(want[tool], tool)
+
+    def test_rope_plot_reads_marked_bf16_as_values_not_integers(self):
+        # control for the rope-plot case above: unmarked bits without --bf16 are plotted as the
+        # integers they are; marked ones are the float32 values
+        plain, values = self.write("plain/dump.h5", np.int16, mark=False)
+        marked, _ = self.write("marked/dump.h5", np.int16, mark=True)
+        plot = lambda path: run("rope-plot", path + ":q_head0", "-o", "-", "-q",
+                                check=0).stdout.replace(path, "FILE")
+        want = plot(self.reference(values))
+        self.assertEqual(plot(marked), want)
+        self.assertNotEqual(plot(plain), want)
 
 
 if __name__ == "__main__":

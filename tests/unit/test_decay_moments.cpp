@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ropekit/analysis/decay.hpp"
 #include "ropekit/analysis/decay_moments.hpp"
 #include "ropekit/core/normal_samples.hpp"
 #include "ropekit/core/threads.hpp"

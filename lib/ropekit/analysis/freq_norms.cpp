@@ -68,7 +68,7 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
 }
 
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
-                             const std::function<void(const std::string&)>& progress) {
+                             const std::function<void(std::size_t, std::size_t)>& progress) {
     const std::string& in_name = dump.input().name();
     FreqNorms r;
     const std::vector<std::size_t> available = freq_norms_layers(dump, options.queries);
@@ -117,7 +117,7 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
         if (options.queries && options.keys)
             dump.check_query_key(layer, pick_hook(dump, layer, Hook::q, Hook::rot_q),
                                  pick_hook(dump, layer, Hook::k, Hook::rot_k));
-        if (progress) progress(fmt::format("layer {} ({}/{})", layer, row + 1, L));
+        if (progress) progress(row + 1, L);
     }
     finish_freq_norms(r);
     return r;

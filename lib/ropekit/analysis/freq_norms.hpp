@@ -42,9 +42,10 @@ struct FreqNorms {
 // post-RoPE ones. Throws data_error when there are none.
 std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries);
 
-// Streams the dump one layer and one sequence at a time. `progress` gets a line per layer.
+// Streams the dump one layer and one sequence at a time. `progress(done, total)` after each
+// layer.
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
-                             const std::function<void(const std::string&)>& progress = {});
+                             const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 // norms = sums / positions: what compute_freq_norms ends with, and what a merge of several
 // results (summed sums and positions) does to give the result of the union.

@@ -68,7 +68,9 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
                                       freq_norms_layers(dump, options.queries).size(), "--layers");
     const auto [first, count] = share.sequences(freq_norms_sequences(dump, options.queries));
     dump.restrict_sequences(first, count);
-    FreqNorms result = compute_freq_norms(dump, options, context.note);
+    FreqNorms result = compute_freq_norms(dump, options, [&](std::size_t done, std::size_t total) {
+        context.progress(done, total, "layers");
+    });
     if (share.gather) {
         add_other_parts(result, share);
         if (!share.writes()) return;

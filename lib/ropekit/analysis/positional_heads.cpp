@@ -464,16 +464,15 @@ std::optional<double> logit_scale_choice(const std::string& choice,
     throw usage_error("--scale: expected auto, sqrt or none, got '" + choice + "'");
 }
 
-PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
-                                      const std::function<void(const std::string&)>& progress) {
+PositionalHeads find_positional_heads(
+    const DumpReader& dump, const PositionalOptions& options,
+    const std::function<void(std::size_t, std::size_t)>& progress) {
     PositionalHeads r;
     r.options = options;
     r.layers = selected_layers(dump, options);
     for (std::size_t row = 0; row < r.layers.size(); ++row) {
         scan_layer(dump, row, r);
-        if (progress) {
-            progress(fmt::format("layer {} ({}/{})", r.layers[row], row + 1, r.layers.size()));
-        }
+        if (progress) progress(row + 1, r.layers.size());
     }
     return r;
 }

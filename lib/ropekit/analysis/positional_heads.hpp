@@ -104,8 +104,10 @@ std::optional<double> logit_scale_choice(const std::string& choice,
 // data_error when there are none.
 std::vector<std::size_t> positional_head_layers(const DumpReader& dump, HeadSource from);
 
-PositionalHeads find_positional_heads(const DumpReader& dump, const PositionalOptions& options,
-                                      const std::function<void(const std::string&)>& progress = {});
+// `progress(done, total)` after each layer.
+PositionalHeads find_positional_heads(
+    const DumpReader& dump, const PositionalOptions& options,
+    const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 // "layer head offset mass min_mass positional prev_mul prev_abs top_freq_share", one row per
 // head, 0-based; positional is 1/0, top_freq_share "nan" when not computed.

@@ -100,7 +100,9 @@ void run_find_positional_heads(const PositionalHeadsCommand& command, const RunC
         command.layers, positional_head_layers(dump, options.from).size(), "--layers");
     const auto [first, count] = share.sequences(positional_head_sequences(dump, options.from));
     dump.restrict_sequences(first, count);
-    PositionalHeads result = find_positional_heads(dump, options, context.note);
+    PositionalHeads result = find_positional_heads(
+        dump, options,
+        [&](std::size_t done, std::size_t total) { context.progress(done, total, "layers"); });
     if (share.gather) {
         add_other_parts(result, share);
         if (!share.writes()) return;

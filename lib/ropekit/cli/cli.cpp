@@ -108,6 +108,16 @@ Tool& Tool::reads_hdf5() {
     return *this;
 }
 
+Tool& Tool::reads_bf16_bits() {
+    read_int16_as_bf16(Int16AsBf16::marked_or_option);
+    app_.add_flag_callback(
+        "--bf16", [] { read_int16_as_bf16(Int16AsBf16::all_bf16); },
+        "Read 16-bit integer datasets (int16, uint16) as bf16 bit patterns, as "
+        "t.view(torch.int16).numpy() saves them; without it only datasets marked "
+        "dtype=\"bfloat16\" are");
+    return *this;
+}
+
 Tool& Tool::writes_text() {
     text_output_ = true;
     return *this;
@@ -131,7 +141,8 @@ RunContext Tool::context() const {
     context.note = [this](const std::string& line) { note(line); };
     context.print = [this](const std::string& text) { print(text); };
     if (!quiet_) {
-        auto line = std::make_shared<ProgressLine>(name_, ::isatty(STDERR_FILENO) != 0);
+        auto line = std::make_shared<ProgressLine>(name_, ::isatty(STDERR_FILENO) != 0, stderr,
+                                                   plain_progress_interval());
         context.progress = [line](std::size_t done, std::size_t total, const std::string& units) {
             line->update(done, total, units);
         };

@@ -33,6 +33,9 @@ class Tool {
     Tool& with_optional_output();
     // For tools that read HDF5 inputs: adds --allow-external (allow_external_hdf5).
     Tool& reads_hdf5();
+    // For tools that read dumps: adds --bf16 (16-bit integer datasets are bf16 bits,
+    // read_int16_as_bf16), and names it in the error for an unmarked one.
+    Tool& reads_bf16_bits();
     // -o writes text (SVG), which may go to a terminal; HDF5 outputs (the default) may not.
     Tool& writes_text();
 

@@ -1,10 +1,20 @@
 #include "ropekit/cli/progress.hpp"
 
+#include <cstdlib>
 #include <utility>
 
 #include <fmt/format.h>
 
 namespace ropekit {
+
+std::chrono::seconds plain_progress_interval() {
+    const char* text = std::getenv("ROPEKIT_PROGRESS_EVERY");
+    if (text == nullptr || *text == '\0') return std::chrono::seconds(5);
+    char* end = nullptr;
+    const long seconds = std::strtol(text, &end, 10);
+    if (*end != '\0' || seconds < 0) return std::chrono::seconds(5);
+    return std::chrono::seconds(seconds);
+}
 
 ProgressLine::ProgressLine(std::string tool, bool interactive, std::FILE* stream,
                            std::chrono::seconds plain_every)
@@ -31,6 +41,12 @@ std::string ProgressLine::line(std::size_t done, std::size_t total,
 
 void ProgressLine::update(std::size_t done, std::size_t total, const std::string& units) {
     const auto now = Clock::now();
+    if (units != units_ || total != total_) {  // a new phase started when the last ended
+        units_ = units;
+        total_ = total;
+        start_ = called_;
+    }
+    called_ = now;
     const bool finished = done >= total;
     if (interactive_) {
         // At most ten redraws a second; the last one ends the line.

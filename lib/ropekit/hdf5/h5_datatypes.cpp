@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 
 namespace ropekit {
 
@@ -50,6 +51,8 @@ std::string describe_type(hid_t type) {
 }
 
 namespace {
+
+Int16AsBf16 g_int16_as_bf16 = Int16AsBf16::marked;
 
 bool names_bfloat16(std::string text) {
     std::transform(text.begin(), text.end(), text.begin(),
@@ -127,6 +130,17 @@ Hid create_plain(hid_t file, const std::string& file_name, const std::string& da
 
 }  // namespace
 
+void read_int16_as_bf16(Int16AsBf16 policy) {
+    g_int16_as_bf16 = policy;
+}
+
+bool holds_bf16_bits(hid_t dataset) {
+    Hid type(H5Dget_type(dataset), H5Tclose);
+    if (!type || H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 2)
+        return false;
+    return g_int16_as_bf16 == Int16AsBf16::all_bf16 || tagged_bfloat16(dataset);
+}
+
 Hid make_f16_type() {
     Hid t(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
     H5Tset_fields(t.get(), 15, 10, 5, 0, 10);
@@ -154,10 +168,12 @@ DType classify_float_type(hid_t dataset, const std::string& file, const std::str
         }
     } else if (cls == H5T_INTEGER && size == 2) {
         // bf16 bits as PyTorch users save them: t.view(torch.int16 or torch.uint16).numpy().
-        if (tagged_bfloat16(dataset)) return DType::bf16;
+        if (holds_bf16_bits(dataset)) return DType::bf16;
+        const bool option = g_int16_as_bf16 == Int16AsBf16::marked_or_option;
         throw data_error(file, name,
                          "expected floating-point data, found " + describe_type(type.get()) +
-                             " (bf16 bits? mark them: h5py dset.attrs['dtype'] = 'bfloat16')");
+                             " (bf16 bits? mark it with attrs['dtype']='bfloat16'" +
+                             (option ? " or pass --bf16)" : ")"));
     } else if (cls == H5T_OPAQUE && size == 2) {
         char* tag = H5Tget_tag(type.get());
         const bool bf16 = tag && names_bfloat16(tag);

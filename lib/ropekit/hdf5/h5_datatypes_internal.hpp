@@ -54,6 +54,8 @@ inline hid_t native_type<double>() {
 Shape dataspace_shape(hid_t dataset, const std::string& file, const std::string& name);
 // The element type of a floating-point dataset, or data_error("expected floating-point ...").
 DType classify_float_type(hid_t dataset, const std::string& file, const std::string& name);
+// A 16-bit integer dataset read as bf16 bits: marked dtype="bfloat16", or any with --bf16.
+bool holds_bf16_bits(hid_t dataset);
 std::string describe_type(hid_t type);  // "int32", "uint16", "float16", "string", ...
 // Memory type to read a 16-bit dataset's raw bits in native byte order.
 Hid raw16_memory_type(hid_t dataset, DType dtype);

@@ -324,7 +324,7 @@ std::vector<std::string> H5Input::axes(const std::string& dataset) const {
 bool H5Input::is_integer(const std::string& dataset) const {
     Hid d = impl_->open_dataset(dataset);
     Hid type(H5Dget_type(d.get()), H5Tclose);
-    return H5Tget_class(type.get()) == H5T_INTEGER;
+    return H5Tget_class(type.get()) == H5T_INTEGER && !holds_bf16_bits(d.get());
 }
 
 namespace {

@@ -57,7 +57,8 @@ class H5Input {
 
     // Dimension labels (H5DS, h5py's dset.dims[i].label), one per axis, "" where unlabelled.
     std::vector<std::string> axes(const std::string& dataset) const;
-    // True for an integer dataset (read it with read_int64); false for anything else.
+    // True for an integer dataset (read it with read_int64); false for anything else, and for
+    // 16-bit integers read as bf16 bits (read_int16_as_bf16).
     bool is_integer(const std::string& dataset) const;
 
     // The dataset's bytes in the file when reading them there is provably what HDF5 would read:
@@ -140,6 +141,13 @@ class H5Output {
 // HDF5_PLUGIN_PATH. By default (false) H5Input refuses such a file when it opens it, with a
 // data_error naming the object and the mechanism, and HDF5 loads no plugins (--allow-external).
 void allow_external_hdf5(bool allow);
+
+// How 16-bit integer datasets are read, for the whole process: by default as bf16 bit patterns
+// only when their `dtype` attribute names bfloat16 (refused otherwise, saying how to mark them);
+// marked_or_option also names the tool's --bf16 in that refusal; all_bf16 (--bf16) reads every
+// int16/uint16 dataset as bf16 bits, as PyTorch users save them (t.view(torch.int16)).
+enum class Int16AsBf16 { marked, marked_or_option, all_bf16 };
+void read_int16_as_bf16(Int16AsBf16 policy);
 
 // Turns off HDF5's own error printing (we report errors ourselves) and its exit handler.
 // Call before any other HDF5 function (Tool's constructor does). Idempotent.

@@ -54,7 +54,7 @@ Tensor<std::int64_t> token_ids(const RopeDumpCommand& command, const LlamaModel&
         return windows->ids;
     }
     return read_token_source(model, token_source(command), [&](std::size_t done) {
-        context.note(fmt::format("sampled {}/{} sequences", done, *command.sample));
+        context.progress(done, *command.sample, "sampled sequences");
     });
 }
 
@@ -106,8 +106,7 @@ void run_rope_dump(const RopeDumpCommand& command, const RunContext& context,
         context.output,
         context.write_options({command.model, command.tokens.value_or(""), command.text.path}));
     const DumpSummary summary = write_model_dump(model, ids, request, out, [&](std::size_t done) {
-        context.note(
-            fmt::format("ran {}/{} sequences of {} tokens", done, ids.shape[0], ids.shape[1]));
+        context.progress(done, ids.shape[0], "sequences");
     });
     if (!windows) out.set_attr("/", "token_source", describe(token_source(command)));
     if (command.sample) {

@@ -127,8 +127,7 @@ DumpSummary write_sharded_dump(const LlamaModel& model, const Tensor<std::int64_
         const Tensor<std::int64_t> rows = id_rows(ids, begin - ids_first, end - ids_first);
         add_summary(total,
                     write_model_dump(model, rows, request, outs.back(), [&](std::size_t done) {
-                        context.note(fmt::format("ran {}/{} sequences (shard {} of {})",
-                                                 begin + done, n, s + 1, count));
+                        context.progress(begin + done, n, "sequences");
                     }));
         outs.back().set_attr("/", "token_source", token_source);
     }
