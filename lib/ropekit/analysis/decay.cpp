@@ -313,6 +313,19 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
     return sums.result();
 }
 
+namespace {
+// theta's schedule, or the stored frequencies (their 2 x count leading dims rotate).
+Schedule decay_schedule(const DecayParams& params, Layout layout) {
+    if (params.inv_freq.empty()) return make_schedule(params.head_dim, params.theta, layout);
+    Schedule s;
+    s.head_dim = params.head_dim;
+    s.rotary_dim = 2 * params.inv_freq.size();
+    s.layout = layout;
+    s.inv_freq = params.inv_freq;
+    return s;
+}
+}  // namespace
+
 DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
     const DecayMode mode = r.params.mode;
     const bool file = mode == DecayMode::file;
@@ -323,8 +336,7 @@ DecayCurve compute_decay(const DecayRequest& r, const Progress& progress) {
         throw usage_error("--samples: repeated-gaussian uses one q and one k (Figure 9)");
     }
     const Layout layout = r.params.layout.empty() ? Layout::half : parse_layout(r.params.layout);
-    const Schedule s =
-        apply_prope(make_schedule(r.params.head_dim, r.params.theta, layout), r.params.p);
+    const Schedule s = apply_prope(decay_schedule(r.params, layout), r.params.p);
     switch (mode) {
         case DecayMode::ones:
             return ones_decay(s, r.offsets);
@@ -482,6 +494,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
         out.set_attr("/", "sampler", std::string("v2"));
     }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
+    if (!params.inv_freq.empty()) {
+        out.set_attr("/", "rope_inv_freq", params.inv_freq);
+        out.set_attr("/", "rotary_dim", static_cast<std::int64_t>(2 * params.inv_freq.size()));
+    }
+    if (params.layer) out.set_attr("/", "layer", static_cast<std::int64_t>(*params.layer));
 }
 
 std::string decay_plot_svg(const DecayCurve& curve, const DecayParams& params) {

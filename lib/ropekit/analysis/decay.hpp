@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,11 @@ struct DecayParams {
     double p = 1;
     std::uint64_t seed = 0;
     std::string layout;  // file mode only
+    // File mode, from a dump's layer_rope_inv_freq / rope_inv_freq (scaling and the dump's p
+    // included): the frequencies used instead of theta's, rotating the leading 2 x count dims
+    // (at most head_dim); empty = theta's. p applies on top.
+    std::vector<double> inv_freq;
+    std::optional<std::size_t> layer;  // the dump layer inv_freq is from, when per layer
 };
 
 // One run of rope-decay: which curve, at which offsets, from what.

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -75,11 +76,21 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
                  std::vector<double>(n, request.theta.value_or(c.rope_theta)));
     out.set_attr("/", "layer_rope_scaling",
                  std::vector<std::string>(n, request.theta ? "default" : c.rope_scaling));
-    out.set_attr(
-        "/", "layer_rotary_dim",
-        std::vector<std::int64_t>(n, static_cast<std::int64_t>(request.schedule.rotary_dim)));
-    std::vector<std::int64_t> windows(n);
-    for (std::size_t l = 0; l < n; ++l) windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    // One row per layer of what it applied; every row has the same width (rotary_dim / 2).
+    const std::size_t width = layer_schedule(model, request, 0).inv_freq.size();
+    Tensor<double> inv_freq({n, width});
+    std::vector<std::int64_t> rotary(n), windows(n);
+    for (std::size_t l = 0; l < n; ++l) {
+        const Schedule& s = layer_schedule(model, request, l);
+        if (s.inv_freq.size() != width) {
+            throw std::logic_error("layer_schedule: layers with different rotary_dim");
+        }
+        std::copy(s.inv_freq.begin(), s.inv_freq.end(), &inv_freq({l, 0}));
+        rotary[l] = static_cast<std::int64_t>(s.rotary_dim);
+        windows[l] = static_cast<std::int64_t>(layer_window(c, l));
+    }
+    out.set_attr("/", "layer_rope_inv_freq", inv_freq);
+    out.set_attr("/", "layer_rotary_dim", rotary);
     out.set_attr("/", "layer_sliding_window", windows);
     out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));
     out.set_attr("/", "layer_attn_softcap", std::vector<double>(n, c.attn_softcap));
@@ -118,6 +129,11 @@ void write_attributes(H5Output& out, const LlamaModel& model, const DumpRequest&
 }
 
 }  // namespace
+
+const Schedule& layer_schedule(const LlamaModel& /*model*/, const DumpRequest& request,
+                               std::size_t /*layer*/) {
+    return request.schedule;
+}
 
 Tensor<std::int64_t> read_token_source(const LlamaModel& model, const TokenSource& source,
                                        const std::function<void(std::size_t)>& progress) {

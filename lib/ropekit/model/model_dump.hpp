@@ -46,6 +46,11 @@ struct DumpRequest {
     DType stored = DType::f32;  // element type of the hook datasets
 };
 
+// The schedule `layer` runs with (what the dump records as its row of layer_rope_inv_freq):
+// today request.schedule for every layer.
+const Schedule& layer_schedule(const LlamaModel& model, const DumpRequest& request,
+                               std::size_t layer);
+
 struct DumpSummary {
     std::size_t sequences = 0, tokens = 0;  // tokens = per sequence
     double mean_nll = 0, perplexity = 0;    // over positions 1 .. tokens-1, in nats
