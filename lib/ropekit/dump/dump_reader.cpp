@@ -125,6 +125,15 @@ DumpReader::DumpReader(const H5Input& in, DumpNames names, VectorAxes axes,
     if (overrides.layout) attributes_.rope_layout = overrides.layout;
     if (overrides.rotary_dim) attributes_.rotary_dim = overrides.rotary_dim;
     if (overrides.bos) attributes_.bos = overrides.bos;
+    check_layer_table();
+}
+
+void DumpReader::check_layer_table() const {
+    if (theta_override_ || !attributes_.layer_rope_inv_freq) return;
+    for (const EnumSpelling<Hook>& hook : kHookNames) {
+        const std::vector<std::size_t> found = layers(hook.value);
+        if (!found.empty()) (void)stored_frequencies(attributes_, found.back(), input().name());
+    }
 }
 
 DumpReader::DumpReader(const std::vector<H5Input>& shards, DumpNames names, VectorAxes axes,

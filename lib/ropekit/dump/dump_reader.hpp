@@ -131,6 +131,8 @@ class DumpReader {
     std::pair<const H5Input*, std::size_t> locate(const std::string& name, std::size_t batch) const;
 
     std::size_t restricted_batch(std::size_t batch) const;  // of the whole dump, to the share
+    // Without --theta: layer_rope_inv_freq has a row for every layer in the file (data_error).
+    void check_layer_table() const;
 
     std::vector<const H5Input*> shards_;
     std::size_t first_sequence_ = 0, sequence_count_ = static_cast<std::size_t>(-1);
