@@ -157,6 +157,9 @@ class LayerSchedules(TempDirTest):
         np.testing.assert_allclose(got["offset_mass"], mass, rtol=2e-4, atol=1e-6)
         np.testing.assert_allclose(got["frequency_share"], shares, rtol=2e-4, atol=1e-6)
         np.testing.assert_allclose(got["layer_frequency"], TABLE, rtol=1e-15)
+        # --from auto says which frequencies it rotated with
+        r = run("find-positional-heads", self.dump, "--max-offset", 2, check=0)
+        self.assertIn("the frequencies the dump recorded (layer_rope_inv_freq)", r.stderr)
         # control: one schedule for all layers is what --theta 1e4 computes, and it differs
         one = self.heads("--theta", "1e4")
         one_mass, _ = self.numpy_heads(np.stack([LOCAL] * 3))

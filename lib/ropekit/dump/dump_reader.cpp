@@ -310,6 +310,12 @@ std::size_t DumpReader::check_query_key(std::size_t layer, Hook q, Hook k) const
     return qs.heads / ks.heads;
 }
 
+std::string DumpReader::frequency_source() const {
+    if (theta_override_) return "";
+    if (attributes_.layer_rope_inv_freq) return "layer_rope_inv_freq";
+    return attributes_.rope_inv_freq ? "rope_inv_freq" : "";
+}
+
 Schedule DumpReader::schedule(std::size_t layer, std::size_t head_dim, bool need_theta) const {
     if (head_dim % 2 != 0) {
         throw data_error(input().name(), "",

@@ -110,6 +110,9 @@ class DumpReader {
     // is needed only when `need_theta` and no table applies; without it the schedule's inv_freq
     // is empty. Throws data_error / usage_error for impossible combinations.
     Schedule schedule(std::size_t layer, std::size_t head_dim, bool need_theta) const;
+    // Where schedule() takes the frequencies from: "layer_rope_inv_freq", "rope_inv_freq", or
+    // "" (rope_theta or --theta).
+    std::string frequency_source() const;
 
     // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
     // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
