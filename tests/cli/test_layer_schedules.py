@@ -252,6 +252,15 @@ class LayerSchedules(TempDirTest):
         np.testing.assert_allclose(got["frequency"], closed, rtol=1e-15)
         np.testing.assert_allclose(got["layer_frequency"], np.stack([closed] * layers), rtol=1e-15)
         self.assertNotIn("q_unrotated_norms", got)  # every dim rotates
+        # one schedule for every layer: the recorded table and --theta 1e4 find the same heads
+        outs = []
+        for extra in ((), ("--theta", "10000")):
+            heads = self.path(f"heads{len(extra)}.h5")
+            run("find-positional-heads", dump, "--from", "qk", "-o", heads, "-q", *extra, check=0)
+            outs.append(self.read(heads))
+        np.testing.assert_allclose(outs[0]["offset_mass"], outs[1]["offset_mass"], rtol=1e-6)
+        np.testing.assert_allclose(outs[0]["layer_frequency"], outs[1]["layer_frequency"],
+                                   rtol=1e-15)
 
 
 if __name__ == "__main__":
