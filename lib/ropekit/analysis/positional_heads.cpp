@@ -38,17 +38,18 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
         v.q = Hook::q;
         v.k = Hook::k;
         v.rotate = true;
-        // Attributed only with the layer's frequencies (a stored table or rope_theta).
-        v.schedule = dump.schedule(layer, dump.vector_shape(layer, v.q).dim, required);
-        v.available = required || !v.schedule.inv_freq.empty();
-        return v;
+        // Attributed only with the layer's frequencies (a recorded table or rope_theta).
+        v.available = required || dump.attributes().rope_theta.has_value() ||
+                      !dump.frequency_source().empty();
     } else if (required) {
         const Hook missing = dump.has(layer, Hook::rot_q) ? Hook::rot_k : Hook::rot_q;
         throw data_error(dump.input().name(), dump.dataset(layer, missing),
                          fmt::format("no such dataset (nor pre-RoPE {} and {})",
                                      dump.dataset(layer, Hook::q), dump.dataset(layer, Hook::k)));
     }
-    if (v.available) v.schedule = dump.schedule(layer, dump.vector_shape(layer, v.q).dim, false);
+    if (v.available) {
+        v.schedule = dump.schedule(layer, dump.vector_shape(layer, v.q).dim, v.rotate);
+    }
     return v;
 }
 
