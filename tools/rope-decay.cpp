@@ -16,10 +16,13 @@ void add_options(Tool& tool, DecayCommand& c) {
     app.add_option("--head-dim", c.head_dim,
                    "Head dimension d (even; default 256; file mode: the query's last axis)");
     app.add_option("--theta", c.theta,
-                   "RoPE base (default 10000; file mode: the file's rope_theta attribute)");
+                   "RoPE base (default 10000; file mode: the frequencies the dump recorded "
+                   "(layer_rope_inv_freq, rope_inv_freq), else its rope_theta; --theta "
+                   "overrides them)");
     app.add_option("--p", c.p,
                    "p-RoPE: keep the highest floor(p*d/2) frequencies, zero the rest (default "
-                   "1 = RoPE; 0 = NoPE; file mode: the file's p attribute)");
+                   "1 = RoPE; 0 = NoPE; file mode: the file's p attribute, or 1 with recorded "
+                   "frequencies, which include it)");
     app.add_option("--max-offset", c.max_offset, "Offsets 0..N (tokens)")
         ->check(CLI::Range(std::int64_t{0}, std::int64_t{100'000'000}))
         ->capture_default_str();
@@ -36,6 +39,9 @@ void add_options(Tool& tool, DecayCommand& c) {
                    "file mode: query dataset [..., d], pre-RoPE (e.g. blocks.0.attn.hook_q)");
     app.add_option("--key", c.key,
                    "file mode: key dataset, same shape; row r pairs with query row r");
+    app.add_option("--layer", c.layer,
+                   "file mode: the dump layer whose recorded RoPE schedule (layer_rope_inv_freq) "
+                   "applies (default: L of the query's blocks.L. name)");
     app.add_option("--layout", c.layout,
                    "file mode: half | interleaved (default: the file's rope_layout attribute, "
                    "else half)");

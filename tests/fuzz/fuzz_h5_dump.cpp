@@ -30,7 +30,7 @@ void walk_dump(const H5Input& in) {
                 Tensor<float> out;
                 if (is_vector_hook(hook)) {
                     const VectorShape s = reader.vector_shape(layer, hook);
-                    (void)reader.schedule(s.dim, true);
+                    (void)reader.schedule(layer, s.dim, true);
                     if (s.pos * s.heads * s.dim <= (1u << 16)) {
                         reader.read_vectors(layer, hook, 0, out);
                     }

@@ -1,3 +1,4 @@
+#include <stdexcept>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -103,4 +104,28 @@ TEST_CASE("the BOS note speaks only when --exclude-bos and the bos attribute dis
     a.bos = 0;
     CHECK(bos_note(a, false).empty());
     CHECK(bos_note(a, true).find("bos = 0") != std::string::npos);
+}
+
+TEST_CASE("freq-norms statistics pack, unpack and add with the unrotated dims' sums") {
+    FreqNorms a;
+    a.layers = {0, 1};
+    a.q.sums = Tensor<double>({2, 1, 2});
+    a.q.sums.data = {1, 2, 3, 4};
+    a.k.sums = Tensor<double>({2, 1, 2});
+    a.k.sums.data = {5, 6, 7, 8};
+    a.q.unrotated_sums = Tensor<double>({2, 1});
+    a.q.unrotated_sums.data = {9, 10};
+    a.k.unrotated_sums = Tensor<double>({2, 1});
+    a.k.unrotated_sums.data = {11, 12};
+    a.positions = 4;
+    const std::vector<double> packed = pack_freq_norms(a);
+    CHECK(packed == std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 4});
+    FreqNorms b = unpack_freq_norms(a, packed);
+    CHECK(b.k.unrotated_sums.data == a.k.unrotated_sums.data);
+    add_freq_norms(b, a);
+    finish_freq_norms(b);
+    CHECK(b.positions == 8);
+    CHECK(b.q.unrotated_norms.data == std::vector<double>{18.0 / 8, 20.0 / 8});
+    CHECK(b.k.norms.data == std::vector<double>{10.0 / 8, 12.0 / 8, 14.0 / 8, 16.0 / 8});
+    CHECK_THROWS_AS(unpack_freq_norms(a, std::vector<double>(12)), std::logic_error);
 }

@@ -45,6 +45,30 @@ std::string write_sample(const TempDir& dir, const std::string& name = "sample.h
 
 }  // namespace
 
+TEST_CASE("a 2-D attribute keeps its shape; 1-D and scalar ones read as tensors too") {
+    TempDir dir;
+    const std::string path = dir.file("table.h5");
+    H5Output out = H5Output::create(path, {});
+    Tensor<double> table({3, 2});
+    for (std::size_t i = 0; i < table.size(); ++i) table.data[i] = 0.5 * static_cast<double>(i);
+    out.set_attr("/", "table", table);
+    out.set_attr("/", "row", std::vector<double>{1.0, 2.0});
+    out.set_attr("/", "count", std::int64_t{7});
+    out.set_attr("/", "name", std::string("x"));
+    out.commit("unit", "unit --test");
+    const H5Input in = H5Input::open(path);
+    const std::optional<Tensor<double>> back = in.attr_tensor("/", "table");
+    REQUIRE(back.has_value());
+    CHECK(back->shape == Shape{3, 2});
+    CHECK(back->data == table.data);
+    CHECK(std::get<std::vector<double>>(*in.attr("/", "table")) == table.data);  // flat
+    CHECK(in.attr_tensor("/", "row")->shape == Shape{2});
+    CHECK(in.attr_tensor("/", "count")->shape == Shape{});
+    CHECK(in.attr_tensor("/", "count")->data == std::vector<double>{7.0});
+    CHECK(!in.attr_tensor("/", "absent").has_value());
+    CHECK_THROWS_AS(in.attr_tensor("/", "name"), Error);
+}
+
 TEST_CASE("HDF5 written by ropekit reads back exactly, whole and in slabs") {
     TempDir dir;
     const H5Input in = H5Input::open(write_sample(dir));

@@ -63,4 +63,11 @@ void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* o
     }
 }
 
+void add_unrotated_norm(const float* v, const Schedule& s, double* out) {
+    if (s.rotary_dim >= s.head_dim) return;
+    double squares = 0;
+    for (std::size_t d = s.rotary_dim; d < s.head_dim; ++d) squares += double(v[d]) * v[d];
+    *out += std::sqrt(squares);
+}
+
 }  // namespace ropekit

@@ -12,4 +12,8 @@ namespace ropekit {
 // are computed in double. The sums over positions stay in double.
 void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* out);
 
+// *out += the 2-norm of the dims that do not rotate (rotary_dim .. head_dim - 1: partial rotary),
+// in double; nothing when every dim rotates.
+void add_unrotated_norm(const float* v, const Schedule& s, double* out);
+
 }  // namespace ropekit

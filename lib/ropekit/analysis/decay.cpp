@@ -381,7 +381,15 @@ DecayCurve file_decay(const H5Input& in, const std::string& query, const std::st
 
 Schedule decay_schedule(const DecayParams& params) {
     const Layout layout = params.layout.empty() ? Layout::half : parse_layout(params.layout);
-    return apply_prope(make_schedule(params.head_dim, params.theta, layout), params.p);
+    if (params.inv_freq.empty()) {
+        return apply_prope(make_schedule(params.head_dim, params.theta, layout), params.p);
+    }
+    Schedule s;  // the stored frequencies: their 2 x count leading dims rotate
+    s.head_dim = params.head_dim;
+    s.rotary_dim = 2 * params.inv_freq.size();
+    s.layout = layout;
+    s.inv_freq = params.inv_freq;
+    return apply_prope(s, params.p);
 }
 
 DecayResult compute_decay(const DecayRequest& r, const Progress& progress, const WorkShare& share) {
@@ -558,6 +566,11 @@ void write_decay(H5Output& out, const DecayCurve& curve, const DecayParams& para
         out.set_attr("/", "sampler", std::string("v3"));
     }
     if (!params.layout.empty()) out.set_attr("/", "rope_layout", params.layout);
+    if (!params.inv_freq.empty()) {
+        out.set_attr("/", "rope_inv_freq", params.inv_freq);
+        out.set_attr("/", "rotary_dim", static_cast<std::int64_t>(2 * params.inv_freq.size()));
+    }
+    if (params.layer) out.set_attr("/", "layer", static_cast<std::int64_t>(*params.layer));
 }
 
 DecayParams read_decay_params(const H5Input& in) {
@@ -594,6 +607,15 @@ DecayParams read_decay_params(const H5Input& in) {
     if (!params.layout.empty() && !find_enum(kLayoutNames, params.layout)) {
         throw data_error(in.name(), "/@rope_layout", "expected 'half' or 'interleaved'");
     }
+    if (const std::optional<AttrValue> inv_freq = in.attr("/", "rope_inv_freq")) {
+        const auto* values = std::get_if<std::vector<double>>(&*inv_freq);
+        if (!values || values->empty() || 2 * values->size() > params.head_dim) {
+            throw data_error(in.name(), "/@rope_inv_freq",
+                             "expected at most d / 2 inverse frequencies");
+        }
+        params.inv_freq = *values;
+    }
+    if (in.attr("/", "layer")) params.layer = count("layer");
     return params;
 }
 

@@ -76,8 +76,14 @@ struct DecayParams {
     std::uint64_t seed = 0;
     std::size_t first_sample = 0;  // gaussian mode: pairs first_sample, first_sample + 1, ...
     std::string layout;            // file mode only
+    // File mode, from a dump's layer_rope_inv_freq / rope_inv_freq (scaling and the dump's p
+    // included): the frequencies used instead of theta's, rotating the leading 2 x count dims
+    // (at most head_dim); empty = theta's. p applies on top.
+    std::vector<double> inv_freq;
+    std::optional<std::size_t> layer;  // the dump layer inv_freq is from, when per layer
 };
-// The schedule the curve is computed under: d, theta, layout (half when empty), p-RoPE applied.
+// The schedule the curve is computed under: inv_freq, or d and theta; layout (half when empty);
+// p-RoPE applied.
 Schedule decay_schedule(const DecayParams& params);
 // The parameters an output of rope-decay records (write_decay); data_error naming the attribute.
 DecayParams read_decay_params(const H5Input& in);

@@ -1,10 +1,13 @@
 #include "ropekit/analysis/decay_run.hpp"
 
+#include <regex>
+
 #include <fmt/format.h>
 
 #include "ropekit/analysis/decay.hpp"
 #include "ropekit/core/error.hpp"
 #include "ropekit/core/output_path.hpp"
+#include "ropekit/dump/dump_schema.hpp"
 #include "ropekit/rope/logit_curve.hpp"
 
 namespace ropekit {
@@ -27,6 +30,41 @@ DecayRequest decay_request(const DecayCommand& command) {
     return request;
 }
 
+// The layer of a TransformerLens dataset name ("blocks.3.attn.hook_q" is layer 3).
+std::optional<std::size_t> layer_of(const std::string& dataset) {
+    static const std::regex pattern("(^|/)blocks\\.([0-9]+)\\.");
+    std::smatch m;
+    if (!std::regex_search(dataset, m, pattern)) return std::nullopt;
+    return static_cast<std::size_t>(std::stoul(m[2]));
+}
+
+// File mode without --theta: the frequencies the dump recorded for the query's layer (scaling
+// and p-RoPE included, so p defaults to 1 then).
+void take_stored_frequencies(DecayParams& params, const H5Input& in, const DecayCommand& command) {
+    const DumpAttributes attrs = read_dump_attributes(in);
+    if (command.theta || (!attrs.rope_inv_freq && !attrs.layer_rope_inv_freq)) return;
+    std::size_t layer = 0;
+    if (attrs.layer_rope_inv_freq) {
+        const std::optional<std::size_t> named =
+            command.layer ? command.layer : layer_of(command.query);
+        if (!named) {
+            throw usage_error(
+                fmt::format("{} has a RoPE schedule per layer (layer_rope_inv_freq): "
+                            "pass --layer (or --theta)",
+                            in.name()));
+        }
+        params.layer = layer = *named;
+    }
+    params.inv_freq = *stored_frequencies(attrs, layer, in.name());
+    if (2 * params.inv_freq.size() > params.head_dim) {
+        throw data_error(in.name(),
+                         attrs.layer_rope_inv_freq ? "/@layer_rope_inv_freq" : "/@rope_inv_freq",
+                         fmt::format("{} frequencies do not fit head_dim {} (or pass --theta)",
+                                     params.inv_freq.size(), params.head_dim));
+    }
+    if (!command.p) params.p = 1.0;
+}
+
 }  // namespace
 
 void run_rope_decay(const DecayCommand& command, const RunContext& context,
@@ -45,6 +83,7 @@ void run_rope_decay(const DecayCommand& command, const RunContext& context,
         }
         take_file_defaults(request.params, *in, command.theta.has_value(), command.p.has_value(),
                            command.layout);
+        take_stored_frequencies(request.params, *in, command);
     }
     const Progress progress = [&](std::size_t done, std::size_t total) {
         context.progress(done, total, "pairs");

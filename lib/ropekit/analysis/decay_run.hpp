@@ -23,9 +23,12 @@ struct DecayCommand {
     std::uint64_t seed = 0;
     std::size_t first_sample = 0;           // gaussian mode: the first pair's index
     std::string input, query, key, layout;  // file mode
-    std::string plot;                       // SVG path; empty = none
-    bool check = false;                     // test Proposition 3.2
-    double alpha = 1e-3;                    // --check's family-wise false-alarm rate
+    // file mode: the dump layer whose layer_rope_inv_freq row applies (default: L of the
+    // query's blocks.L. name)
+    std::optional<std::size_t> layer;
+    std::string plot;     // SVG path; empty = none
+    bool check = false;   // test Proposition 3.2
+    double alpha = 1e-3;  // --check's family-wise false-alarm rate
 };
 
 // Writes context.output (and the plot) whatever the check finds, then throws

@@ -30,10 +30,11 @@ Hook pick_hook(const DumpReader& dump, std::size_t layer, Hook pre, Hook post) {
 }
 
 void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, const Schedule& s,
-                      const FreqNormsOptions& options, double* sums, std::size_t& count) {
+                      const FreqNormsOptions& options, double* sums, double* unrotated,
+                      std::size_t& count) {
     const bool exclude_bos = options.exclude_bos;
     if (options.read_in_place &&
-        accumulate_layer_in_place(dump, layer, hook, s, exclude_bos, sums, count)) {
+        accumulate_layer_in_place(dump, layer, hook, s, exclude_bos, sums, unrotated, count)) {
         return;
     }
     const VectorShape shape = dump.vector_shape(layer, hook);
@@ -46,10 +47,53 @@ void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, cons
         // second thread per sequence measured slower on 2 cores (docs/performance.md).
         for (std::size_t t = first; t < shape.pos; ++t) {
             for (std::size_t h = 0; h < shape.heads; ++h) {
-                add_chunk_norms(&slab.data[(t * shape.heads + h) * shape.dim], s, F, sums + h * F);
+                const float* v = &slab.data[(t * shape.heads + h) * shape.dim];
+                add_chunk_norms(v, s, F, sums + h * F);
+                add_unrotated_norm(v, s, unrotated + h);
             }
         }
         count += shape.pos - first;
+    }
+}
+
+// Row `row`'s schedule, which must have the first row's rotary_dim (one freq axis for all);
+// its inverse frequencies go into r.layer_frequency when theta is known.
+Schedule row_schedule(const DumpReader& dump, std::size_t row, FreqNorms& r) {
+    const std::size_t layer = r.layers[row];
+    Schedule s = dump.schedule(layer, r.schedule.head_dim, false);
+    if (s.rotary_dim != r.schedule.rotary_dim) {
+        throw data_error(dump.input().name(), "/@layer_rope_inv_freq",
+                         fmt::format("layer {} rotates {} dims but layer {} {}: freq-norms needs "
+                                     "one rotary_dim (pass --layers)",
+                                     layer, s.rotary_dim, r.layers.front(), r.schedule.rotary_dim));
+    }
+    if (r.layer_frequency.size() > 0) {
+        std::copy(s.inv_freq.begin(), s.inv_freq.end(), &r.layer_frequency({row, 0}));
+    }
+    return s;
+}
+
+// Sizes the result from the first layer: schedule, norms and sums [layer, head, freq].
+void start_result(const DumpReader& dump, const FreqNormsOptions& options, Hook q0, Hook k0,
+                  FreqNorms& r) {
+    const std::size_t first = r.layers.front();
+    const VectorShape shape = dump.vector_shape(first, options.queries ? q0 : k0);
+    r.schedule = dump.schedule(first, shape.dim, false);
+    const std::size_t F = r.schedule.rotary_dim / 2, L = r.layers.size();
+    if (options.exclude_bos && shape.pos < 2) {
+        throw data_error(dump.input().name(), dump.dataset(first, options.queries ? q0 : k0),
+                         "--exclude-bos needs at least 2 positions");
+    }
+    if (!r.schedule.inv_freq.empty()) r.layer_frequency = Tensor<double>({L, F});
+    const bool partial = r.schedule.rotary_dim < r.schedule.head_dim;
+    for (const bool queries : {true, false}) {
+        if (!(queries ? options.queries : options.keys)) continue;
+        const Hook hook = queries ? q0 : k0;
+        const std::size_t heads = dump.vector_shape(first, hook).heads;
+        TensorNorms& t = queries ? r.q : r.k;
+        t.dataset_hook = hook_name(hook);
+        t.sums = Tensor<double>({L, heads, F});
+        if (partial) t.unrotated_sums = Tensor<double>({L, heads});
     }
 }
 
@@ -69,7 +113,6 @@ std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries)
 
 FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& options,
                              const std::function<void(std::size_t, std::size_t)>& progress) {
-    const std::string& in_name = dump.input().name();
     FreqNorms r;
     const std::vector<std::size_t> available = freq_norms_layers(dump, options.queries);
     if (options.layers.empty()) {
@@ -77,41 +120,29 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
     } else {
         for (std::size_t i : options.layers) r.layers.push_back(available[i]);
     }
-    // The first layer fixes head_dim and the schedule; every other layer must agree.
-    const std::size_t first = r.layers.front();
+    // The first layer fixes head_dim, rotary_dim and the heads; every other layer must agree.
+    const std::size_t first = r.layers.front(), L = r.layers.size();
     const Hook q0 = options.queries ? pick_hook(dump, first, Hook::q, Hook::rot_q) : Hook::k;
     const Hook k0 = options.keys ? pick_hook(dump, first, Hook::k, Hook::rot_k) : q0;
-    const std::size_t head_dim = dump.vector_shape(first, options.queries ? q0 : k0).dim;
-    r.schedule = dump.schedule(head_dim, false);
-    const std::size_t F = r.schedule.rotary_dim / 2, L = r.layers.size();
-    if (options.exclude_bos && dump.vector_shape(first, options.queries ? q0 : k0).pos < 2) {
-        throw data_error(in_name, dump.dataset(first, options.queries ? q0 : k0),
-                         "--exclude-bos needs at least 2 positions");
-    }
-    std::size_t q_heads = 0, kv_heads = 0;
-    if (options.queries) q_heads = dump.vector_shape(first, q0).heads;
-    if (options.keys) kv_heads = dump.vector_shape(first, k0).heads;
-    if (options.queries) r.q = {hook_name(q0), {}, Tensor<double>({L, q_heads, F})};
-    if (options.keys) r.k = {hook_name(k0), {}, Tensor<double>({L, kv_heads, F})};
-
+    start_result(dump, options, q0, k0, r);
     for (std::size_t row = 0; row < L; ++row) {
         const std::size_t layer = r.layers[row];
-        for (int which = 0; which < 2; ++which) {
-            const bool queries = which == 0;
-            if ((queries && !options.queries) || (!queries && !options.keys)) continue;
+        const Schedule s = row_schedule(dump, row, r);
+        for (const bool queries : {true, false}) {
+            if (!(queries ? options.queries : options.keys)) continue;
             const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
                                       : pick_hook(dump, layer, Hook::k, Hook::rot_k);
             const VectorShape shape = dump.vector_shape(layer, hook);
-            Tensor<double>& norms = queries ? r.q.sums : r.k.sums;
-            if (shape.dim != head_dim || shape.heads != norms.shape[1]) {
+            TensorNorms& t = queries ? r.q : r.k;
+            if (shape.dim != s.head_dim || shape.heads != t.sums.shape[1]) {
                 throw data_error(
-                    in_name, dump.dataset(layer, hook),
+                    dump.input().name(), dump.dataset(layer, hook),
                     fmt::format("{} heads of {} dims, but layer {} has {} of {}", shape.heads,
-                                shape.dim, first, norms.shape[1], head_dim));
+                                shape.dim, first, t.sums.shape[1], s.head_dim));
             }
-            double* sums = &norms({row, 0, 0});
+            double* unrotated = t.unrotated_sums.size() > 0 ? &t.unrotated_sums({row, 0}) : nullptr;
             std::size_t count = 0;
-            accumulate_layer(dump, layer, hook, r.schedule, options, sums, count);
+            accumulate_layer(dump, layer, hook, s, options, &t.sums({row, 0, 0}), unrotated, count);
             r.positions = count;
         }
         if (options.queries && options.keys)
@@ -127,6 +158,8 @@ void finish_freq_norms(FreqNorms& r) {
     for (TensorNorms* t : {&r.q, &r.k}) {
         t->norms = t->sums;
         for (double& v : t->norms.data) v /= static_cast<double>(r.positions);
+        t->unrotated_norms = t->unrotated_sums;
+        for (double& v : t->unrotated_norms.data) v /= static_cast<double>(r.positions);
     }
 }
 
@@ -195,17 +228,50 @@ std::string freq_norms_summary(const FreqNorms& r, double band_ratio) {
     return out;
 }
 
+namespace {
+
+// layer_frequency [layer, freq], and frequency [freq] when every layer has the same table.
+void write_frequencies(H5Output& out, const FreqNorms& r) {
+    if (r.layer_frequency.size() == 0) return;
+    const std::size_t L = r.layer_frequency.shape[0], F = r.layer_frequency.shape[1];
+    out.write("layer_frequency", r.layer_frequency, {"layer", "freq"}, "rad/token");
+    out.set_attr("layer_frequency", "description",
+                 "inverse frequency of each RoPE chunk at each layer (0 = not rotated); freq 0 = "
+                 "the first chunk");
+    const std::vector<double>& all = r.layer_frequency.data;
+    for (std::size_t l = 1; l < L; ++l) {
+        if (!std::equal(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(F),
+                        all.begin() + static_cast<std::ptrdiff_t>(l * F)))
+            return;
+    }
+    Tensor<double> frequency({F});
+    frequency.data.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(F));
+    out.write("frequency", frequency, {"freq"}, "rad/token");
+}
+
+// Partial rotary: the norm of the dims that do not rotate, per layer and head.
+void write_unrotated(H5Output& out, const TensorNorms& t, const std::string& name,
+                     const char* head_axis) {
+    if (t.unrotated_sums.size() == 0) return;
+    out.write(name + "_unrotated_norms", t.unrotated_norms, {"layer", head_axis}, "activation");
+    out.set_attr(name + "_unrotated_norms", "description",
+                 "mean over batch and positions of the 2-norm of the dims past rotary_dim, which "
+                 "RoPE leaves unrotated (no frequency)");
+    out.write(name + "_unrotated_norm_sums", t.unrotated_sums, {"layer", head_axis}, "activation");
+    out.set_attr(name + "_unrotated_norm_sums", "description",
+                 "sum over batch and positions of the unrotated dims' 2-norm (divided by "
+                 "positions_averaged: " +
+                     name + "_unrotated_norms); rope-merge adds them");
+}
+
+}  // namespace
+
 void write_freq_norms(H5Output& out, const FreqNorms& r, const FreqNormsOptions& options) {
     Tensor<std::int64_t> layer({r.layers.size()});
     for (std::size_t i = 0; i < r.layers.size(); ++i)
         layer.data[i] = static_cast<std::int64_t>(r.layers[i]);
     out.write("layer", layer, {"layer"});
-    const std::size_t F = r.schedule.rotary_dim / 2;
-    if (r.schedule.inv_freq.size() == F) {
-        Tensor<double> frequency({F});
-        frequency.data = r.schedule.inv_freq;
-        out.write("frequency", frequency, {"freq"}, "rad/token");
-    }
+    write_frequencies(out, r);
     for (int which = 0; which < 2; ++which) {
         const TensorNorms& t = which == 0 ? r.q : r.k;
         if (t.norms.size() == 0) continue;
@@ -226,6 +292,7 @@ void write_freq_norms(H5Output& out, const FreqNorms& r, const FreqNormsOptions&
                   "activation");
         out.set_attr("layer_" + name + "_norms", "description",
                      "q/k chunk norms averaged over heads (Figure 3)");
+        write_unrotated(out, t, name, which == 0 ? "head" : "kv_head");
     }
     out.set_attr("/", "positions_averaged", static_cast<std::int64_t>(r.positions));
     out.set_attr("/", "exclude_bos", static_cast<std::int64_t>(options.exclude_bos ? 1 : 0));

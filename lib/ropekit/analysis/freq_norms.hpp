@@ -29,13 +29,19 @@ struct TensorNorms {
     std::string dataset_hook;  // "hook_q" or "hook_rot_q" (keys: "hook_k" / "hook_rot_k")
     Tensor<double> norms;      // [layer, head, freq], frequency index 0 = highest
     Tensor<double> sums;       // [layer, head, freq] of chunk norms: norms = sums / positions
+    // Partial rotary (rotary_dim < head_dim) only, else empty: [layer, head], the 2-norm of the
+    // dims that never rotate, which belong to no frequency.
+    Tensor<double> unrotated_norms, unrotated_sums;
 };
 
 struct FreqNorms {
     std::vector<std::size_t> layers;  // dump layer of each row
-    Schedule schedule;                // inv_freq empty when theta is unknown
-    std::size_t positions = 0;        // vectors averaged per head (batch x positions used)
-    TensorNorms q, k;                 // empty norms when not requested
+    Schedule schedule;                // the first row's; inv_freq empty when theta is unknown
+    // [layer, freq]: each row's own inverse frequencies (DumpReader::schedule(layer)), rad/token;
+    // empty when theta is unknown. Every row has schedule's head_dim, rotary_dim and layout.
+    Tensor<double> layer_frequency;
+    std::size_t positions = 0;  // vectors averaged per head (batch x positions used)
+    TensorNorms q, k;           // empty norms when not requested
 };
 
 // The dump's layers that have queries (keys when `queries` is false): pre-RoPE hooks, else
@@ -82,8 +88,10 @@ std::vector<std::size_t> find_bands(const double* layer_norms, std::size_t heads
 std::string freq_norms_summary(const FreqNorms& result, double band_ratio);
 
 // Datasets q_norms, k_norms [layer, head|kv_head, freq], layer_q_norms / layer_k_norms
-// [layer, freq], layer [layer] (the dump's layer numbers) and frequency [freq] (rad/token), and
-// the sufficient statistics q_norm_sums / k_norm_sums with the count positions_averaged.
+// [layer, freq], layer [layer] (the dump's layer numbers), layer_frequency [layer, freq] and,
+// when every layer has the same, frequency [freq] (rad/token), and the sufficient statistics
+// q_norm_sums / k_norm_sums with the count positions_averaged. With partial rotary also
+// q_unrotated_norms / k_unrotated_norms [layer, head] and their _sums.
 void write_freq_norms(H5Output& out, const FreqNorms& result, const FreqNormsOptions& options);
 
 // Figure 3 (layers x frequencies, mean over heads) and Figure 4 (heads x frequencies of one

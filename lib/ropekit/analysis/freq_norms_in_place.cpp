@@ -27,7 +27,7 @@ struct Sequence {
 
 // One mapped [pos, head, dim] sequence: per piece of whole positions, widen (f16), check, add.
 void add_sequence(const Sequence& q, const unsigned char* bytes, DType dtype, std::size_t batch,
-                  std::size_t first, double* sums) {
+                  std::size_t first, double* sums, double* unrotated) {
     const std::size_t heads = q.shape.heads, dim = q.shape.dim, vector = heads * dim;
     const std::size_t F = q.schedule->rotary_dim / 2;
     const std::size_t step = std::max<std::size_t>(1, kPieceFloats / vector);
@@ -48,6 +48,7 @@ void add_sequence(const Sequence& q, const unsigned char* bytes, DType dtype, st
         }
         for (std::size_t i = (t0 < first ? first - t0 : 0) * heads; i < n / dim; ++i) {
             add_chunk_norms(v + i * dim, *q.schedule, F, sums + (i % heads) * F);
+            add_unrotated_norm(v + i * dim, *q.schedule, unrotated + i % heads);
         }
     }
 }
@@ -55,7 +56,7 @@ void add_sequence(const Sequence& q, const unsigned char* bytes, DType dtype, st
 }  // namespace
 
 bool accumulate_layer_in_place(const DumpReader& dump, std::size_t layer, Hook hook,
-                               const Schedule& s, bool exclude_bos, double* sums,
+                               const Schedule& s, bool exclude_bos, double* sums, double* unrotated,
                                std::size_t& count) {
     const std::optional<ContiguousStorage> storage = dump.vectors_in_place(layer, hook);
     const std::size_t element = storage && storage->dtype == DType::f32 ? 4 : 2;
@@ -67,7 +68,7 @@ bool accumulate_layer_in_place(const DumpReader& dump, std::size_t layer, Hook h
     for (std::size_t b = 0; b < q.shape.batch; ++b) {
         const MappedRegion region(fd.get(), dump.input().name(), storage->offset + b * bytes,
                                   bytes);
-        add_sequence(q, region.data(), storage->dtype, b, first, sums);
+        add_sequence(q, region.data(), storage->dtype, b, first, sums, unrotated);
     }
     count = q.shape.batch * (q.shape.pos - first);
     return true;

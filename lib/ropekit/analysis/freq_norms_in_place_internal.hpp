@@ -9,12 +9,13 @@
 
 namespace ropekit {
 
-// Adds the chunk norms of every sequence of (layer, hook) to sums [head x F] and sets `count` to
+// Adds the chunk norms of every sequence of (layer, hook) to sums [head x F], the unrotated
+// dims' norms to unrotated [head] (partial rotary only), and sets `count` to
 // the positions used, like the HDF5 path does. False, having read nothing, when the dataset
 // cannot be read in place (the caller then reads it through HDF5). On NaN/inf it throws
 // read_vectors's data_error.
 bool accumulate_layer_in_place(const DumpReader& dump, std::size_t layer, Hook hook,
-                               const Schedule& s, bool exclude_bos, double* sums,
+                               const Schedule& s, bool exclude_bos, double* sums, double* unrotated,
                                std::size_t& count);
 
 }  // namespace ropekit

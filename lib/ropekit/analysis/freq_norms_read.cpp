@@ -1,6 +1,7 @@
 // freq-norms' sufficient statistics: read back from an output (rope-merge), added, and packed
 // for a reduction between processes (the MPI build).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <stdexcept>
 
@@ -36,7 +37,13 @@ Schedule stored_schedule(const H5Input& in) {
     const std::optional<Layout> parsed = find_enum(kLayoutNames, layout);
     if (!parsed) throw data_error(in.name(), "/@rope_layout", "expected 'half' or 'interleaved'");
     s.layout = *parsed;
-    if (in.has("frequency")) s.inv_freq = in.read_double("frequency").data;
+    if (in.has("layer_frequency")) {
+        const Tensor<double> table = in.read_double("layer_frequency");
+        s.inv_freq.assign(table.data.begin(),
+                          table.data.begin() + static_cast<std::ptrdiff_t>(table.shape.at(1)));
+    } else if (in.has("frequency")) {
+        s.inv_freq = in.read_double("frequency").data;
+    }
     return s;
 }
 
@@ -56,25 +63,41 @@ void add_freq_norms(FreqNorms& total, const FreqNorms& part) {
         Tensor<double>& sums = which == 0 ? total.q.sums : total.k.sums;
         const Tensor<double>& more = which == 0 ? part.q.sums : part.k.sums;
         for (std::size_t i = 0; i < sums.size(); ++i) sums.data[i] += more.data[i];
+        Tensor<double>& unrotated = which == 0 ? total.q.unrotated_sums : total.k.unrotated_sums;
+        const Tensor<double>& extra = which == 0 ? part.q.unrotated_sums : part.k.unrotated_sums;
+        for (std::size_t i = 0; i < unrotated.size(); ++i) unrotated.data[i] += extra.data[i];
     }
     total.positions += part.positions;
 }
 
+namespace {
+// The sums a result is made of, in packing order (FreqNorms or const FreqNorms).
+template <class Result>
+auto summed_tensors(Result& r) {
+    return std::array{&r.q.sums, &r.k.sums, &r.q.unrotated_sums, &r.k.unrotated_sums};
+}
+}  // namespace
+
 std::vector<double> pack_freq_norms(const FreqNorms& r) {
-    std::vector<double> packed(r.q.sums.data);
-    packed.insert(packed.end(), r.k.sums.data.begin(), r.k.sums.data.end());
+    std::vector<double> packed;
+    for (const Tensor<double>* t : summed_tensors(r)) {
+        packed.insert(packed.end(), t->data.begin(), t->data.end());
+    }
     packed.push_back(static_cast<double>(r.positions));
     return packed;
 }
 
 FreqNorms unpack_freq_norms(const FreqNorms& like, const std::vector<double>& packed) {
     FreqNorms r = like;
-    const std::size_t nq = like.q.sums.size(), nk = like.k.sums.size();
-    if (packed.size() != nq + nk + 1) throw std::logic_error("unpack_freq_norms: wrong size");
-    std::copy(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(nq),
-              r.q.sums.data.begin());
-    std::copy(packed.begin() + static_cast<std::ptrdiff_t>(nq), packed.end() - 1,
-              r.k.sums.data.begin());
+    std::size_t at = 0;
+    for (Tensor<double>* t : summed_tensors(r)) {
+        if (at + t->size() + 1 > packed.size()) {
+            throw std::logic_error("unpack_freq_norms: wrong size");
+        }
+        std::copy_n(packed.begin() + static_cast<std::ptrdiff_t>(at), t->size(), t->data.begin());
+        at += t->size();
+    }
+    if (at + 1 != packed.size()) throw std::logic_error("unpack_freq_norms: wrong size");
     r.positions = static_cast<std::size_t>(packed.back());
     return r;
 }
@@ -85,6 +108,15 @@ FreqNorms read_freq_norms(const H5Input& in, FreqNormsOptions& options) {
         r.layers.push_back(static_cast<std::size_t>(layer));
     }
     r.schedule = stored_schedule(in);
+    if (in.has("layer_frequency")) {
+        r.layer_frequency = in.read_double("layer_frequency");
+    } else if (!r.schedule.inv_freq.empty()) {  // written before layer_frequency existed
+        r.layer_frequency = Tensor<double>({r.layers.size(), r.schedule.inv_freq.size()});
+        for (std::size_t l = 0; l < r.layers.size(); ++l) {
+            std::copy(r.schedule.inv_freq.begin(), r.schedule.inv_freq.end(),
+                      &r.layer_frequency({l, 0}));
+        }
+    }
     r.positions = required_count(in, "positions_averaged");
     options.exclude_bos = required_count(in, "exclude_bos") != 0;
     options.band_ratio = required_attr(in, "band_ratio");
@@ -101,6 +133,9 @@ FreqNorms read_freq_norms(const H5Input& in, FreqNormsOptions& options) {
         TensorNorms& t = which == 0 ? r.q : r.k;
         t.dataset_hook = in.attr_string(name + "_norms", "source").value_or("");
         t.sums = in.read_double(name + "_norm_sums");
+        if (in.has(name + "_unrotated_norm_sums")) {
+            t.unrotated_sums = in.read_double(name + "_unrotated_norm_sums");
+        }
     }
     finish_freq_norms(r);
     return r;

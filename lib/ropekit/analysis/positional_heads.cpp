@@ -39,7 +39,9 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
         v.q = Hook::q;
         v.k = Hook::k;
         v.rotate = true;
-        v.available = required || dump.attributes().rope_theta.has_value();
+        // Attributed only with the layer's frequencies (a recorded table or rope_theta).
+        v.available = required || dump.attributes().rope_theta.has_value() ||
+                      !dump.frequency_source().empty();
     } else if (required) {
         const Hook missing = dump.has(layer, Hook::rot_q) ? Hook::rot_k : Hook::rot_q;
         throw data_error(dump.input().name(), dump.dataset(layer, missing),
@@ -47,7 +49,7 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
                                      dump.dataset(layer, Hook::q), dump.dataset(layer, Hook::k)));
     }
     if (v.available) {
-        v.schedule = dump.schedule(dump.vector_shape(layer, v.q).dim, v.rotate);
+        v.schedule = dump.schedule(layer, dump.vector_shape(layer, v.q).dim, v.rotate);
     }
     return v;
 }
@@ -174,6 +176,19 @@ LayerGeometry layer_geometry(const DumpReader& dump, std::size_t layer, bool fro
     return g;
 }
 
+// Each layer's own frequencies, [layer, freq], when the first layer's are known.
+void record_layer_frequencies(PositionalHeads& r, std::size_t row, const VectorSource& v) {
+    if (row == 0 && v.available && !v.schedule.inv_freq.empty()) {
+        r.layer_frequency = Tensor<double>({r.layers.size(), r.frequencies});
+    }
+    if (r.layer_frequency.size() == 0) return;
+    if (v.schedule.inv_freq.size() != r.frequencies) {
+        r.layer_frequency = Tensor<double>();  // some layer's are unknown: none recorded
+        return;
+    }
+    std::copy(v.schedule.inv_freq.begin(), v.schedule.inv_freq.end(), &r.layer_frequency({row, 0}));
+}
+
 // The first layer sets the result's sizes and source; every later one must agree with it.
 void record_layer_geometry(PositionalHeads& r, std::size_t row, const DumpReader& dump,
                            const LayerGeometry& g) {
@@ -193,7 +208,14 @@ void record_layer_geometry(PositionalHeads& r, std::size_t row, const DumpReader
         throw data_error(
             dump.input().name(), dump.dataset(layer, from_pattern ? Hook::pattern : v.q),
             fmt::format("{} heads, but layer {} has {}", g.heads, r.layers[0], r.heads));
+    } else if (v.available && v.schedule.rotary_dim / 2 != r.frequencies) {
+        throw data_error(
+            dump.input().name(), "/@layer_rope_inv_freq",
+            fmt::format("layer {} rotates {} dims but layer {} {}: one rotary_dim "
+                        "per run (pass --layers)",
+                        r.layers[row], v.schedule.rotary_dim, r.layers[0], 2 * r.frequencies));
     }
+    record_layer_frequencies(r, row, v);
 }
 
 HeadStatistics empty_accumulator(std::size_t offsets, std::size_t frequencies, bool attributed) {
@@ -539,6 +561,12 @@ void write_positional_heads(H5Output& out, const PositionalHeads& r) {
     out.write("top_freq_share", top, lh);
     out.write("offset_mass", offset_mass, {"layer", "head", "relative_offset"}, "probability");
     if (r.attributed) out.write("frequency_share", shares, {"layer", "head", "freq"});
+    if (r.layer_frequency.size() > 0) {
+        out.write("layer_frequency", r.layer_frequency, {"layer", "freq"}, "rad/token");
+        out.set_attr("layer_frequency", "description",
+                     "inverse frequency of each RoPE chunk at each layer (freq axis of "
+                     "frequency_share; 0 = not rotated)");
+    }
     out.set_attr("offset", "description", "dominant offset: 0 = diagonal, 1 = previous token");
     out.set_attr("mass", "description",
                  "mean over queries and sequences of the attention from query i to key i - offset");

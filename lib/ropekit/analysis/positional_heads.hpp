@@ -90,6 +90,8 @@ struct PositionalHeads {
     bool attributed = false;  // frequency shares computed
     double logit_scale = 0;   // qk: the multiplier of q.k that was used
     std::string source;       // what the patterns came from, for the record
+    // [layer, freq]: each layer's inverse frequencies (rad/token) when known, else empty.
+    Tensor<double> layer_frequency;
     PositionalOptions options;
     std::vector<PositionalHeadResult> results;  // layer-major
 };

@@ -61,11 +61,14 @@ std::string qk_choice_note(const DumpReader& dump, const std::optional<double>& 
     const bool rotated = !dump.layers(Hook::rot_q).empty();
     std::string rotation = "hook_rot_q and hook_rot_k (rotated already)";
     if (!rotated) {
-        rotation = fmt::format(
-            "hook_q and hook_k rotated with rope_layout {}{} and theta {}",
-            enum_name(kLayoutNames, a.rope_layout.value_or(Layout::half)),
-            a.rope_layout ? "" : " (the default: the dump has no rope_layout)",
-            a.rope_theta ? fmt::format("{}", *a.rope_theta) : std::string("(none in the dump)"));
+        const std::string source = dump.frequency_source();
+        rotation =
+            fmt::format("hook_q and hook_k rotated with rope_layout {}{} and {}",
+                        enum_name(kLayoutNames, a.rope_layout.value_or(Layout::half)),
+                        a.rope_layout ? "" : " (the default: the dump has no rope_layout)",
+                        !source.empty() ? "the frequencies the dump recorded (" + source + ")"
+                        : a.rope_theta  ? fmt::format("theta {}", *a.rope_theta)
+                                        : std::string("theta (none in the dump)"));
     }
     const std::string scaled =
         scale ? fmt::format("{} (the dump's attn_scale or --scale)", *scale) : "1/sqrt(head_dim)";

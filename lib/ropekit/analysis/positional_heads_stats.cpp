@@ -96,6 +96,7 @@ PositionalHeads read_positional_heads(const H5Input& in) {
     r.sequences = static_cast<std::size_t>(required_attr(in, "sequences"));
     r.tokens = static_cast<std::size_t>(required_attr(in, "tokens"));
     r.source = in.attr_string("/", "source").value_or("");
+    if (in.has("layer_frequency")) r.layer_frequency = in.read_double("layer_frequency");
     if (r.options.from == HeadSource::qk) r.logit_scale = required_attr(in, "attn_scale");
     Tensor<double> logit, chunk_logit;
     if (r.attributed) {

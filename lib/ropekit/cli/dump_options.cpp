@@ -15,7 +15,9 @@ void add_dump_options(CLI::App& app, DumpOptions& options, DumpOptionSet set) {
         ->capture_default_str();
     if (set == DumpOptionSet::all) {
         app.add_option("--theta", options.theta,
-                       "RoPE base (default: the dump's rope_theta attribute)");
+                       "RoPE base: plain RoPE at this base for every layer, overriding the "
+                       "frequencies the dump recorded (layer_rope_inv_freq per layer, "
+                       "rope_inv_freq) and its rope_theta attribute");
     }
     app.add_option("--layout", options.layout,
                    "half | interleaved: which dims pair into a frequency chunk (default: the "

@@ -122,8 +122,22 @@ Rerotation rerotation(const H5Input& in, const DumpReader& reader, const DumpAtt
     }
     Rerotation r;
     r.head_dim = reader.vector_shape(first_layer, Hook::rot_q).dim;
-    r.original = reader.schedule(r.head_dim, true);
-    if (attrs.p) r.original = apply_prope(r.original, *attrs.p);
+    // Recorded frequencies already include the dump's p (and --reverse, and any scaling).
+    r.original = reader.schedule(first_layer, r.head_dim, true);
+    const bool recorded = attrs.rope_inv_freq || attrs.layer_rope_inv_freq;
+    if (attrs.p && !recorded) r.original = apply_prope(r.original, *attrs.p);
+    if (const auto& table = attrs.layer_rope_inv_freq) {
+        const std::size_t width = table->shape[1];
+        for (std::size_t i = width; i < table->size(); ++i) {
+            if (table->data[i] != table->data[i % width]) {
+                throw data_error(in.name(), "/@layer_rope_inv_freq",
+                                 fmt::format("layer {} has other frequencies than layer 0: "
+                                             "re-rotating a dump with a schedule per layer is not "
+                                             "supported",
+                                             i / width));
+            }
+        }
+    }
     Schedule base = r.original;
     base.inv_freq =
         default_inv_freq(r.original.rotary_dim, request.theta.value_or(*attrs.rope_theta));

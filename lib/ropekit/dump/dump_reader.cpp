@@ -121,9 +121,19 @@ DumpReader::DumpReader(const H5Input& in, DumpNames names, VectorAxes axes,
     : shards_{&in}, names_(std::move(names)), axes_(std::move(axes)) {
     attributes_ = read_dump_attributes(in);
     if (overrides.theta) attributes_.rope_theta = overrides.theta;
+    theta_override_ = overrides.theta.has_value();
     if (overrides.layout) attributes_.rope_layout = overrides.layout;
     if (overrides.rotary_dim) attributes_.rotary_dim = overrides.rotary_dim;
     if (overrides.bos) attributes_.bos = overrides.bos;
+    check_layer_table();
+}
+
+void DumpReader::check_layer_table() const {
+    if (theta_override_ || !attributes_.layer_rope_inv_freq) return;
+    for (const EnumSpelling<Hook>& hook : kHookNames) {
+        const std::vector<std::size_t> found = layers(hook.value);
+        if (!found.empty()) (void)stored_frequencies(attributes_, found.back(), input().name());
+    }
 }
 
 DumpReader::DumpReader(const std::vector<H5Input>& shards, DumpNames names, VectorAxes axes,
@@ -300,18 +310,44 @@ std::size_t DumpReader::check_query_key(std::size_t layer, Hook q, Hook k) const
     return qs.heads / ks.heads;
 }
 
-Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
+std::string DumpReader::frequency_source() const {
+    if (theta_override_) return "";
+    if (attributes_.layer_rope_inv_freq) return "layer_rope_inv_freq";
+    return attributes_.rope_inv_freq ? "rope_inv_freq" : "";
+}
+
+Schedule DumpReader::schedule(std::size_t layer, std::size_t head_dim, bool need_theta) const {
     if (head_dim % 2 != 0) {
         throw data_error(input().name(), "",
                          fmt::format("head_dim {} is odd; RoPE pairs dims", head_dim));
     }
-    const std::size_t rotary = attributes_.rotary_dim.value_or(head_dim);
+    std::optional<std::vector<double>> stored =
+        theta_override_ ? std::nullopt : stored_frequencies(attributes_, layer, input().name());
+    const std::size_t rotary = stored && !attributes_.rotary_dim
+                                   ? 2 * stored->size()
+                                   : attributes_.rotary_dim.value_or(head_dim);
     if (rotary > head_dim || rotary % 2 != 0 || rotary == 0) {
         throw data_error(input().name(), "/@rotary_dim",
                          fmt::format("rotary_dim {} does not fit head_dim {} (even, 2..head_dim)",
                                      rotary, head_dim));
     }
+    if (stored && 2 * stored->size() != rotary) {
+        throw data_error(
+            input().name(),
+            attributes_.layer_rope_inv_freq ? "/@layer_rope_inv_freq" : "/@rope_inv_freq",
+            fmt::format("{} frequencies per layer, but rotary_dim {} needs {} (or "
+                        "pass --theta)",
+                        stored->size(), rotary, rotary / 2));
+    }
     const Layout layout = attributes_.rope_layout.value_or(Layout::half);
+    Schedule s;
+    s.head_dim = head_dim;
+    s.rotary_dim = rotary;
+    s.layout = layout;
+    if (stored) {
+        s.inv_freq = std::move(*stored);
+        return s;
+    }
     if (attributes_.rope_theta)
         return make_schedule(head_dim, *attributes_.rope_theta, layout, rotary);
     if (need_theta && attributes_.unreadable_rope_theta) {
@@ -323,10 +359,6 @@ Schedule DumpReader::schedule(std::size_t head_dim, bool need_theta) const {
         throw usage_error(input().name() +
                           " has no rope_theta attribute: pass --theta (e.g. 10000)");
     }
-    Schedule s;
-    s.head_dim = head_dim;
-    s.rotary_dim = rotary;
-    s.layout = layout;
     return s;
 }
 

@@ -103,10 +103,16 @@ class DumpReader {
     // query heads. Returns heads / kv_heads.
     std::size_t check_query_key(std::size_t layer, Hook q, Hook k) const;
 
-    // The frequency schedule for vectors of `head_dim` dims, from the attributes (layout default
-    // half, rotary_dim default head_dim). Theta is needed only when `need_theta`; without it the
-    // schedule's inv_freq is empty. Throws data_error / usage_error for impossible combinations.
-    Schedule schedule(std::size_t head_dim, bool need_theta) const;
+    // The frequency schedule of `layer` (the dump's layer number) for vectors of `head_dim` dims,
+    // from the attributes: the layer's row of layer_rope_inv_freq, else rope_inv_freq, else
+    // plain RoPE at rope_theta; --theta overrides all of them (plain RoPE at that base for every
+    // layer). Layout default half, rotary_dim default head_dim (a table's 2 x its width). Theta
+    // is needed only when `need_theta` and no table applies; without it the schedule's inv_freq
+    // is empty. Throws data_error / usage_error for impossible combinations.
+    Schedule schedule(std::size_t layer, std::size_t head_dim, bool need_theta) const;
+    // Where schedule() takes the frequencies from: "layer_rope_inv_freq", "rope_inv_freq", or
+    // "" (rope_theta or --theta).
+    std::string frequency_source() const;
 
     // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
     // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
@@ -128,12 +134,15 @@ class DumpReader {
     std::pair<const H5Input*, std::size_t> locate(const std::string& name, std::size_t batch) const;
 
     std::size_t restricted_batch(std::size_t batch) const;  // of the whole dump, to the share
+    // Without --theta: layer_rope_inv_freq has a row for every layer in the file (data_error).
+    void check_layer_table() const;
 
     std::vector<const H5Input*> shards_;
     std::size_t first_sequence_ = 0, sequence_count_ = static_cast<std::size_t>(-1);
     DumpNames names_;
     VectorAxes axes_;
     DumpAttributes attributes_;
+    bool theta_override_ = false;
 };
 
 // The reader `options` describe. `primary`: the hook a plain --name TEMPLATE (without {hook})

@@ -83,6 +83,39 @@ std::optional<double> read_rope_theta(const H5Input& in, std::optional<std::stri
     return theta;
 }
 
+namespace {
+
+// A frequency table: finite values >= 0 of the expected rank, at least one column.
+void check_frequencies(const H5Input& in, const char* name, const Tensor<double>& t,
+                       std::size_t rank) {
+    const std::string where = std::string("/@") + name;
+    if (t.shape.size() != rank || t.size() == 0) {
+        throw data_error(
+            in.name(), where,
+            fmt::format("expected a {}-D table of inverse frequencies{}, found shape {}", rank,
+                        rank == 2 ? " [n_layers, rotary_dim/2]" : "", shape_string(t.shape)));
+    }
+    for (double v : t.data) {
+        if (!std::isfinite(v) || v < 0) {
+            throw data_error(in.name(), where,
+                             fmt::format("expected finite values >= 0 (rad/token), found {}", v));
+        }
+    }
+}
+
+void read_frequency_tables(const H5Input& in, DumpAttributes& a) {
+    if (auto table = in.attr_tensor("/", "rope_inv_freq")) {
+        check_frequencies(in, "rope_inv_freq", *table, 1);
+        a.rope_inv_freq = table->data;
+    }
+    if (auto table = in.attr_tensor("/", "layer_rope_inv_freq")) {
+        check_frequencies(in, "layer_rope_inv_freq", *table, 2);
+        a.layer_rope_inv_freq = std::move(*table);
+    }
+}
+
+}  // namespace
+
 DumpAttributes read_dump_attributes(const H5Input& in) {
     DumpAttributes a;
     a.rope_theta = read_rope_theta(in, a.unreadable_rope_theta);
@@ -111,7 +144,24 @@ DumpAttributes read_dump_attributes(const H5Input& in) {
         }
         a.attn_scale = *scale;
     }
+    read_frequency_tables(in, a);
     return a;
+}
+
+std::optional<std::vector<double>> stored_frequencies(const DumpAttributes& a, std::size_t layer,
+                                                      const std::string& file) {
+    if (const auto& table = a.layer_rope_inv_freq) {
+        const std::size_t rows = table->shape[0], width = table->shape[1];
+        if (layer >= rows) {
+            throw data_error(file, "/@layer_rope_inv_freq",
+                             fmt::format("{} rows, but layer {} was asked for (expected a row "
+                                         "per layer of the model)",
+                                         rows, layer));
+        }
+        const auto row = table->data.begin() + static_cast<std::ptrdiff_t>(layer * width);
+        return std::vector<double>(row, row + static_cast<std::ptrdiff_t>(width));
+    }
+    return a.rope_inv_freq;
 }
 
 void write_dump_attributes(H5Output& out, const DumpAttributes& a) {

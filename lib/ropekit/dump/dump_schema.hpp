@@ -61,9 +61,18 @@ struct DumpAttributes {
     std::optional<std::string> model;
     std::optional<double> p;           // p-RoPE fraction the dump was made with
     std::optional<double> attn_scale;  // logits = attn_scale * q.k (models: 1/sqrt(head_dim))
+    // The inverse frequencies each layer applied (rad/token, 0 = not rotated): rope_inv_freq
+    // [rotary_dim/2] for every layer, layer_rope_inv_freq [n_layers, rotary_dim/2] per layer.
+    std::optional<std::vector<double>> rope_inv_freq;
+    std::optional<Tensor<double>> layer_rope_inv_freq;
 };
 
 DumpAttributes read_dump_attributes(const H5Input& in);
+// The inverse frequencies `layer` applied, from the tables: its row of layer_rope_inv_freq, else
+// rope_inv_freq; nullopt when the dump has neither. data_error naming `file` when the per-layer
+// table has no such row.
+std::optional<std::vector<double>> stored_frequencies(const DumpAttributes& attributes,
+                                                      std::size_t layer, const std::string& file);
 // rope_theta as h5py users store it: a number or a string holding one ("10000.0"). Sets
 // `unreadable` (and returns nullopt) for any other string.
 std::optional<double> read_rope_theta(const H5Input& in, std::optional<std::string>& unreadable);

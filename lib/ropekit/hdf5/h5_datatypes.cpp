@@ -259,12 +259,12 @@ AttrValue read_attribute(hid_t attribute, const std::string& file, const std::st
 }
 
 void write_attribute(hid_t file, const std::string& file_name, const std::string& object,
-                     const std::string& name, const AttrValue& value) {
+                     const std::string& name, const AttrValue& value, const Shape& shape) {
     Hid obj = open_object(file, file_name, object);
     if (H5Aexists(obj.get(), name.c_str()) > 0) H5Adelete(obj.get(), name.c_str());
     const std::string where = object + "@" + name;
-    auto put = [&](hid_t file_type, const Shape& shape, hid_t mem_type, const void* data) {
-        Hid space = create_space(shape);
+    auto put = [&](hid_t file_type, const Shape& length, hid_t mem_type, const void* data) {
+        Hid space = create_space(length.empty() || shape.empty() ? length : shape);
         Hid a(H5Acreate2(obj.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
               H5Aclose);
         if (!a || H5Awrite(a.get(), mem_type, data) < 0) {

@@ -63,8 +63,9 @@ Hid raw16_memory_type(hid_t dataset, DType dtype);
 Hid make_f16_type();
 
 AttrValue read_attribute(hid_t attribute, const std::string& file, const std::string& where);
+// `shape` (an array value's dataspace, e.g. {rows, cols}) defaults to one axis of its length.
 void write_attribute(hid_t file, const std::string& file_name, const std::string& object,
-                     const std::string& name, const AttrValue& value);
+                     const std::string& name, const AttrValue& value, const Shape& shape = {});
 
 void create_chunked_dataset(hid_t file, const std::string& file_name, const std::string& dataset,
                             const Shape& shape, DType stored);

@@ -452,6 +452,31 @@ std::optional<double> H5Input::attr_double(const std::string& object,
     throw data_error(impl_->name, object + "@" + name, "expected a numeric attribute");
 }
 
+std::optional<Tensor<double>> H5Input::attr_tensor(const std::string& object,
+                                                   const std::string& name) const {
+    const std::optional<AttrValue> v = attr(object, name);
+    if (!v) return std::nullopt;
+    Tensor<double> t;
+    if (const auto* d = std::get_if<std::vector<double>>(&*v)) t.data = *d;
+    if (const auto* i = std::get_if<std::vector<std::int64_t>>(&*v)) {
+        t.data.assign(i->begin(), i->end());
+    }
+    if (const auto* d = std::get_if<double>(&*v)) t.data = {*d};
+    if (const auto* i = std::get_if<std::int64_t>(&*v)) t.data = {static_cast<double>(*i)};
+    if (std::holds_alternative<std::string>(*v) ||
+        std::holds_alternative<std::vector<std::string>>(*v)) {
+        throw data_error(impl_->name, object + "@" + name, "expected a numeric attribute");
+    }
+    Hid a(H5Aopen_by_name(impl_->file, object.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
+          H5Aclose);
+    Hid space(H5Aget_space(a.get()), H5Sclose);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    t.shape.assign(dims.begin(), dims.end());
+    return t;
+}
+
 std::vector<std::string> H5Input::attr_names(const std::string& object) const {
     std::vector<std::string> names;
     if (!object_exists(impl_->file, object)) return names;
@@ -552,6 +577,11 @@ void H5Output::write(const std::string& dataset, const Tensor<std::int64_t>& t,
 void H5Output::set_attr(const std::string& object, const std::string& name,
                         const AttrValue& value) {
     write_attribute(impl_->file, impl_->name, object, name, value);
+}
+
+void H5Output::set_attr(const std::string& object, const std::string& name,
+                        const Tensor<double>& value) {
+    write_attribute(impl_->file, impl_->name, object, name, value.data, value.shape);
 }
 
 namespace {

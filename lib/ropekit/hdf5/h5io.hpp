@@ -81,6 +81,9 @@ class H5Input {
     std::optional<std::string> attr_string(const std::string& object,
                                            const std::string& name) const;
     std::optional<double> attr_double(const std::string& object, const std::string& name) const;
+    // A numeric attribute of any rank with its shape ({} for a scalar); data_error for strings.
+    std::optional<Tensor<double>> attr_tensor(const std::string& object,
+                                              const std::string& name) const;
     std::string history() const;  // root "history", or "" if none
     std::vector<std::string> attr_names(const std::string& object) const;
 
@@ -120,6 +123,8 @@ class H5Output {
                     const float* data);
 
     void set_attr(const std::string& object, const std::string& name, const AttrValue& value);
+    // A numeric attribute of the tensor's shape (e.g. a 2-D [layer, freq] table), f64.
+    void set_attr(const std::string& object, const std::string& name, const Tensor<double>& value);
 
     // Provenance goes on the root; `history` is the inputs' history this output continues.
     void commit(const std::string& tool, const std::string& command_line,

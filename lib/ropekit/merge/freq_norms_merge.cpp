@@ -24,7 +24,8 @@ void merge_freq_norms(const std::vector<H5Input>& files, const RunContext& conte
 }  // namespace
 
 ToolMerger freq_norms_merger() {
-    return {{"freq-norms", {"positions_averaged"}, {"layer", "frequency"}, {}}, merge_freq_norms};
+    return {{"freq-norms", {"positions_averaged"}, {"layer", "frequency", "layer_frequency"}, {}},
+            merge_freq_norms};
 }
 
 }  // namespace ropekit

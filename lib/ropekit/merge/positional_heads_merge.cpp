@@ -22,7 +22,8 @@ void merge_positional_heads(const std::vector<H5Input>& files, const RunContext&
 }  // namespace
 
 ToolMerger positional_heads_merger() {
-    return {{"find-positional-heads", {"sequences"}, {"layer"}, {}}, merge_positional_heads};
+    return {{"find-positional-heads", {"sequences"}, {"layer", "layer_frequency"}, {}},
+            merge_positional_heads};
 }
 
 }  // namespace ropekit

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -83,9 +84,16 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
     out.set_attr("/", "family", c.family);
     std::vector<double> thetas(n, request.theta.value_or(c.rope_theta));
     std::vector<std::string> scalings(n, request.theta ? "default" : c.rope_scaling);
+    // One row per layer of what it applied; every row has the same width (rotary_dim / 2).
+    const std::size_t width = layer_schedule(model, request, 0).inv_freq.size();
+    Tensor<double> inv_freq({n, width});
     std::vector<std::int64_t> rotary(n), windows(n);
     for (std::size_t l = 0; l < n; ++l) {
         const Schedule& own = layer_schedule(model, request, l);
+        if (own.inv_freq.size() != width) {
+            throw std::logic_error("layer_schedule: layers with different rotary_dim");
+        }
+        std::copy(own.inv_freq.begin(), own.inv_freq.end(), &inv_freq({l, 0}));
         rotary[l] = static_cast<std::int64_t>(own.rotary_dim);
         windows[l] = static_cast<std::int64_t>(layer_window(c, l));
         if (&own == &request.schedule) continue;
@@ -94,6 +102,7 @@ void write_layer_attributes(H5Output& out, const LlamaModel& model, const DumpRe
     }
     out.set_attr("/", "layer_rope_theta", thetas);
     out.set_attr("/", "layer_rope_scaling", scalings);
+    out.set_attr("/", "layer_rope_inv_freq", inv_freq);
     out.set_attr("/", "layer_rotary_dim", rotary);
     out.set_attr("/", "layer_sliding_window", windows);
     out.set_attr("/", "layer_attn_scale", std::vector<double>(n, attention_scale(c)));

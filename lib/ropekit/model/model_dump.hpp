@@ -53,8 +53,9 @@ struct DumpRequest {
     DType stored = DType::f32;  // element type of the hook datasets
 };
 
-// The schedule `layer` runs with under `request`: gemma3's sliding-window layers take
-// request.local_schedule, every other layer (and every layer of other families) request.schedule.
+// The schedule `layer` runs with under `request` (what the dump records as its row of
+// layer_rope_inv_freq): gemma3's sliding-window layers take request.local_schedule, every other
+// layer (and every layer of other families) request.schedule.
 const Schedule& layer_schedule(const LlamaModel& model, const DumpRequest& request,
                                std::size_t layer);
 
