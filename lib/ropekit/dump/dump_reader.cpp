@@ -18,6 +18,9 @@
 namespace ropekit {
 namespace {
 
+// Larger than any attention head (Gemma: 256; the largest in use are 512).
+constexpr std::size_t kMaxHeadDim = 65536;
+
 std::string regex_escape(const std::string& s) {
     static const std::string special = R"(\^$.|?*+()[]{})";
     std::string out;
@@ -193,6 +196,13 @@ VectorShape DumpReader::shard_vector_shape(const H5Input& in, const std::string&
     s.pos = shape[axes_.index("pos")];
     s.heads = shape[axes_.index("head")];
     s.dim = shape[axes_.index("dim")];
+    // A declared extent costs nothing in HDF5 (chunks never written read as fill values), but a
+    // schedule and per-vector buffers are sized by it: refuse what no attention head has.
+    if (s.dim > kMaxHeadDim) {
+        throw data_error(in.name(), name,
+                         fmt::format("dim axis of length {}: expected a head of at most {} dims",
+                                     s.dim, kMaxHeadDim));
+    }
     return s;
 }
 

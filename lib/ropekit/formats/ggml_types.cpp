@@ -158,6 +158,7 @@ bool can_dequantize(std::uint32_t type) {
 }
 
 void dequantize(std::uint32_t type, const std::uint8_t* src, std::uint64_t count, float* out) {
+    if (count == 0) return;  // an empty tensor: out may be null, and memcpy must not see it
     switch (static_cast<GgmlType>(type)) {
         case GgmlType::f32:
             std::memcpy(out, src, 4 * count);
