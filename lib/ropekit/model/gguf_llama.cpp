@@ -212,13 +212,8 @@ void load_projections(GgufTensors& tensors, const LlamaConfig& c, const Family& 
                       const std::string& p, LlamaLayerWeights& w) {
     const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
     if (family.fused) {
-        const WeightMatrix qkv = tensors.matrix(p + "attn_qkv.weight", qdim + 2 * kvdim, c.dim);
-        w.wq.weight = qkv.row_range(0, qdim);
-        w.wk.weight = qkv.row_range(qdim, kvdim);
-        w.wv.weight = qkv.row_range(qdim + kvdim, kvdim);
-        const WeightMatrix gate_up = tensors.matrix(p + "ffn_up.weight", 2 * c.hidden_dim, c.dim);
-        w.w1.weight = gate_up.row_range(0, c.hidden_dim);
-        w.w3.weight = gate_up.row_range(c.hidden_dim, c.hidden_dim);
+        split_fused_projections(tensors.matrix(p + "attn_qkv.weight", qdim + 2 * kvdim, c.dim),
+                                tensors.matrix(p + "ffn_up.weight", 2 * c.hidden_dim, c.dim), c, w);
         return;
     }
     w.wq = tensors.projection(p + "attn_q.weight", qdim, c.dim);

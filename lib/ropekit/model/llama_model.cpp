@@ -116,4 +116,14 @@ std::vector<float> LlamaModel::forward(const std::int64_t* ids, std::size_t batc
     return std::move(ws.xb);
 }
 
+void split_fused_projections(const WeightMatrix& qkv, const WeightMatrix& gate_up,
+                             const LlamaConfig& c, LlamaLayerWeights& w) {
+    const std::size_t qdim = c.n_heads * c.head_dim, kvdim = c.n_kv_heads * c.head_dim;
+    w.wq.weight = qkv.row_range(0, qdim);
+    w.wk.weight = qkv.row_range(qdim, kvdim);
+    w.wv.weight = qkv.row_range(qdim + kvdim, kvdim);
+    w.w1.weight = gate_up.row_range(0, c.hidden_dim);
+    w.w3.weight = gate_up.row_range(c.hidden_dim, c.hidden_dim);
+}
+
 }  // namespace ropekit

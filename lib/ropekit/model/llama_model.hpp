@@ -73,6 +73,11 @@ struct LlamaLayerWeights {
     Projection qkv_per_head;
 };
 
+// phi3's fused projections, the same in its checkpoints and its GGUF files: qkv's rows are
+// [q; k; v], gate_up's [gate; up]; the layer's projections become views of their rows.
+void split_fused_projections(const WeightMatrix& qkv, const WeightMatrix& gate_up,
+                             const LlamaConfig& c, LlamaLayerWeights& w);
+
 struct LlamaWeights {
     WeightMatrix token_embedding;  // [vocab, dim]
     std::vector<LlamaLayerWeights> layers;
