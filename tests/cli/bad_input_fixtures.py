@@ -625,20 +625,22 @@ def hf_model_of_type_falcon(fx):
     return path
 
 
-@builder
-def hf_qwen2_model_with_per_layer_windows(fx):
+def hf_family_model(fx, family, **extra):
+    """A random model of `family` with config keys `extra`, as transformers saves it."""
     path = fx.path("model")
-    c = model_families.config("qwen2", use_sliding_window=True)
+    c = model_families.config(family, **extra)
     model_families.write_hf(path, c, model_families.tensors(c, 0))
     return path
+
+
+@builder
+def hf_qwen2_model_with_per_layer_windows(fx):
+    return hf_family_model(fx, "qwen2", use_sliding_window=True)
 
 
 @builder
 def hf_phi3_model_with_attention_bias(fx):
-    path = fx.path("model")
-    c = model_families.config("phi3", attention_bias=True)
-    model_families.write_hf(path, c, model_families.tensors(c, 0))
-    return path
+    return hf_family_model(fx, "phi3", attention_bias=True)
 
 
 @builder

@@ -108,17 +108,9 @@ def gguf_metadata(c):
     """The gemma3.* keys TextModel.set_gguf_parameters and Gemma3Model's write."""
     base, factor, local = bases(c)
     a = "gemma3."
-    kvs = [("general.architecture", STRING, "gemma3"), ("general.name", STRING, "ropekit test"),
-           (a + "context_length", U32, c["max_position_embeddings"]),
-           (a + "embedding_length", U32, c["hidden_size"]),
-           (a + "feed_forward_length", U32, c["intermediate_size"]),
-           (a + "block_count", U32, c["num_hidden_layers"]),
-           (a + "attention.head_count", U32, c["num_attention_heads"]),
-           (a + "attention.head_count_kv", U32, c["num_key_value_heads"]),
-           (a + "attention.layer_norm_rms_epsilon", F32, c["rms_norm_eps"]),
-           (a + "attention.key_length", U32, HEAD_DIM),
-           (a + "attention.value_length", U32, HEAD_DIM),
-           (a + "rope.freq_base", F32, base), (a + "rope.freq_base_swa", F32, local)]
+    kvs = mf.base_gguf_keys(c, "gemma3") + [
+        (a + "attention.key_length", U32, HEAD_DIM), (a + "attention.value_length", U32, HEAD_DIM),
+        (a + "rope.freq_base", F32, base), (a + "rope.freq_base_swa", F32, local)]
     if factor != 1.0:
         kvs += [(a + "rope.scaling.type", STRING, "linear"), (a + "rope.scaling.factor", F32, factor)]
     if c.get("final_logit_softcapping"):

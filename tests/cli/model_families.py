@@ -157,18 +157,24 @@ def gguf_tensor_name(hf_name, family):
     return gguf_writer.gguf_name(hf_name)
 
 
+def base_gguf_keys(c, arch):
+    """The keys TextModel.set_gguf_parameters writes for every architecture."""
+    a = arch + "."
+    return [("general.architecture", STRING, arch), ("general.name", STRING, "ropekit test"),
+            (a + "context_length", U32, c["max_position_embeddings"]),
+            (a + "embedding_length", U32, c["hidden_size"]),
+            (a + "feed_forward_length", U32, c["intermediate_size"]),
+            (a + "block_count", U32, c["num_hidden_layers"]),
+            (a + "attention.head_count", U32, c["num_attention_heads"]),
+            (a + "attention.head_count_kv", U32, c["num_key_value_heads"]),
+            (a + "attention.layer_norm_rms_epsilon", F32, c["rms_norm_eps"])]
+
+
 def gguf_metadata(c):
     """The {arch}.* keys TextModel.set_gguf_parameters (and Phi3MiniModel's) write."""
     arch, hd = GGUF_ARCH[c["model_type"]], head_dim(c)
     a = arch + "."
-    kvs = [("general.architecture", STRING, arch), ("general.name", STRING, "ropekit test"),
-           (a + "context_length", U32, c["max_position_embeddings"]),
-           (a + "embedding_length", U32, c["hidden_size"]),
-           (a + "feed_forward_length", U32, c["intermediate_size"]),
-           (a + "block_count", U32, c["num_hidden_layers"]),
-           (a + "attention.head_count", U32, c["num_attention_heads"]),
-           (a + "attention.head_count_kv", U32, c["num_key_value_heads"]),
-           (a + "attention.layer_norm_rms_epsilon", F32, c["rms_norm_eps"])]
+    kvs = base_gguf_keys(c, arch)
     if arch not in ("gemma", "gemma2"):  # Gemma's converters write no base: llama.cpp assumes 10⁴
         kvs.append((a + "rope.freq_base", F32, c["rope_theta"]))
     if arch == "gemma2":

@@ -38,6 +38,12 @@ class MpiRuns(TempDirTest):
         # CI builds it first (.ci/run): there, a missing MPI build fails instead of skipping.
         self.assertTrue(HAVE_MPI_BUILD, f"{MPI_BIN}/freq-norms or mpirun missing: run make mpi")
 
+    def assert_datasets_equal(self, f, want):
+        """f holds exactly want's datasets, each equal to 1e-12 relative (docs/scaling.md)."""
+        self.assertEqual(sorted(f), sorted(want))
+        for k in want:
+            np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0, err_msg=k)
+
     def write_shards(self, layers, sizes):
         return write_split(self.path, layers, sizes, "shard")
 
@@ -54,10 +60,7 @@ class MpiRuns(TempDirTest):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(r.stdout, expected)
                 with h5py.File(out) as f:
-                    self.assertEqual(sorted(f), sorted(want))
-                    for k in want:
-                        np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
-                                                   err_msg=k)
+                    self.assert_datasets_equal(f, want)
                     self.assertEqual(f.attrs["positions_averaged"], 7 * 9)
 
     def test_find_positional_heads_under_1_2_and_3_ranks_is_the_serial_output(self):
@@ -74,10 +77,7 @@ class MpiRuns(TempDirTest):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(r.stdout, expected)
                 with h5py.File(out) as f:
-                    self.assertEqual(sorted(f), sorted(want))
-                    for k in want:
-                        np.testing.assert_allclose(f[k][...], want[k], rtol=1e-12, atol=0,
-                                                   err_msg=k)
+                    self.assert_datasets_equal(f, want)
                     self.assertEqual(f.attrs["sequences"], 7)
 
     def assertSameDecay(self, serial, out):
