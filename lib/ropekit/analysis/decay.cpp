@@ -134,7 +134,7 @@ void DecayAccumulator::add(const float* q, const float* k, std::size_t n) {
         // Each thread its own chunks of offsets: the SGEMM's columns, then their power sums (our
         // threads, single-threaded BLAS: OpenBLAS's pool does not spin beside them). Fixed
         // chunks, so that the numbers do not depend on the thread count.
-        const SingleThreadedBlas blas;
+        use_single_threaded_blas();
         const std::size_t chunks = (m.offsets + kOffsetChunk - 1) / kOffsetChunk;
         parallel_for(chunks, [&](std::size_t first, std::size_t last) {
             for (std::size_t chunk = first; chunk < last; ++chunk) {

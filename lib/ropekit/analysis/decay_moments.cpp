@@ -15,7 +15,7 @@
 namespace ropekit {
 
 namespace {
-constexpr std::size_t kBlockPairs = 512;   // coefficient rows per DSYRK
+constexpr std::size_t kBlockPairs = 2048;  // coefficient rows per DSYRK
 constexpr std::size_t kPanels = 4;         // column panels of sum c c^T, a fixed split (below)
 constexpr std::size_t kOffsetChunk = 512;  // offsets per DGEMM in finish
 
@@ -64,7 +64,7 @@ void accumulate(DecayMoments& m, const Schedule& s, const float* q, const float*
     std::vector<double> coeffs(std::min(n, kBlockPairs) * w);
     // Our threads call BLAS, one single-threaded call each: OpenBLAS's own pool never wakes,
     // so it does not spin (sched_yield) beside our threads between the parallel sections.
-    const SingleThreadedBlas blas;
+    use_single_threaded_blas();
     for (std::size_t start = 0; start < n; start += kBlockPairs) {
         const std::size_t rows = std::min(kBlockPairs, n - start);
         parallel_for(rows, [&](std::size_t begin, std::size_t end) {
@@ -148,7 +148,7 @@ DecayCurve finish(const DecayMoments& m, const Schedule& s,
     // Fixed chunks of offsets, whole chunks per thread (as in accumulate: our threads, one BLAS
     // call each), so that the numbers do not depend on the thread count.
     std::vector<double> variance(count);
-    const SingleThreadedBlas blas;
+    use_single_threaded_blas();
     parallel_for((count + kOffsetChunk - 1) / kOffsetChunk, [&](std::size_t first,
                                                                 std::size_t last) {
         for (std::size_t chunk = first; chunk < last; ++chunk) {

@@ -329,7 +329,7 @@ void scan_sequence(LayerScan& s, std::size_t b) {
     if (s.options.from == HeadSource::pattern) {
         scan_heads(s, b, 0, s.g.heads);
     } else {
-        const SingleThreadedBlas blas;
+        use_single_threaded_blas();
         parallel_for(s.g.heads,
                      [&](std::size_t begin, std::size_t end) { scan_heads(s, b, begin, end); });
     }

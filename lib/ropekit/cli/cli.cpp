@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <fmt/format.h>
 #include <hdf5.h>
+#include <malloc.h>
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #include <sanitizer/lsan_interface.h>
@@ -239,8 +240,23 @@ int Tool::parse_and_run(int argc, char** argv, const std::function<void()>& body
     return run_body(body);
 }
 
+namespace {
+
+// glibc serves blocks of 128 KiB and more (growing to 32 MiB) with fresh mmaps and returns them
+// on free, so a tool that allocates a few MB of work buffers per block of work zero-filled new
+// pages every time: 7,000 of rope-decay's 10,000 page faults (~15% of its time). Freed memory
+// below these sizes is kept for reuse instead; peak RSS is unchanged (it is freed memory).
+void keep_freed_memory_for_reuse() {
+    constexpr int kMiB = 1 << 20;
+    mallopt(M_MMAP_THRESHOLD, 64 * kMiB);
+    mallopt(M_TRIM_THRESHOLD, 256 * kMiB);
+}
+
+}  // namespace
+
 int Tool::run_body(const std::function<void()>& body) {
     try {
+        keep_freed_memory_for_reuse();
         set_thread_count(threads_);
         body();
         std::cout.flush();

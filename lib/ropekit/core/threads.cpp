@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <fstream>
 #include <thread>
-#include <vector>
 
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/worker_pool_internal.hpp"
+
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace ropekit {
 
@@ -21,11 +23,30 @@ int g_threads = 0;
 int hardware_threads() {
     return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
+
+// Every GEMM runs single-threaded inside our own threads (parallel_for), so OpenBLAS's pool
+// has no work: stop it. Its idle workers otherwise spin in sched_yield for about 0.1 s after
+// library load (2^28 cycles, OpenBLAS's THREAD_TIMEOUT), the whole run of a short tool, and
+// take the second core from our threads (measured: 22-38% of rope-decay's samples,
+// docs/performance.md). Weak: serial or reference BLAS builds have no pool to stop. Under an
+// address-space limit the pool threads may be retrying forever to map their buffers, and
+// stopping them would wait for that: they are left alone (Tool exits with _Exit then).
+void stop_blas_pool() {
+    static const bool stopped = [] {
+        openblas_set_num_threads(1);
+        rlimit limit{};
+        const bool limited = ::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur != RLIM_INFINITY;
+        if (blas_thread_shutdown_ != nullptr && !limited) blas_thread_shutdown_();
+        return true;
+    }();
+    (void)stopped;
+}
+
 }  // namespace
 
 void set_thread_count(int n) {
     g_threads = n > 0 ? n : hardware_threads();
-    openblas_set_num_threads(g_threads);
+    stop_blas_pool();
 }
 
 int thread_count() {
@@ -57,13 +78,9 @@ void ensure_blas_address_space() {
     (void)checked;
 }
 
-SingleThreadedBlas::SingleThreadedBlas() {
+void use_single_threaded_blas() {
     ensure_blas_address_space();
-    openblas_set_num_threads(1);
-}
-
-SingleThreadedBlas::~SingleThreadedBlas() {
-    openblas_set_num_threads(thread_count());
+    stop_blas_pool();
 }
 
 void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& body) {
@@ -72,14 +89,11 @@ void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size
         if (n > 0) body(0, n);
         return;
     }
-    std::vector<std::thread> pool;
     const std::size_t block = (n + workers - 1) / workers;
-    for (std::size_t w = 1; w < workers; ++w) {
+    worker_pool().run(workers, [&](std::size_t w) {
         const std::size_t begin = w * block, end = std::min(n, begin + block);
-        if (begin < end) pool.emplace_back(body, begin, end);
-    }
-    body(0, std::min(n, block));
-    for (auto& t : pool) t.join();
+        if (begin < end) body(begin, end);
+    });
 }
 
 }  // namespace ropekit

@@ -134,7 +134,7 @@ void attend_heads(const LlamaConfig& c, const DecoderLayer& layer, const KeyValu
 // little work to be worth starting threads.
 void attend(const LlamaConfig& c, const DecoderLayer& layer, const KeyValues& kv,
             const ForwardOptions& options, ForwardWorkspace& ws) {
-    const SingleThreadedBlas blas;
+    use_single_threaded_blas();
     const std::size_t tasks = ws.shape.batch * c.n_heads;
     if (tasks * ws.head_block() < (std::size_t{1} << 16)) {
         attend_heads(c, layer, kv, options, ws, 0, tasks);

@@ -116,7 +116,7 @@ void project(const float* x, std::size_t n, const Projection& p, float* y, float
     const std::size_t in = w.cols(), out = w.rows();
     const std::size_t per_block = block_rows(w, static_cast<std::size_t>(thread_count()));
     const std::size_t blocks = (out + per_block - 1) / per_block;
-    const SingleThreadedBlas blas;
+    use_single_threaded_blas();
     parallel_for(blocks, [&](std::size_t begin, std::size_t end) {
         // Not zeroed: every block is converted into it before use.
         const std::unique_ptr<float[]> converted(w.resident_data() ? nullptr
