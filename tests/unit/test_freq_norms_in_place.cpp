@@ -9,6 +9,7 @@
 #include "ropekit/analysis/freq_norms.hpp"
 #include "ropekit/core/dtype.hpp"
 #include "ropekit/core/normal_samples.hpp"
+#include "ropekit/core/threads.hpp"
 #include "test_support.hpp"
 
 using namespace ropekit;
@@ -59,10 +60,13 @@ std::string write_dump(const test::TempDir& dir, const std::string& name, const 
     return path;
 }
 
-FreqNorms norms(const std::string& path, bool in_place, bool exclude_bos = false) {
+// Sequences [first, first + count) when count > 0, as freq-norms (and each MPI rank) restricts.
+FreqNorms norms(const std::string& path, bool in_place, bool exclude_bos = false,
+                std::size_t first = 0, std::size_t count = 0) {
     std::vector<H5Input> files;
     files.push_back(H5Input::open(path));
-    const DumpReader dump = open_dump(files, DumpOptions{}, std::nullopt);
+    DumpReader dump = open_dump(files, DumpOptions{}, std::nullopt);
+    if (count > 0) dump.restrict_sequences(first, count);
     FreqNormsOptions options;
     options.read_in_place = in_place;
     options.exclude_bos = exclude_bos;
@@ -120,4 +124,59 @@ TEST_CASE("NaN and inf: both readers name the same element") {
         CHECK(fast == test::error_of([&] { norms(path, false); }));
         CHECK(fast.find("NaN at batch 2, pos 39, head 3, dim 11") != std::string::npos);
     }
+}
+
+TEST_CASE("a restricted range of sequences is read in place, and only those sequences") {
+    test::TempDir dir;
+    const std::string path = write_dump(dir, "r.h5", {});
+    std::vector<H5Input> files;
+    files.push_back(H5Input::open(path));
+    DumpReader dump = open_dump(files, DumpOptions{}, std::nullopt);
+    const auto whole = dump.vectors_in_place(0, Hook::q);
+    REQUIRE(whole.has_value());
+    const std::uint64_t sequence = 40 * 4 * 16 * 4;
+    CHECK(whole->bytes == 3 * sequence);
+    dump.restrict_sequences(0, 3);  // what freq-norms does on one process: still in place
+    CHECK(dump.vectors_in_place(0, Hook::q)->bytes == 3 * sequence);
+    dump.restrict_sequences(1, 2);
+    const auto part = dump.vectors_in_place(0, Hook::q);
+    REQUIRE(part.has_value());
+    CHECK(part->offset == whole->offset + sequence);
+    CHECK(part->bytes == 2 * sequence);
+
+    const FreqNorms fast = norms(path, true, false, 1, 2), slow = norms(path, false, false, 1, 2);
+    CHECK(fast.datasets_read_in_place == 4);
+    CHECK(slow.datasets_read_in_place == 0);
+    CHECK(fast.positions == 80);
+    CHECK(fast.q.norms.data == slow.q.norms.data);
+    // Independent: layer 1's k, head 3, chunk 5 (dims 5 and 13) over sequences 1 and 2 only.
+    const Tensor<float> k = files.front().read_float("blocks.1.attn.hook_k");
+    double sum = 0;
+    for (std::size_t b = 1; b < 3; ++b) {
+        for (std::size_t t = 0; t < 40; ++t) {
+            const float x = k({b, t, 3, 5}), y = k({b, t, 3, 13});
+            sum += std::sqrt(double(x) * x + double(y) * y);
+        }
+    }
+    CHECK(fast.k.norms({1, 3, 5}) == doctest::Approx(sum / 80.0).epsilon(1e-6));
+}
+
+TEST_CASE("in-place reads on 1, 2 and 3 threads give the same bits; errors name the same element") {
+    test::TempDir dir;
+    const std::string path = write_dump(dir, "t.h5", {}),
+                      bad = write_dump(dir, "b.h5", {}, INFINITY);
+    set_thread_count(1);
+    const FreqNorms one = norms(path, true);
+    const std::string error_one = test::error_of([&] { norms(bad, true); });
+    for (int threads : {2, 3}) {
+        CAPTURE(threads);
+        set_thread_count(threads);
+        const FreqNorms many = norms(path, true);
+        CHECK(many.datasets_read_in_place == 4);
+        CHECK(many.q.sums.data == one.q.sums.data);
+        CHECK(many.k.sums.data == one.k.sums.data);
+        CHECK(test::error_of([&] { norms(bad, true); }) == error_one);
+    }
+    set_thread_count(0);
+    CHECK(error_one.find("inf at batch 2, pos 39, head 3, dim 11") != std::string::npos);
 }

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "ropekit/analysis/chunk_norms_internal.hpp"
 #include "ropekit/analysis/freq_norms_in_place_internal.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/threads.hpp"
 #include "ropekit/dump/dump_contents.hpp"
 
 namespace ropekit {
@@ -29,22 +32,15 @@ Hook pick_hook(const DumpReader& dump, std::size_t layer, Hook pre, Hook post) {
                      fmt::format("no such dataset (nor {})", dump.dataset(layer, post)));
 }
 
-void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, const Schedule& s,
-                      const FreqNormsOptions& options, double* sums, double* unrotated,
-                      std::size_t& count) {
-    const bool exclude_bos = options.exclude_bos;
-    if (options.read_in_place &&
-        accumulate_layer_in_place(dump, layer, hook, s, exclude_bos, sums, unrotated, count)) {
-        return;
-    }
+// Through HDF5 (chunked or compressed datasets, pipes, other axis orders): one sequence at a
+// time on the calling thread. read_vectors throws naming the first NaN/inf element.
+void accumulate_through_hdf5(const DumpReader& dump, std::size_t layer, Hook hook,
+                             const Schedule& s, bool exclude_bos, double* sums, double* unrotated) {
     const VectorShape shape = dump.vector_shape(layer, hook);
     const std::size_t F = s.rotary_dim / 2, first = exclude_bos ? 1 : 0;
     Tensor<float> slab;
-    count = 0;
     for (std::size_t b = 0; b < shape.batch; ++b) {
         dump.read_vectors(layer, hook, b, slab);
-        // One thread: the norms take about a third of the time and the read the rest, and a
-        // second thread per sequence measured slower on 2 cores (docs/performance.md).
         for (std::size_t t = first; t < shape.pos; ++t) {
             for (std::size_t h = 0; h < shape.heads; ++h) {
                 const float* v = &slab.data[(t * shape.heads + h) * shape.dim];
@@ -52,9 +48,19 @@ void accumulate_layer(const DumpReader& dump, std::size_t layer, Hook hook, cons
                 add_unrotated_norm(v, s, unrotated + h);
             }
         }
-        count += shape.pos - first;
     }
 }
+
+// One (layer, hook): its schedule, where its sums go and how it is read.
+struct LayerTask {
+    std::size_t layer;
+    Hook hook;
+    Schedule schedule;
+    double* sums;
+    double* unrotated;
+    std::optional<InPlaceVectors> in_place;
+    std::optional<std::size_t> bad_sequence;  // in place: the first holding a NaN/inf
+};
 
 // Row `row`'s schedule, which must have the first row's rotary_dim (one freq axis for all);
 // its inverse frequencies go into r.layer_frequency when theta is known.
@@ -97,6 +103,49 @@ void start_result(const DumpReader& dump, const FreqNormsOptions& options, Hook 
     }
 }
 
+// The tasks of one row: its schedule, each requested hook checked against the first layer.
+void plan_row(const DumpReader& dump, const FreqNormsOptions& options, std::size_t row,
+              FreqNorms& r, std::vector<LayerTask>& tasks) {
+    const std::size_t layer = r.layers[row];
+    const Schedule s = row_schedule(dump, row, r);
+    for (const bool queries : {true, false}) {
+        if (!(queries ? options.queries : options.keys)) continue;
+        const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
+                                  : pick_hook(dump, layer, Hook::k, Hook::rot_k);
+        const VectorShape shape = dump.vector_shape(layer, hook);
+        TensorNorms& t = queries ? r.q : r.k;
+        if (shape.dim != s.head_dim || shape.heads != t.sums.shape[1]) {
+            throw data_error(
+                dump.input().name(), dump.dataset(layer, hook),
+                fmt::format("{} heads of {} dims, but layer {} has {} of {}", shape.heads,
+                            shape.dim, r.layers.front(), t.sums.shape[1], s.head_dim));
+        }
+        double* unrotated = t.unrotated_sums.size() > 0 ? &t.unrotated_sums({row, 0}) : nullptr;
+        std::optional<InPlaceVectors> in_place;
+        if (options.read_in_place) in_place = find_vectors_in_place(dump, layer, hook);
+        tasks.push_back({layer, hook, s, &t.sums({row, 0, 0}), unrotated, in_place, {}});
+    }
+}
+
+// In task order, as a serial run would: an HDF5 task is read now; an in-place one that met a
+// NaN/inf is reported through read_vectors, which names the element.
+void finish_task(const DumpReader& dump, const FreqNormsOptions& options, const LayerTask& t,
+                 FreqNorms& r) {
+    if (!t.in_place) {
+        accumulate_through_hdf5(dump, t.layer, t.hook, t.schedule, options.exclude_bos, t.sums,
+                                t.unrotated);
+    } else if (t.bad_sequence) {
+        Tensor<float> slab;
+        dump.read_vectors(t.layer, t.hook, *t.bad_sequence, slab);
+        throw data_error(dump.input().name(), dump.dataset(t.layer, t.hook),
+                         "NaN or inf (the in-place read and HDF5 disagree)");
+    }
+    const VectorShape shape = dump.vector_shape(t.layer, t.hook);
+    r.positions = shape.batch * (shape.pos - (options.exclude_bos ? 1 : 0));
+    ++r.datasets_read;
+    if (t.in_place) ++r.datasets_read_in_place;
+}
+
 }  // namespace
 
 std::vector<std::size_t> freq_norms_layers(const DumpReader& dump, bool queries) {
@@ -125,30 +174,32 @@ FreqNorms compute_freq_norms(const DumpReader& dump, const FreqNormsOptions& opt
     const Hook q0 = options.queries ? pick_hook(dump, first, Hook::q, Hook::rot_q) : Hook::k;
     const Hook k0 = options.keys ? pick_hook(dump, first, Hook::k, Hook::rot_k) : q0;
     start_result(dump, options, q0, k0, r);
-    for (std::size_t row = 0; row < L; ++row) {
-        const std::size_t layer = r.layers[row];
-        const Schedule s = row_schedule(dump, row, r);
-        for (const bool queries : {true, false}) {
-            if (!(queries ? options.queries : options.keys)) continue;
-            const Hook hook = queries ? pick_hook(dump, layer, Hook::q, Hook::rot_q)
-                                      : pick_hook(dump, layer, Hook::k, Hook::rot_k);
-            const VectorShape shape = dump.vector_shape(layer, hook);
-            TensorNorms& t = queries ? r.q : r.k;
-            if (shape.dim != s.head_dim || shape.heads != t.sums.shape[1]) {
-                throw data_error(
-                    dump.input().name(), dump.dataset(layer, hook),
-                    fmt::format("{} heads of {} dims, but layer {} has {} of {}", shape.heads,
-                                shape.dim, first, t.sums.shape[1], s.head_dim));
+    // Rows in waves of about one (layer, hook) per thread: the in-place reads run on our threads
+    // (each task writes only its own sums, so results do not depend on the thread count);
+    // everything that calls HDF5 stays on this thread.
+    const std::size_t hooks = (options.queries ? 1 : 0) + (options.keys ? 1 : 0);
+    const std::size_t wave = std::max<std::size_t>(1, thread_count() / hooks);
+    for (std::size_t row0 = 0; row0 < L; row0 += wave) {
+        const std::size_t row1 = std::min(L, row0 + wave);
+        std::vector<LayerTask> tasks;
+        for (std::size_t row = row0; row < row1; ++row) plan_row(dump, options, row, r, tasks);
+        parallel_for(tasks.size(), [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                LayerTask& t = tasks[i];
+                if (t.in_place) {
+                    t.bad_sequence = add_vectors_in_place(*t.in_place, t.schedule,
+                                                          options.exclude_bos, t.sums, t.unrotated);
+                }
             }
-            double* unrotated = t.unrotated_sums.size() > 0 ? &t.unrotated_sums({row, 0}) : nullptr;
-            std::size_t count = 0;
-            accumulate_layer(dump, layer, hook, s, options, &t.sums({row, 0, 0}), unrotated, count);
-            r.positions = count;
+        });
+        for (const LayerTask& t : tasks) finish_task(dump, options, t, r);
+        for (std::size_t row = row0; row < row1; ++row) {
+            const std::size_t layer = r.layers[row];
+            if (options.queries && options.keys)
+                dump.check_query_key(layer, pick_hook(dump, layer, Hook::q, Hook::rot_q),
+                                     pick_hook(dump, layer, Hook::k, Hook::rot_k));
+            if (progress) progress(row + 1, L);
         }
-        if (options.queries && options.keys)
-            dump.check_query_key(layer, pick_hook(dump, layer, Hook::q, Hook::rot_q),
-                                 pick_hook(dump, layer, Hook::k, Hook::rot_k));
-        if (progress) progress(row + 1, L);
     }
     finish_freq_norms(r);
     return r;

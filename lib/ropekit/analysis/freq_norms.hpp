@@ -42,6 +42,8 @@ struct FreqNorms {
     Tensor<double> layer_frequency;
     std::size_t positions = 0;  // vectors averaged per head (batch x positions used)
     TensorNorms q, k;           // empty norms when not requested
+    // (layer, hook) datasets read, and how many of them in place (mapped, not through HDF5).
+    std::size_t datasets_read = 0, datasets_read_in_place = 0;
 };
 
 // The dump's layers that have queries (keys when `queries` is false): pre-RoPE hooks, else

@@ -1,12 +1,12 @@
 #include "ropekit/analysis/freq_norms_in_place_internal.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "ropekit/analysis/chunk_norms_internal.hpp"
 #include "ropekit/core/dtype.hpp"
-#include "ropekit/core/error.hpp"
 #include "ropekit/core/finite.hpp"
 #include "ropekit/core/mapped_file.hpp"
 #include "ropekit/core/mapped_region.hpp"
@@ -14,64 +14,71 @@
 namespace ropekit {
 namespace {
 
-// Floats per piece: small enough that the check and the norms find the piece in L2.
+// Floats per piece of an f16 sequence, widened into a buffer that stays in L2.
 constexpr std::size_t kPieceFloats = std::size_t{64} << 10;  // 256 KiB
 
-struct Sequence {
-    const DumpReader* dump;
-    std::size_t layer;
-    Hook hook;
-    VectorShape shape;
-    const Schedule* schedule;
-};
+bool sums_finite(const double* v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(v[i])) return false;
+    }
+    return true;
+}
 
-// One mapped [pos, head, dim] sequence: per piece of whole positions, widen (f16), check, add.
-void add_sequence(const Sequence& q, const unsigned char* bytes, DType dtype, std::size_t batch,
-                  std::size_t first, double* sums, double* unrotated) {
-    const std::size_t heads = q.shape.heads, dim = q.shape.dim, vector = heads * dim;
-    const std::size_t F = q.schedule->rotary_dim / 2;
+// One mapped [pos, head, dim] sequence, in pieces of whole positions (f16: widened first). No
+// separate NaN/inf pass over the data: every element of a summed position enters a chunk norm
+// (or the unrotated dims' norm), which a NaN or inf makes NaN or inf, and so its sum (norms are
+// >= 0: no inf - inf). So the sums are checked after the sequence, and the positions left out
+// (the BOS) on their own. False when the sequence holds a NaN or inf.
+bool add_sequence(const unsigned char* bytes, DType dtype, const VectorShape& shape,
+                  const Schedule& s, std::size_t first, double* sums, double* unrotated) {
+    const std::size_t heads = shape.heads, dim = shape.dim, vector = heads * dim;
+    const std::size_t F = s.rotary_dim / 2;
     const std::size_t step = std::max<std::size_t>(1, kPieceFloats / vector);
     std::vector<float> widened(dtype == DType::f16 ? step * vector : 0);
-    for (std::size_t t0 = 0; t0 < q.shape.pos; t0 += step) {
-        const std::size_t n = std::min(step, q.shape.pos - t0) * vector;
+    for (std::size_t t0 = 0; t0 < shape.pos; t0 += step) {
+        const std::size_t n = std::min(step, shape.pos - t0) * vector;
         const float* v = reinterpret_cast<const float*>(bytes) + t0 * vector;
         if (dtype == DType::f16) {
             halves_to_floats(reinterpret_cast<const std::uint16_t*>(bytes) + t0 * vector,
                              widened.data(), n);
             v = widened.data();
         }
-        if (!all_finite(v, n)) {
-            Tensor<float> slab;
-            q.dump->read_vectors(q.layer, q.hook, batch, slab);  // throws, naming the element
-            throw data_error(q.dump->input().name(), q.dump->dataset(q.layer, q.hook),
-                             "NaN or inf (the in-place read and HDF5 disagree)");
-        }
-        for (std::size_t i = (t0 < first ? first - t0 : 0) * heads; i < n / dim; ++i) {
-            add_chunk_norms(v + i * dim, *q.schedule, F, sums + (i % heads) * F);
-            add_unrotated_norm(v + i * dim, *q.schedule, unrotated + i % heads);
+        const std::size_t skipped = std::min(t0 < first ? first - t0 : 0, n / vector);
+        if (!all_finite(v, skipped * vector)) return false;
+        for (std::size_t i = skipped * heads; i < n / dim; ++i) {
+            add_chunk_norms(v + i * dim, s, F, sums + (i % heads) * F);
+            add_unrotated_norm(v + i * dim, s, unrotated + i % heads);
         }
     }
+    return sums_finite(sums, heads * F) &&
+           (s.rotary_dim >= s.head_dim || sums_finite(unrotated, heads));
 }
 
 }  // namespace
 
-bool accumulate_layer_in_place(const DumpReader& dump, std::size_t layer, Hook hook,
-                               const Schedule& s, bool exclude_bos, double* sums, double* unrotated,
-                               std::size_t& count) {
+std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
+                                                    Hook hook) {
     const std::optional<ContiguousStorage> storage = dump.vectors_in_place(layer, hook);
     const std::size_t element = storage && storage->dtype == DType::f32 ? 4 : 2;
-    if (!storage || storage->offset % element != 0) return false;  // aligned loads only
-    const Sequence q{&dump, layer, hook, dump.vector_shape(layer, hook), &s};
-    const std::size_t bytes = q.shape.pos * q.shape.heads * q.shape.dim * element;
-    const std::size_t first = exclude_bos ? 1 : 0;
-    const ReadOnlyFd fd(dump.input().path());
-    for (std::size_t b = 0; b < q.shape.batch; ++b) {
-        const MappedRegion region(fd.get(), dump.input().name(), storage->offset + b * bytes,
-                                  bytes);
-        add_sequence(q, region.data(), storage->dtype, b, first, sums, unrotated);
+    if (!storage || storage->offset % element != 0) return std::nullopt;  // aligned loads only
+    return InPlaceVectors{dump.input().path(), dump.input().name(), *storage,
+                          dump.vector_shape(layer, hook)};
+}
+
+std::optional<std::size_t> add_vectors_in_place(const InPlaceVectors& in, const Schedule& s,
+                                                bool exclude_bos, double* sums, double* unrotated) {
+    const VectorShape& shape = in.shape;
+    const std::size_t element = in.storage.dtype == DType::f32 ? 4 : 2;
+    const std::size_t bytes = shape.pos * shape.heads * shape.dim * element;
+    const ReadOnlyFd fd(in.path);
+    for (std::size_t b = 0; b < shape.batch; ++b) {
+        const MappedRegion region(fd.get(), in.file_name, in.storage.offset + b * bytes, bytes);
+        if (!add_sequence(region.data(), in.storage.dtype, shape, s, exclude_bos ? 1 : 0, sums,
+                          unrotated)) {
+            return b;
+        }
     }
-    count = q.shape.batch * (q.shape.pos - first);
-    return true;
+    return std::nullopt;
 }
 
 }  // namespace ropekit

@@ -3,19 +3,32 @@
 // mapped sequence at a time, with the NaN/inf check and the chunk norms fused into one pass over
 // L2-sized pieces (HDF5's reader copies every byte out of the page cache first).
 #include <cstddef>
+#include <optional>
+#include <string>
 
 #include "ropekit/dump/dump_reader.hpp"
+#include "ropekit/hdf5/h5io.hpp"
 #include "ropekit/rope/rope.hpp"
 
 namespace ropekit {
 
-// Adds the chunk norms of every sequence of (layer, hook) to sums [head x F], the unrotated
-// dims' norms to unrotated [head] (partial rotary only), and sets `count` to
-// the positions used, like the HDF5 path does. False, having read nothing, when the dataset
-// cannot be read in place (the caller then reads it through HDF5). On NaN/inf it throws
-// read_vectors's data_error.
-bool accumulate_layer_in_place(const DumpReader& dump, std::size_t layer, Hook hook,
-                               const Schedule& s, bool exclude_bos, double* sums, double* unrotated,
-                               std::size_t& count);
+// Where the sequences of one (layer, hook) sit in the dump's file.
+struct InPlaceVectors {
+    std::string path, file_name;  // to open; for messages
+    ContiguousStorage storage;    // the sequences the reader covers, in order
+    VectorShape shape;
+};
+
+// Calls HDF5, so the calling thread only. nullopt when the dataset cannot be read in place (the
+// caller then reads it through HDF5), also when its offset is not aligned to its element size.
+std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
+                                                    Hook hook);
+
+// Adds the chunk norms of every sequence to sums [head x F] and the unrotated dims' norms to
+// unrotated [head] (partial rotary only). No HDF5 calls: safe on any thread, one call per
+// (layer, hook). Returns the first sequence holding a NaN or inf (sums are then incomplete; the
+// caller names the element through DumpReader::read_vectors), or nullopt.
+std::optional<std::size_t> add_vectors_in_place(const InPlaceVectors& in, const Schedule& s,
+                                                bool exclude_bos, double* sums, double* unrotated);
 
 }  // namespace ropekit

@@ -376,10 +376,16 @@ std::optional<ContiguousStorage> DumpReader::vectors_in_place(std::size_t layer,
     const std::vector<std::string> batch_first{"batch", "pos", "head", "dim"};
     const std::vector<std::string> no_batch{"pos", "head", "dim"};
     if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
-    // One file, every sequence: the mapped bytes are the whole dump in order.
-    const bool whole = first_sequence_ == 0 && sequence_count_ == static_cast<std::size_t>(-1);
-    if (shards_.size() != 1 || !whole) return std::nullopt;
-    return shards_.front()->contiguous_storage(dataset(layer, hook));
+    if (shards_.size() != 1) return std::nullopt;
+    const std::string name = dataset(layer, hook);
+    std::optional<ContiguousStorage> storage = shards_.front()->contiguous_storage(name);
+    if (!storage) return std::nullopt;
+    // Sequences [first_sequence_, +restricted_batch) of the file's, in stored order.
+    const std::size_t stored = shard_vector_shape(input(), name).batch;
+    const std::uint64_t per_sequence = storage->bytes / std::max<std::size_t>(stored, 1);
+    storage->offset += first_sequence_ * per_sequence;
+    storage->bytes = restricted_batch(stored) * per_sequence;
+    return storage;
 }
 
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,
