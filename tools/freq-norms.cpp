@@ -19,7 +19,10 @@ void add_options(Tool& tool, FreqNormsCommand& c) {
                        "batch"));
     tool.with_optional_output();
     tool.reads_hdf5().reads_bf16_bits();
-    tool.single_threaded("it is bound by reading the dump, and two threads measured slower");
+    app.get_option("--threads")
+        ->description(
+            "Threads reading (layer, q/k) datasets at once (0 = all cores): contiguous datasets, "
+            "read in place, only; the result is the same at any count");
     app.add_option("--tensor", c.tensor, "q | k | both")->capture_default_str();
     app.add_flag("--exclude-bos", c.options.exclude_bos,
                  "Leave out position 0 of every sequence (its BOS vectors are outliers)");

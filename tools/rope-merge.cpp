@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     tool.require(tool.app().add_option("OUTPUTS", command.inputs,
                                        "Outputs of one tool, same options (HDF5)"));
     tool.with_output();
-    tool.single_threaded("it adds a few kilobytes of statistics");
+    tool.single_threaded("it adds statistics of at most a few megabytes");
     tool.examples(
         "  freq-norms shard-0.h5 -o n0.h5; freq-norms shard-1.h5 -o n1.h5\n"
         "  rope-merge n0.h5 n1.h5 -o norms.h5        # = freq-norms shard-0.h5 shard-1.h5\n"

@@ -180,6 +180,40 @@ class FindPositionalHeads(TempDirTest):
             for key in outputs[0]:
                 np.testing.assert_array_equal(outputs[0][key], other[key], err_msg=key)
 
+    def test_mapped_and_hdf5_reads_agree_exactly(self):
+        # h5py writes contiguous f32 datasets, which are mapped from the file; a chunked copy goes
+        # through HDF5's reader. Same bits out; a NaN is named the same way by both.
+        layers = planted_dump(np.random.default_rng(5), batch=2, heads=4, kv_heads=2)
+        path, _ = self.write(layers)
+        chunked, poisoned, poisoned_chunked = (self.path(n) for n in ("c.h5", "p.h5", "pc.h5"))
+        with h5py.File(path) as src:
+            for target, chunks, poison in ((chunked, True, False), (poisoned, None, True),
+                                           (poisoned_chunked, True, True)):
+                with h5py.File(target, "w") as dst:
+                    for key, value in src.attrs.items():
+                        dst.attrs[key] = value
+                    for name in src:
+                        data = src[name][...]
+                        if poison and name in ("blocks.1.attn.hook_q", "blocks.1.attn.hook_rot_q"):
+                            data[1, 3, 2, 5] = np.nan
+                        dst.create_dataset(name, data=data, chunks=chunks)
+            self.assertIsNone(src["blocks.0.attn.hook_q"].chunks)
+        outputs = []
+        for source in (path, chunked):
+            out = self.path("heads.h5")
+            run("find-positional-heads", source, "--from", "qk", "-o", out, "-q", "--force", check=0)
+            with h5py.File(out) as f:
+                outputs.append({k: f[k][...] for k in f})
+        self.assertEqual(outputs[0].keys(), outputs[1].keys())
+        for key in outputs[0]:
+            np.testing.assert_array_equal(outputs[0][key], outputs[1][key], err_msg=key)
+        errors = []
+        for source in (poisoned, poisoned_chunked):
+            r = run("find-positional-heads", source, "--from", "qk", "-q", check=1)
+            errors.append(r.stderr.replace(source, "FILE"))
+        self.assertEqual(errors[0], errors[1])
+        self.assertIn("NaN at batch 1, pos 3, head 2, dim 5", errors[0])
+
     def test_scale_defaults_to_the_dumps_attn_scale(self):
         layers = planted_dump(np.random.default_rng(2))
         path, stored = self.write(layers, extra_attrs={"attn_scale": 1.0})

@@ -71,13 +71,6 @@ void run_freq_norms(const FreqNormsCommand& command, const RunContext& context,
     FreqNorms result = compute_freq_norms(dump, options, [&](std::size_t done, std::size_t total) {
         context.progress(done, total, "layers");
     });
-    if (const std::size_t slow = result.datasets_read - result.datasets_read_in_place; slow > 0) {
-        context.note(fmt::format(
-            "read {} of {} datasets through HDF5, which copies them (chunked, compressed, bf16, "
-            "[head, pos, dim] order, several files or a pipe); contiguous f32/f16 datasets, as "
-            "h5py writes by default, are read in place, several times faster",
-            slow, result.datasets_read));
-    }
     if (share.gather) {
         add_other_parts(result, share);
         if (!share.writes()) return;

@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "ropekit/core/dtype.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/finite.hpp"
+#include "ropekit/core/mapped_file.hpp"
+#include "ropekit/core/mapped_region.hpp"
 #include "ropekit/core/threads.hpp"
 #include "ropekit/dump/dump_contents.hpp"
 #include "ropekit/rope/attention.hpp"
@@ -80,14 +85,14 @@ RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
 // the score SGEMMs and the chunk logits), rotated on the way when `rotation` is given. A chunk
 // whose norm is beyond the float range (values near 3.4e38) cannot be stored rotated: that is an
 // error naming where.
-void pack_heads(const Tensor<float>& slab, const Schedule& s, const RotationTable* rotation,
-                const DumpReader& dump, std::size_t layer, Hook hook, std::size_t batch,
-                std::vector<float>& packed) {
-    const std::size_t T = slab.shape[0], H = slab.shape[1], D = slab.shape[2];
-    packed.resize(slab.size());
+void pack_heads(const float* slab, const VectorShape& shape, const Schedule& s,
+                const RotationTable* rotation, const DumpReader& dump, std::size_t layer, Hook hook,
+                std::size_t batch, std::vector<float>& packed) {
+    const std::size_t T = shape.pos, H = shape.heads, D = shape.dim;
+    packed.resize(T * H * D);
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t h = 0; h < H; ++h) {
-            const float* from = &slab.data[(t * H + h) * D];
+            const float* from = &slab[(t * H + h) * D];
             float* to = &packed[(h * T + t) * D];
             std::copy_n(from, D, to);
             if (!rotation) continue;
@@ -301,6 +306,35 @@ void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
     }
 }
 
+// Sequence b's [T, heads, D] floats of one hook. Contiguous f32 datasets (h5py's default) are
+// mapped straight from the file, as freq-norms reads them: no copy out of the page cache (that
+// copy was 14% of the run). Everything else, and any sequence holding a NaN/inf (whose message
+// names the element), goes through DumpReader::read_vectors into `slab`.
+class SequenceVectors {
+  public:
+    SequenceVectors(const DumpReader& dump, std::size_t layer, Hook hook, std::size_t b,
+                    Tensor<float>& slab) {
+        const std::optional<ContiguousStorage> storage = dump.vectors_in_place(layer, hook);
+        if (storage && storage->dtype == DType::f32 && storage->offset % sizeof(float) == 0) {
+            const VectorShape shape = dump.vector_shape(layer, hook);
+            const std::size_t n = shape.pos * shape.heads * shape.dim;
+            const ReadOnlyFd fd(dump.input().path());
+            region_.emplace(fd.get(), dump.input().name(), storage->offset + b * n * sizeof(float),
+                            n * sizeof(float));
+            data_ = reinterpret_cast<const float*>(region_->data());
+            if (all_finite(data_, n)) return;
+            region_.reset();
+        }
+        dump.read_vectors(layer, hook, b, slab);
+        data_ = slab.data.data();
+    }
+    const float* data() const { return data_; }
+
+  private:
+    std::optional<MappedRegion> region_;
+    const float* data_ = nullptr;
+};
+
 // Heads [begin, end) of sequence b, each thread with its own [T, T] and [D] scratch.
 void scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end) {
     const std::size_t T = s.g.tokens;
@@ -320,11 +354,14 @@ void scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end)
 void scan_sequence(LayerScan& s, std::size_t b) {
     const VectorSource& v = s.g.vectors;
     if (v.available) {
-        s.dump.read_vectors(s.layer, v.q, b, s.q);
-        s.dump.read_vectors(s.layer, v.k, b, s.k);
         const RotationTable* rotation = v.rotate ? &s.rotation : nullptr;
-        pack_heads(s.q, v.schedule, rotation, s.dump, s.layer, v.q, b, s.q_heads);
-        pack_heads(s.k, v.schedule, rotation, s.dump, s.layer, v.k, b, s.k_heads);
+        for (const bool queries : {true, false}) {
+            const Hook hook = queries ? v.q : v.k;
+            const VectorShape shape = s.dump.vector_shape(s.layer, hook);
+            const SequenceVectors vectors(s.dump, s.layer, hook, b, queries ? s.q : s.k);
+            pack_heads(vectors.data(), shape, v.schedule, rotation, s.dump, s.layer, hook, b,
+                       queries ? s.q_heads : s.k_heads);
+        }
     }
     if (s.options.from == HeadSource::pattern) {
         scan_heads(s, b, 0, s.g.heads);

@@ -1,0 +1,64 @@
+"""freq-norms and find-positional-heads read contiguous f32 q/k datasets (h5py's default) in
+place, through a mapping of the file, instead of copying them out of the page cache through
+HDF5's pread calls (issue 17). Seen from outside with strace (scripts/install-deps installs it):
+the bytes the tool pread()s from a contiguous dump are a small part of its q/k data (HDF5's
+metadata), and from a chunked copy of the same dump at least all of it. This caught a
+regression where every run restricted the dump to a sequence range, which turned the fast
+path off without changing any result."""
+import os
+import re
+import subprocess
+
+import h5py
+import numpy as np
+
+from dump_fixtures import write_dump
+from ropekit_test import TempDirTest, tool_path
+
+PREAD = re.compile(r"pread64\(\d+, .*\) = (\d+)$")
+
+
+class ReadInPlace(TempDirTest):
+    def dumps(self):
+        rng = np.random.default_rng(3)
+        shape = (2, 256, 4, 64)  # 2 sequences x 256 tokens x 4 heads x d = 64: 0.5 MB per tensor
+        layers = [{"hook_q": rng.normal(size=shape), "hook_k": rng.normal(size=shape)}
+                  for _ in range(2)]
+        contiguous, chunked = self.path("contiguous.h5"), self.path("chunked.h5")
+        write_dump(contiguous, layers)
+        with h5py.File(contiguous) as src, h5py.File(chunked, "w") as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            for name in src:
+                self.assertIsNone(src[name].chunks)
+                dst.create_dataset(name, data=src[name][...], chunks=(1, 64, 4, 64))
+        data_bytes = 4 * int(np.prod(shape)) * 4  # four f32 tensors
+        return contiguous, chunked, data_bytes
+
+    def pread_bytes(self, *command):
+        log = self.path("strace.txt")
+        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=pread64", "-o", log,
+                            tool_path(command[0])] + list(command[1:]),
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(log) as f:
+            total = sum(int(m.group(1)) for line in f if (m := PREAD.search(line.strip())))
+        os.remove(log)
+        return total
+
+    def check_tool(self, tool, *flags):
+        contiguous, chunked, data_bytes = self.dumps()
+        out = self.path(tool + ".h5")
+        mapped = self.pread_bytes(tool, contiguous, *flags, "-o", out, "-q", "--force")
+        copied = self.pread_bytes(tool, chunked, *flags, "-o", out, "-q", "--force")
+        self.assertLess(mapped, data_bytes // 10, f"{tool} pread {mapped} B of a {data_bytes} B dump")
+        self.assertGreaterEqual(copied, data_bytes, f"{tool} on the chunked copy pread {copied} B")
+
+    def test_freq_norms(self):
+        self.check_tool("freq-norms")
+
+    def test_freq_norms_on_two_threads(self):
+        self.check_tool("freq-norms", "--threads", "2")
+
+    def test_find_positional_heads_from_qk(self):
+        self.check_tool("find-positional-heads", "--from", "qk")

@@ -1,0 +1,68 @@
+// freq-norms' chunk-norm kernel against a double-precision reference: every vector width (the
+// AVX-512/AVX/SSE path this CPU takes plus the scalar tail), both layouts, extreme values, and
+// the NaN/inf propagation that the in-place reader's finiteness check relies on.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "ropekit/analysis/chunk_norms_internal.hpp"
+#include "ropekit/core/normal_samples.hpp"
+
+using namespace ropekit;
+
+namespace {
+
+double reference_norm(const std::vector<float>& v, const Schedule& s, std::size_t k) {
+    const auto [a, b] = s.chunk_dims(k);
+    return std::hypot(static_cast<double>(v[a]), static_cast<double>(v[b]));
+}
+
+}  // namespace
+
+TEST_CASE("chunk norms: within float rounding of hypot in double, overflow and underflow exact") {
+    for (const Layout layout : {Layout::half, Layout::interleaved}) {
+        // rotary_dim 74 (37 chunks: 16 + 16 + 4 + 1 scalar) and 256 (128 chunks) in d = 260.
+        for (std::size_t rotary : {74, 256}) {
+            CAPTURE(rotary);
+            const Schedule s = make_schedule(260, 1e4, layout, rotary);
+            const std::size_t F = rotary / 2;
+            std::vector<float> v(260);
+            fill_standard_normal(11, rotary, v.data(), v.size());
+            v[s.chunk_dims(3).first] = 3e19f;    // the float square overflows
+            v[s.chunk_dims(20).first] = 1e-30f;  // both squares underflow
+            v[s.chunk_dims(20).second] = -2e-30f;
+            std::vector<double> out(F, 0.0);
+            add_chunk_norms(v.data(), s, F, out.data());
+            add_chunk_norms(v.data(), s, F, out.data());  // adds: twice the norm
+            for (std::size_t k = 0; k < F; ++k) {
+                CAPTURE(k);
+                const double want = 2 * reference_norm(v, s, k);
+                // Float squares and sqrt: below 2e-7 relative. The out-of-range chunks go
+                // through double and match hypot to 1e-15.
+                const double tolerance = (k == 3 || k == 20) ? 1e-15 : 2e-7;
+                CHECK(std::abs(out[k] - want) <= tolerance * want);
+            }
+        }
+    }
+}
+
+TEST_CASE("chunk norms: a NaN or inf anywhere makes its chunk's sum NaN or inf") {
+    const Schedule s = make_schedule(64, 1e4, Layout::half);
+    for (std::size_t dim = 0; dim < 64; ++dim) {
+        for (const float bad :
+             {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+              -std::numeric_limits<float>::infinity()}) {
+            std::vector<float> v(64, 0.5f);
+            v[dim] = bad;
+            std::vector<double> out(32, 0.0);
+            add_chunk_norms(v.data(), s, 32, out.data());
+            const std::size_t chunk = dim % 32;
+            CHECK_FALSE(std::isfinite(out[chunk]));
+            for (std::size_t k = 0; k < 32; ++k) {
+                if (k != chunk) CHECK(out[k] == doctest::Approx(std::sqrt(0.5)));
+            }
+        }
+    }
+}
