@@ -85,31 +85,46 @@ RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
 // the score SGEMMs and the chunk logits), rotated on the way when `rotation` is given. A chunk
 // whose norm is beyond the float range (values near 3.4e38) cannot be stored rotated: that is an
 // error naming where.
+// Heads packed [heads, T, D], and each head's max|v| (for causal_attention's float-range test,
+// found here while the row is in L1 instead of by another pass per head).
+struct PackedHeads {
+    std::vector<float> values;
+    std::vector<float> max_abs;
+};
+
 void pack_heads(const float* slab, const VectorShape& shape, const Schedule& s,
                 const RotationTable* rotation, const DumpReader& dump, std::size_t layer, Hook hook,
-                std::size_t batch, std::vector<float>& packed) {
+                std::size_t batch, PackedHeads& packed) {
     const std::size_t T = shape.pos, H = shape.heads, D = shape.dim;
-    packed.resize(T * H * D);
+    packed.values.resize(T * H * D);
+    packed.max_abs.assign(H, 0.0f);
+    std::vector<std::pair<std::size_t, std::size_t>> dims;
+    for (std::size_t f = 0; rotation && f < rotation->frequencies; ++f) {
+        dims.push_back(s.chunk_dims(f));
+    }
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t h = 0; h < H; ++h) {
             const float* from = &slab[(t * H + h) * D];
-            float* to = &packed[(h * T + t) * D];
+            float* to = &packed.values[(h * T + t) * D];
             std::copy_n(from, D, to);
-            if (!rotation) continue;
-            const double* c = &rotation->cos[t * rotation->frequencies];
-            const double* sn = &rotation->sin[t * rotation->frequencies];
-            for (std::size_t f = 0; f < rotation->frequencies; ++f) {
-                const auto [a, b] = s.chunk_dims(f);
-                const double x = from[a], y = from[b];
-                to[a] = static_cast<float>(x * c[f] - y * sn[f]);
-                to[b] = static_cast<float>(x * sn[f] + y * c[f]);
+            if (rotation) {
+                const double* c = &rotation->cos[t * rotation->frequencies];
+                const double* sn = &rotation->sin[t * rotation->frequencies];
+                for (std::size_t f = 0; f < dims.size(); ++f) {
+                    const auto [a, b] = dims[f];
+                    const double x = from[a], y = from[b];
+                    to[a] = static_cast<float>(x * c[f] - y * sn[f]);
+                    to[b] = static_cast<float>(x * sn[f] + y * c[f]);
+                }
+                if (!std::all_of(to, to + D, [](float v) { return std::isfinite(v); })) {
+                    throw data_error(
+                        dump.input().name(), dump.dataset(layer, hook),
+                        fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                    "overflows float32 (a chunk norm above 3.4e38)",
+                                    batch, t, h));
+                }
             }
-            if (!std::all_of(to, to + D, [](float v) { return std::isfinite(v); })) {
-                throw data_error(dump.input().name(), dump.dataset(layer, hook),
-                                 fmt::format("rotating batch {}, pos {}, head {} by the schedule "
-                                             "overflows float32 (a chunk norm above 3.4e38)",
-                                             batch, t, h));
-            }
+            packed.max_abs[h] = std::max(packed.max_abs[h], max_abs(to, D, 1, D));
         }
     }
 }
@@ -243,12 +258,12 @@ struct LayerScan {
     LayerGeometry g;
     bool attributed = false;
     std::size_t frequencies = 0;
-    float scale = 0;                          // qk: multiplier of q.k
-    Tensor<float> q{}, k{};                   // sequence b's vectors as read: [T, heads, D]
-    std::vector<float> q_heads{}, k_heads{};  // the same [heads, T, D], rotated when pre-RoPE
-    RotationTable rotation{};                 // pre-RoPE layers only
-    std::vector<HeadStatistics> acc{};        // per head
-    std::vector<Tensor<float>> pictures{};    // per head, sequence 0's corner
+    float scale = 0;                        // qk: multiplier of q.k
+    Tensor<float> q{}, k{};                 // sequence b's vectors as read: [T, heads, D]
+    PackedHeads q_heads{}, k_heads{};       // the same [heads, T, D], rotated when pre-RoPE
+    RotationTable rotation{};               // pre-RoPE layers only
+    std::vector<HeadStatistics> acc{};      // per head
+    std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
 };
 
 // Sequence b's [T, T] pattern of head h: read from the dump, or softmax(scale q.k).
@@ -261,8 +276,9 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
         return;
     }
     const std::size_t T = g.tokens, D = g.dim;
-    causal_attention(&s.q_heads[h * T * D], D, &s.k_heads[(h / g.group) * T * D], D, T, D, s.scale,
-                     pattern.ptr());
+    const std::size_t kv = h / g.group;
+    causal_attention(&s.q_heads.values[h * T * D], D, &s.k_heads.values[kv * T * D], D, T, D,
+                     s.scale, pattern.ptr(), s.q_heads.max_abs[h], s.k_heads.max_abs[kv]);
 }
 
 void add_sequence_stats(HeadStatistics& a, const SequenceStats& s) {
@@ -289,8 +305,8 @@ void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
                       std::vector<double>& dim_logit) {
     const LayerGeometry& g = s.g;
     const std::size_t T = g.tokens, D = g.dim;
-    const float* qh = &s.q_heads[h * T * D];
-    const float* kh = &s.k_heads[(h / g.group) * T * D];
+    const float* qh = &s.q_heads.values[h * T * D];
+    const float* kh = &s.k_heads.values[(h / g.group) * T * D];
     for (std::size_t o = 0; o < a.logit.size(); ++o) {
         std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
         for (std::size_t i = first_query(o, s.options.exclude_bos); i < T; ++i) {

@@ -79,8 +79,6 @@ __attribute__((target_clones("avx2", "default"))) void causal_softmax(float* sco
     }
 }
 
-namespace {
-
 // In 8 lanes, as causal_softmax's peaks, so that the loop compiles to packed max instructions
 // (std::max's NaN rules keep a single running maximum scalar). The inputs are finite.
 float max_abs(const float* rows, std::size_t stride, std::size_t count, std::size_t dim) {
@@ -99,13 +97,18 @@ float max_abs(const float* rows, std::size_t stride, std::size_t count, std::siz
     return *std::max_element(peaks, peaks + 8);
 }
 
+namespace {
+
+bool scores_fit(double max_abs_q, double max_abs_k, std::size_t dim, double scale) {
+    return std::abs(scale) * max_abs_q * max_abs_k * static_cast<double>(dim) <= 0x1p100;
+}
+
 }  // namespace
 
 bool float_scores_fit(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
                       std::size_t tokens, std::size_t dim, double scale) {
-    const double bound = std::abs(scale) * max_abs(q, q_stride, tokens, dim) *
-                         max_abs(k, k_stride, tokens, dim) * static_cast<double>(dim);
-    return bound <= 0x1p100;
+    return scores_fit(max_abs(q, q_stride, tokens, dim), max_abs(k, k_stride, tokens, dim), dim,
+                      scale);
 }
 
 void causal_scores_f64(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
@@ -141,7 +144,14 @@ void causal_softmax_f64(const double* scores, std::size_t tokens, float* pattern
 
 void causal_attention(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
                       std::size_t tokens, std::size_t dim, double scale, float* pattern) {
-    if (float_scores_fit(q, q_stride, k, k_stride, tokens, dim, scale)) {
+    causal_attention(q, q_stride, k, k_stride, tokens, dim, scale, pattern,
+                     max_abs(q, q_stride, tokens, dim), max_abs(k, k_stride, tokens, dim));
+}
+
+void causal_attention(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                      std::size_t tokens, std::size_t dim, double scale, float* pattern,
+                      float max_abs_q, float max_abs_k) {
+    if (scores_fit(max_abs_q, max_abs_k, dim, scale)) {
         causal_scores(q, q_stride, k, k_stride, tokens, dim, static_cast<float>(scale), pattern);
         causal_softmax(pattern, tokens);
         return;

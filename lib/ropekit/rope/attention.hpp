@@ -14,6 +14,9 @@ void causal_scores(const float* q, std::size_t q_stride, const float* k, std::si
 // double); entries above the diagonal become 0.
 void causal_softmax(float* scores, std::size_t tokens);
 
+// max |v| over `count` rows of `dim` floats, `stride` apart (finite inputs).
+float max_abs(const float* rows, std::size_t stride, std::size_t count, std::size_t dim);
+
 // Whether the float SGEMM of causal_scores is safe for these rows: |scale| * max|q| * max|k| *
 // dim <= 2^100, so no score can overflow float and the softmax stays finite.
 bool float_scores_fit(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
@@ -27,6 +30,11 @@ void causal_softmax_f64(const double* scores, std::size_t tokens, float* pattern
 // float_scores_fit (the fast path, as before), the double versions otherwise.
 void causal_attention(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
                       std::size_t tokens, std::size_t dim, double scale, float* pattern);
+// The same, for a caller that already has max|q| and max|k| over these rows (finding them is a
+// pass over q and k per call).
+void causal_attention(const float* q, std::size_t q_stride, const float* k, std::size_t k_stride,
+                      std::size_t tokens, std::size_t dim, double scale, float* pattern,
+                      float max_abs_q, float max_abs_k);
 
 // The same for the last `queries` of `keys` positions (incremental decoding with a key cache):
 // query row i sits at position keys - queries + i and sees keys j <= that position.
