@@ -66,3 +66,24 @@ TEST_CASE("chunk norms: a NaN or inf anywhere makes its chunk's sum NaN or inf")
         }
     }
 }
+
+TEST_CASE("chunk norms: the AVX-512, AVX and SSE paths give the same bits") {
+    for (std::size_t rotary : {74, 256}) {
+        CAPTURE(rotary);
+        const Schedule s = make_schedule(260, 1e4, Layout::half, rotary);
+        const std::size_t F = rotary / 2;
+        std::vector<float> v(260);
+        fill_standard_normal(12, rotary, v.data(), v.size());
+        v[s.chunk_dims(17).first] = 3e19f;  // one vector of each width takes the double path
+        std::vector<std::vector<double>> outs;
+        for (int lanes : {16, 8, 4}) {
+            std::vector<double> out(F, 0.5);
+            for (int repeat = 0; repeat < 3; ++repeat) {
+                add_chunk_norms_lanes(v.data(), s, F, out.data(), lanes);
+            }
+            outs.push_back(out);
+        }
+        CHECK(outs[0] == outs[1]);
+        CHECK(outs[0] == outs[2]);
+    }
+}

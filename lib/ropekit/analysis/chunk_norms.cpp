@@ -15,6 +15,18 @@ double chunk_norm(float x, float y) {
     return std::sqrt(static_cast<double>(x) * x + static_cast<double>(y) * y);
 }
 
+// One lane of the vector paths, in scalar: the float sum of squares and its IEEE sqrt, or the
+// double norm when that sum is out of range (no FMA contraction in this file). A vector that
+// holds an out-of-range chunk computes all its lanes here, so every vector width gives the same
+// bits as the others.
+double lane_norm(float x, float y) {
+    const float squares = x * x + y * y;
+    if (squares > std::numeric_limits<float>::max() || squares < 0x1p-100f) {
+        return chunk_norm(x, y);
+    }
+    return static_cast<double>(std::sqrt(squares));
+}
+
 #if defined(__SSE2__)
 void add_four_norms(__m128 x, __m128 y, double* out) {
     const __m128 squares = _mm_add_ps(_mm_mul_ps(x, x), _mm_mul_ps(y, y));
@@ -27,7 +39,7 @@ void add_four_norms(__m128 x, __m128 y, double* out) {
         float xs[4], ys[4];
         _mm_storeu_ps(xs, x);
         _mm_storeu_ps(ys, y);
-        for (int i = 0; i < 4; ++i) out[i] += chunk_norm(xs[i], ys[i]);
+        for (int i = 0; i < 4; ++i) out[i] += lane_norm(xs[i], ys[i]);
         return;
     }
     const __m128 n = _mm_sqrt_ps(squares);
@@ -47,7 +59,7 @@ __attribute__((target("avx"))) std::size_t add_norms_half_avx(const float* x, co
             _mm256_cmp_ps(squares, _mm256_set1_ps(std::numeric_limits<float>::max()), _CMP_GT_OQ),
             _mm256_cmp_ps(squares, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ));
         if (_mm256_movemask_ps(out_of_range) != 0) {
-            for (std::size_t i = k; i < k + 8; ++i) out[i] += chunk_norm(x[i], y[i]);
+            for (std::size_t i = k; i < k + 8; ++i) out[i] += lane_norm(x[i], y[i]);
             continue;
         }
         const __m256 n = _mm256_sqrt_ps(squares);
@@ -76,7 +88,7 @@ __attribute__((target("avx512f"))) std::size_t add_norms_half_avx512(const float
                                _CMP_GT_OQ) |
             _mm512_cmp_ps_mask(squares, _mm512_set1_ps(0x1p-100f), _CMP_LT_OQ);
         if (out_of_range != 0) {
-            for (std::size_t i = k; i < k + 16; ++i) out[i] += chunk_norm(x[i], y[i]);
+            for (std::size_t i = k; i < k + 16; ++i) out[i] += lane_norm(x[i], y[i]);
             continue;
         }
         const __m512 n = _mm512_sqrt_ps(squares);
@@ -104,12 +116,17 @@ const bool kHaveAvx512 = __builtin_cpu_supports("avx512f");
 // does not vectorise under -fmath-errno; chunks whose float squares would overflow or underflow
 // are computed in double. The sums over positions stay in double.
 void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* out) {
+    add_chunk_norms_lanes(v, s, F, out, 16);
+}
+
+void add_chunk_norms_lanes(const float* v, const Schedule& s, std::size_t F, double* out,
+                           int lanes) {
     std::size_t k = 0;
 #if defined(__SSE2__)
     if (s.layout == Layout::half) {
         const float* y = v + s.rotary_dim / 2;
-        if (kHaveAvx512) k = add_norms_half_avx512(v, y, F, out);
-        if (kHaveAvx) k += add_norms_half_avx(v + k, y + k, F - k, out + k);
+        if (kHaveAvx512 && lanes >= 16) k = add_norms_half_avx512(v, y, F, out);
+        if (kHaveAvx && lanes >= 8) k += add_norms_half_avx(v + k, y + k, F - k, out + k);
         for (; k + 4 <= F; k += 4)
             add_four_norms(_mm_loadu_ps(v + k), _mm_loadu_ps(y + k), out + k);
     } else {
