@@ -17,11 +17,15 @@
 namespace ropekit {
 namespace {
 
+// Selection, not a sort: the summary takes two medians per (layer, head), and sorting made them
+// 6% of a whole freq-norms run on 28 layers x 16 heads. Same values as sorting.
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
     const std::size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    const auto middle = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
+    std::nth_element(v.begin(), middle, v.end());
+    if (n % 2) return *middle;
+    return 0.5 * (*std::max_element(v.begin(), middle) + *middle);
 }
 
 // Pre-RoPE if the dump has it, else post-RoPE (chunk norms are the same).
