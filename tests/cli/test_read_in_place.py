@@ -1,6 +1,6 @@
 """freq-norms and find-positional-heads read contiguous f32 q/k datasets (h5py's default) in
 place, through a mapping of the file, instead of copying them out of the page cache through
-HDF5's pread calls (issue 17). Seen from outside with strace (scripts/install-deps installs it):
+HDF5's pread calls (issue 17), also across the shards of one dump. Seen from outside with strace (scripts/install-deps installs it):
 the bytes the tool pread()s from a contiguous dump are a small part of its q/k data (HDF5's
 metadata), and from a chunked copy of the same dump at least all of it. This caught a
 regression where every run restricted the dump to a sequence range, which turned the fast
@@ -62,3 +62,24 @@ class ReadInPlace(TempDirTest):
 
     def test_find_positional_heads_from_qk(self):
         self.check_tool("find-positional-heads", "--from", "qk")
+
+    def test_shards_are_read_in_place_with_the_same_result(self):
+        # Sequence 0 in one file, sequence 1 in another: the two shards of one dump.
+        contiguous, _, data_bytes = self.dumps()
+        shards = [self.path("shard-0.h5"), self.path("shard-1.h5")]
+        with h5py.File(contiguous) as src:
+            for b, shard in enumerate(shards):
+                with h5py.File(shard, "w") as dst:
+                    for key, value in src.attrs.items():
+                        dst.attrs[key] = value
+                    for name in src:
+                        dst[name] = src[name][b:b + 1]
+        for tool, flags in (("freq-norms", ()), ("find-positional-heads", ("--from", "qk"))):
+            with self.subTest(tool=tool):
+                whole, split = self.path("whole.h5"), self.path("split.h5")
+                self.pread_bytes(tool, contiguous, *flags, "-o", whole, "-q", "--force")
+                copied = self.pread_bytes(tool, *shards, *flags, "-o", split, "-q", "--force")
+                self.assertLess(copied, data_bytes // 10, f"{tool} pread {copied} B of two shards")
+                with h5py.File(whole) as a, h5py.File(split) as b:
+                    for key in a:
+                        np.testing.assert_array_equal(a[key][...], b[key][...], err_msg=key)

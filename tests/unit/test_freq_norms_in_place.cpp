@@ -132,17 +132,21 @@ TEST_CASE("a restricted range of sequences is read in place, and only those sequ
     std::vector<H5Input> files;
     files.push_back(H5Input::open(path));
     DumpReader dump = open_dump(files, DumpOptions{}, std::nullopt);
-    const auto whole = dump.vectors_in_place(0, Hook::q);
+    const auto whole = files.front().contiguous_storage("blocks.0.attn.hook_q");
     REQUIRE(whole.has_value());
     const std::uint64_t sequence = 40 * 4 * 16 * 4;
     CHECK(whole->bytes == 3 * sequence);
     dump.restrict_sequences(0, 3);  // what freq-norms does on one process: still in place
-    CHECK(dump.vectors_in_place(0, Hook::q)->bytes == 3 * sequence);
+    const auto first = dump.sequence_in_place(0, Hook::q, 0);
+    REQUIRE(first.has_value());
+    CHECK(first->offset == whole->offset);
+    CHECK(first->bytes == sequence);
+    CHECK(first->path == path);
     dump.restrict_sequences(1, 2);
-    const auto part = dump.vectors_in_place(0, Hook::q);
+    const auto part = dump.sequence_in_place(0, Hook::q, 1);  // the file's sequence 2
     REQUIRE(part.has_value());
-    CHECK(part->offset == whole->offset + sequence);
-    CHECK(part->bytes == 2 * sequence);
+    CHECK(part->offset == whole->offset + 2 * sequence);
+    CHECK(part->bytes == sequence);
 
     const FreqNorms fast = norms(path, true, false, 1, 2), slow = norms(path, false, false, 1, 2);
     CHECK(fast.datasets_read_in_place == 4);

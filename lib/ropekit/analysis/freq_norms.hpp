@@ -20,7 +20,7 @@ struct FreqNormsOptions {
     bool exclude_bos = false;         // leave out position 0 of every sequence
     std::vector<std::size_t> layers;  // indices into freq_norms_layers(); empty = all of them
     double band_ratio = 4.0;          // see find_bands
-    // Read contiguous f32/f16 datasets straight from the file (DumpReader::vectors_in_place);
+    // Read contiguous f32/f16 datasets straight from the file (DumpReader::sequence_in_place);
     // false: always through HDF5. Both give identical results (tested).
     bool read_in_place = true;
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "ropekit/analysis/chunk_norms_internal.hpp"
@@ -58,22 +60,29 @@ bool add_sequence(const unsigned char* bytes, DType dtype, const VectorShape& sh
 
 std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
                                                     Hook hook) {
-    const std::optional<ContiguousStorage> storage = dump.vectors_in_place(layer, hook);
-    const std::size_t element = storage && storage->dtype == DType::f32 ? 4 : 2;
-    if (!storage || storage->offset % element != 0) return std::nullopt;  // aligned loads only
-    return InPlaceVectors{dump.input().path(), dump.input().name(), *storage,
-                          dump.vector_shape(layer, hook)};
+    InPlaceVectors in{{}, dump.vector_shape(layer, hook)};
+    for (std::size_t b = 0; b < in.shape.batch; ++b) {
+        std::optional<SequenceInPlace> sequence = dump.sequence_in_place(layer, hook, b);
+        const std::size_t element = sequence && sequence->dtype == DType::f32 ? 4 : 2;
+        if (!sequence || sequence->offset % element != 0) return std::nullopt;  // aligned loads
+        in.sequences.push_back(std::move(*sequence));
+    }
+    return in;
 }
 
 std::optional<std::size_t> add_vectors_in_place(const InPlaceVectors& in, const Schedule& s,
                                                 bool exclude_bos, double* sums, double* unrotated) {
-    const VectorShape& shape = in.shape;
-    const std::size_t element = in.storage.dtype == DType::f32 ? 4 : 2;
-    const std::size_t bytes = shape.pos * shape.heads * shape.dim * element;
-    const ReadOnlyFd fd(in.path);
-    for (std::size_t b = 0; b < shape.batch; ++b) {
-        const MappedRegion region(fd.get(), in.file_name, in.storage.offset + b * bytes, bytes);
-        if (!add_sequence(region.data(), in.storage.dtype, shape, s, exclude_bos ? 1 : 0, sums,
+    std::optional<ReadOnlyFd> fd;
+    const std::string* open_path = nullptr;
+    for (std::size_t b = 0; b < in.sequences.size(); ++b) {
+        const SequenceInPlace& sequence = in.sequences[b];
+        if (!open_path || *open_path != sequence.path) {  // shards: one file after another
+            fd.reset();
+            fd.emplace(sequence.path);
+            open_path = &sequence.path;
+        }
+        const MappedRegion region(fd->get(), sequence.file_name, sequence.offset, sequence.bytes);
+        if (!add_sequence(region.data(), sequence.dtype, in.shape, s, exclude_bos ? 1 : 0, sums,
                           unrotated)) {
             return b;
         }

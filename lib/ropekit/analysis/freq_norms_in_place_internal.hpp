@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ropekit/dump/dump_reader.hpp"
 #include "ropekit/hdf5/h5io.hpp"
@@ -12,15 +13,15 @@
 
 namespace ropekit {
 
-// Where the sequences of one (layer, hook) sit in the dump's file.
+// Where each sequence of one (layer, hook) sits, in whichever of the dump's files holds it.
 struct InPlaceVectors {
-    std::string path, file_name;  // to open; for messages
-    ContiguousStorage storage;    // the sequences the reader covers, in order
+    std::vector<SequenceInPlace> sequences;  // the reader's sequences, in order
     VectorShape shape;
 };
 
-// Calls HDF5, so the calling thread only. nullopt when the dataset cannot be read in place (the
-// caller then reads it through HDF5), also when its offset is not aligned to its element size.
+// Calls HDF5, so the calling thread only. nullopt when some sequence cannot be read in place
+// (the caller then reads the dataset through HDF5), also when its offset is not aligned to its
+// element size.
 std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
                                                     Hook hook);
 

@@ -330,15 +330,12 @@ class SequenceVectors {
   public:
     SequenceVectors(const DumpReader& dump, std::size_t layer, Hook hook, std::size_t b,
                     Tensor<float>& slab) {
-        const std::optional<ContiguousStorage> storage = dump.vectors_in_place(layer, hook);
-        if (storage && storage->dtype == DType::f32 && storage->offset % sizeof(float) == 0) {
-            const VectorShape shape = dump.vector_shape(layer, hook);
-            const std::size_t n = shape.pos * shape.heads * shape.dim;
-            const ReadOnlyFd fd(dump.input().path());
-            region_.emplace(fd.get(), dump.input().name(), storage->offset + b * n * sizeof(float),
-                            n * sizeof(float));
+        const std::optional<SequenceInPlace> sequence = dump.sequence_in_place(layer, hook, b);
+        if (sequence && sequence->dtype == DType::f32 && sequence->offset % sizeof(float) == 0) {
+            const ReadOnlyFd fd(sequence->path);
+            region_.emplace(fd.get(), sequence->file_name, sequence->offset, sequence->bytes);
             data_ = reinterpret_cast<const float*>(region_->data());
-            if (all_finite(data_, n)) return;
+            if (all_finite(data_, sequence->bytes / sizeof(float))) return;
             region_.reset();
         }
         dump.read_vectors(layer, hook, b, slab);

@@ -372,20 +372,19 @@ Schedule DumpReader::schedule(std::size_t layer, std::size_t head_dim, bool need
     return s;
 }
 
-std::optional<ContiguousStorage> DumpReader::vectors_in_place(std::size_t layer, Hook hook) const {
+std::optional<SequenceInPlace> DumpReader::sequence_in_place(std::size_t layer, Hook hook,
+                                                             std::size_t batch) const {
     const std::vector<std::string> batch_first{"batch", "pos", "head", "dim"};
     const std::vector<std::string> no_batch{"pos", "head", "dim"};
     if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
-    if (shards_.size() != 1) return std::nullopt;
     const std::string name = dataset(layer, hook);
-    std::optional<ContiguousStorage> storage = shards_.front()->contiguous_storage(name);
+    const auto [in, local] = locate(name, batch);
+    const std::optional<ContiguousStorage> storage = in->contiguous_storage(name);
     if (!storage) return std::nullopt;
-    // Sequences [first_sequence_, +restricted_batch) of the file's, in stored order.
-    const std::size_t stored = shard_vector_shape(input(), name).batch;
+    const std::size_t stored = shard_vector_shape(*in, name).batch;
     const std::uint64_t per_sequence = storage->bytes / std::max<std::size_t>(stored, 1);
-    storage->offset += first_sequence_ * per_sequence;
-    storage->bytes = restricted_batch(stored) * per_sequence;
-    return storage;
+    return SequenceInPlace{in->path(), in->name(), storage->offset + local * per_sequence,
+                           per_sequence, storage->dtype};
 }
 
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,

@@ -10,6 +10,7 @@
 //  - validation: one-line data_errors naming file and dataset for wrong rank, zero-length axes,
 //    integer data, q/k mismatches, kv heads not dividing heads, NaN/inf (with where).
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,6 +78,14 @@ struct PatternShape {
 
 // One dump in one or several files (shards, dump_files.hpp) concatenated along batch: shapes and
 // sequence indices are over all of them; attributes are the first file's (shards agree).
+// One sequence's bytes in a file: what DumpReader::sequence_in_place finds.
+struct SequenceInPlace {
+    std::string path, file_name;  // to open; for messages
+    std::uint64_t offset = 0;     // from the start of the file
+    std::uint64_t bytes = 0;
+    DType dtype = DType::f32;  // f32 or f16, IEEE little-endian
+};
+
 class DumpReader {
   public:
     DumpReader(const H5Input& in, DumpNames names, VectorAxes axes, const DumpOverrides& overrides);
@@ -117,11 +126,12 @@ class DumpReader {
     // Sequence `batch` of a vector hook as [pos, head, dim] floats (whatever the stored order).
     // Throws data_error naming the first NaN/inf element (batch, pos, head, dim).
     void read_vectors(std::size_t layer, Hook hook, std::size_t batch, Tensor<float>& out) const;
-    // Where a vector hook's elements sit in the file, when sequence b is the contiguous
-    // [pos, head, dim] block at offset + b * pos * head * dim elements (stored order
-    // [batch,] pos, head, dim and H5Input::contiguous_storage says yes); nullopt otherwise.
-    // Readers of that block check finiteness themselves (read_vectors names the culprit).
-    std::optional<ContiguousStorage> vectors_in_place(std::size_t layer, Hook hook) const;
+    // Where sequence `batch` of a vector hook sits as one contiguous [pos, head, dim] block, in
+    // whichever shard holds it: stored order [batch,] pos, head, dim and
+    // H5Input::contiguous_storage says yes for that shard; nullopt otherwise. Readers of the
+    // block check finiteness themselves (read_vectors names the culprit). Calls HDF5.
+    std::optional<SequenceInPlace> sequence_in_place(std::size_t layer, Hook hook,
+                                                     std::size_t batch) const;
     // One [query_pos, key_pos] matrix of a pattern or scores hook. Non-finite values are allowed
     // above the diagonal only (scores store -inf there).
     void read_pattern(std::size_t layer, Hook hook, std::size_t batch, std::size_t head,
