@@ -138,9 +138,11 @@ class LlamaCppBench:
               "CPU build), `bench/llama_prefill.mjs`: each sequence evaluated from an empty "
               "context in one batch, last-token logits, its default F16 KV cache. Both exclude "
               "loading; the runs alternate. Medians of the repetitions (best in brackets). Load "
-              f"average {self.loads[0]} at the start and {self.loads[-1]} at the end: other "
-              "engineers' builds and test suites were running on the same two cores, so absolute "
-              "speeds move by 2× between runs and the ratios are the useful numbers.", "",
+              f"average {self.loads[0]} at the start and {self.loads[-1]} at the end" + (
+                  ": other work was running on the same two cores, so absolute speeds move by 2× "
+                  "between runs and the ratios are the useful numbers."
+                  if float(self.loads[0].split()[0]) >= 2 else
+                  " (this bench's own runs: the machine was otherwise idle)."), "",
               "| type | threads | rope-dump tokens/s | llama.cpp tokens/s | rope-dump ÷ llama.cpp | target | met |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
         for t in TYPES:
