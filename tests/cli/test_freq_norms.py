@@ -160,7 +160,8 @@ class FreqNorms(TempDirTest):
         # h5py writes contiguous datasets (read in place, through a mapping); a chunked, gzip
         # copy and the same bytes through a pipe go through HDF5. The norms are bit-identical.
         for dtype in (np.float32, np.float16):
-            path, stored = self.make(dtype=dtype, tokens=40)
+            # d = 64: 32 chunks, so f16 also takes the widen-in-registers kernel (AVX-512)
+            path, stored = self.make(dtype=dtype, tokens=40, dim=64)
             chunked = self.path("chunked.h5")
             with h5py.File(path) as src, h5py.File(chunked, "w") as dst:
                 for key, value in src.attrs.items():

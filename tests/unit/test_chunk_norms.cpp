@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
 #include "ropekit/analysis/chunk_norms_internal.hpp"
+#include "ropekit/core/dtype.hpp"
 #include "ropekit/core/normal_samples.hpp"
 
 using namespace ropekit;
@@ -86,4 +88,24 @@ TEST_CASE("chunk norms: the AVX-512, AVX and SSE paths give the same bits") {
         CHECK(outs[0] == outs[1]);
         CHECK(outs[0] == outs[2]);
     }
+}
+
+TEST_CASE("chunk norms from f16 halves widened in registers: the same bits as widening first") {
+    const Schedule s = make_schedule(128, 1e4, Layout::half);
+    if (!f16_norms_in_registers(s)) return;  // no AVX-512F here: freq-norms widens first
+    std::vector<float> values(128);
+    fill_standard_normal(13, 0, values.data(), values.size());
+    values[5] = 60000.0f;  // near the f16 maximum
+    values[70] = 3e-7f;    // an f16 subnormal
+    std::vector<std::uint16_t> halves(128);
+    floats_to_halves(values.data(), halves.data(), halves.size());
+    std::vector<float> widened(128);
+    halves_to_floats(halves.data(), widened.data(), widened.size());
+    std::vector<double> fused(64, 0.25), reference(64, 0.25);
+    add_chunk_norms_f16(halves.data(), s, 64, fused.data());
+    add_chunk_norms(widened.data(), s, 64, reference.data());
+    CHECK(fused == reference);
+    halves[9] = 0x7c00;  // +inf
+    add_chunk_norms_f16(halves.data(), s, 64, fused.data());
+    CHECK_FALSE(std::isfinite(fused[9]));
 }

@@ -1,6 +1,7 @@
 #include "ropekit/analysis/chunk_norms_internal.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #if defined(__SSE2__)
@@ -77,26 +78,47 @@ __attribute__((target("avx"))) std::size_t add_norms_half_avx(const float* x, co
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+__attribute__((target("avx512f"), always_inline)) inline void add_sixteen_norms(__m512 a, __m512 b,
+                                                                                double* out) {
+    const __m512 squares = _mm512_add_ps(_mm512_mul_ps(a, a), _mm512_mul_ps(b, b));
+    const __mmask16 out_of_range =
+        _mm512_cmp_ps_mask(squares, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_GT_OQ) |
+        _mm512_cmp_ps_mask(squares, _mm512_set1_ps(0x1p-100f), _CMP_LT_OQ);
+    if (out_of_range != 0) {
+        float xs[16], ys[16];
+        _mm512_storeu_ps(xs, a);
+        _mm512_storeu_ps(ys, b);
+        for (int i = 0; i < 16; ++i) out[i] += lane_norm(xs[i], ys[i]);
+        return;
+    }
+    const __m512 n = _mm512_sqrt_ps(squares);
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(n), 1));
+    _mm512_storeu_pd(
+        out, _mm512_add_pd(_mm512_loadu_pd(out), _mm512_cvtps_pd(_mm512_castps512_ps256(n))));
+    _mm512_storeu_pd(out + 8, _mm512_add_pd(_mm512_loadu_pd(out + 8), _mm512_cvtps_pd(high)));
+}
+
 __attribute__((target("avx512f"))) std::size_t add_norms_half_avx512(const float* x, const float* y,
                                                                      std::size_t F, double* out) {
     std::size_t k = 0;
     for (; k + 16 <= F; k += 16) {
-        const __m512 a = _mm512_loadu_ps(x + k), b = _mm512_loadu_ps(y + k);
-        const __m512 squares = _mm512_add_ps(_mm512_mul_ps(a, a), _mm512_mul_ps(b, b));
-        const __mmask16 out_of_range =
-            _mm512_cmp_ps_mask(squares, _mm512_set1_ps(std::numeric_limits<float>::max()),
-                               _CMP_GT_OQ) |
-            _mm512_cmp_ps_mask(squares, _mm512_set1_ps(0x1p-100f), _CMP_LT_OQ);
-        if (out_of_range != 0) {
-            for (std::size_t i = k; i < k + 16; ++i) out[i] += lane_norm(x[i], y[i]);
-            continue;
-        }
-        const __m512 n = _mm512_sqrt_ps(squares);
-        const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(n), 1));
-        _mm512_storeu_pd(out + k, _mm512_add_pd(_mm512_loadu_pd(out + k),
-                                                _mm512_cvtps_pd(_mm512_castps512_ps256(n))));
-        _mm512_storeu_pd(out + k + 8,
-                         _mm512_add_pd(_mm512_loadu_pd(out + k + 8), _mm512_cvtps_pd(high)));
+        add_sixteen_norms(_mm512_loadu_ps(x + k), _mm512_loadu_ps(y + k), out + k);
+    }
+    return k;
+}
+
+// The same from f16 halves, widened in registers (exact, as halves_to_floats): no buffer.
+__attribute__((target("avx512f"))) std::size_t add_norms_half_f16_avx512(const std::uint16_t* x,
+                                                                         const std::uint16_t* y,
+                                                                         std::size_t F,
+                                                                         double* out) {
+    std::size_t k = 0;
+    for (; k + 16 <= F; k += 16) {
+        const __m512 a =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
+        const __m512 b =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + k)));
+        add_sixteen_norms(a, b, out + k);
     }
     return k;
 }
@@ -141,6 +163,23 @@ void add_chunk_norms_lanes(const float* v, const Schedule& s, std::size_t F, dou
         const auto [a, b] = s.chunk_dims(k);
         out[k] += chunk_norm(v[a], v[b]);
     }
+}
+
+bool f16_norms_in_registers(const Schedule& s) {
+#if defined(__SSE2__)
+    return s.layout == Layout::half && kHaveAvx512 && (s.rotary_dim / 2) % 16 == 0;
+#else
+    (void)s;
+    return false;
+#endif
+}
+
+void add_chunk_norms_f16(const std::uint16_t* v, const Schedule& s, std::size_t F, double* out) {
+#if defined(__SSE2__)
+    add_norms_half_f16_avx512(v, v + s.rotary_dim / 2, F, out);
+#else
+    (void)v, (void)s, (void)F, (void)out;
+#endif
 }
 
 void add_unrotated_norm(const float* v, const Schedule& s, double* out) {

@@ -1,6 +1,7 @@
 #pragma once
 // freq-norms' inner kernel, shared by its HDF5 and in-place readers.
 #include <cstddef>
+#include <cstdint>
 
 #include "ropekit/rope/rope.hpp"
 
@@ -16,6 +17,12 @@ void add_chunk_norms(const float* v, const Schedule& s, std::size_t F, double* o
 // where the CPU has it), so that tests can hold every path against the others: same bits.
 void add_chunk_norms_lanes(const float* v, const Schedule& s, std::size_t F, double* out,
                            int lanes);
+
+// Whether add_chunk_norms_f16 runs here: AVX-512F, half layout, a multiple of 16 chunks.
+bool f16_norms_in_registers(const Schedule& s);
+// add_chunk_norms of f16 halves, widened in registers: the same bits as widening them first
+// (halves_to_floats) and calling add_chunk_norms. Only where f16_norms_in_registers(s).
+void add_chunk_norms_f16(const std::uint16_t* v, const Schedule& s, std::size_t F, double* out);
 
 // *out += the 2-norm of the dims that do not rotate (rotary_dim .. head_dim - 1: partial rotary),
 // in double; nothing when every dim rotates.

@@ -31,8 +31,29 @@ bool sums_finite(const double* v, std::size_t n) {
 // (or the unrotated dims' norm), which a NaN or inf makes NaN or inf, and so its sum (norms are
 // >= 0: no inf - inf). So the sums are checked after the sequence, and the positions left out
 // (the BOS) on their own. False when the sequence holds a NaN or inf.
+// f16 with every dim rotating, widened inside the norm kernel; false if it cannot (the caller
+// then widens piece by piece), or if the sequence holds a NaN or inf (bad = true).
+bool add_f16_sequence_fused(const std::uint16_t* halves, const VectorShape& shape,
+                            const Schedule& s, std::size_t first, double* sums, bool& bad) {
+    const std::size_t heads = shape.heads, dim = shape.dim, F = s.rotary_dim / 2;
+    if (s.rotary_dim != dim || !f16_norms_in_registers(s)) return false;
+    std::vector<float> skipped(first * heads * dim);  // the BOS rows: checked, not summed
+    halves_to_floats(halves, skipped.data(), skipped.size());
+    bad = !all_finite(skipped.data(), skipped.size());
+    for (std::size_t i = first * heads; !bad && i < shape.pos * heads; ++i) {
+        add_chunk_norms_f16(halves + i * dim, s, F, sums + (i % heads) * F);
+    }
+    bad = bad || !sums_finite(sums, heads * F);
+    return true;
+}
+
 bool add_sequence(const unsigned char* bytes, DType dtype, const VectorShape& shape,
                   const Schedule& s, std::size_t first, double* sums, double* unrotated) {
+    bool bad = false;
+    if (dtype == DType::f16 && add_f16_sequence_fused(reinterpret_cast<const std::uint16_t*>(bytes),
+                                                      shape, s, first, sums, bad)) {
+        return !bad;
+    }
     const std::size_t heads = shape.heads, dim = shape.dim, vector = heads * dim;
     const std::size_t F = s.rotary_dim / 2;
     const std::size_t step = std::max<std::size_t>(1, kPieceFloats / vector);
