@@ -39,8 +39,8 @@ Hook pick_hook(const DumpReader& dump, std::size_t layer, Hook pre, Hook post) {
 // Through HDF5 (chunked or compressed datasets, pipes, other axis orders): one sequence at a
 // time on the calling thread. read_vectors throws naming the first NaN/inf element.
 void accumulate_through_hdf5(const DumpReader& dump, std::size_t layer, Hook hook,
-                             const Schedule& s, bool exclude_bos, double* sums, double* unrotated) {
-    const VectorShape shape = dump.vector_shape(layer, hook);
+                             const VectorShape& shape, const Schedule& s, bool exclude_bos,
+                             double* sums, double* unrotated) {
     const std::size_t F = s.rotary_dim / 2, first = exclude_bos ? 1 : 0;
     Tensor<float> slab;
     for (std::size_t b = 0; b < shape.batch; ++b) {
@@ -59,6 +59,7 @@ void accumulate_through_hdf5(const DumpReader& dump, std::size_t layer, Hook hoo
 struct LayerTask {
     std::size_t layer;
     Hook hook;
+    VectorShape shape;
     Schedule schedule;
     double* sums;
     double* unrotated;
@@ -126,8 +127,8 @@ void plan_row(const DumpReader& dump, const FreqNormsOptions& options, std::size
         }
         double* unrotated = t.unrotated_sums.size() > 0 ? &t.unrotated_sums({row, 0}) : nullptr;
         std::optional<InPlaceVectors> in_place;
-        if (options.read_in_place) in_place = find_vectors_in_place(dump, layer, hook);
-        tasks.push_back({layer, hook, s, &t.sums({row, 0, 0}), unrotated, in_place, {}});
+        if (options.read_in_place) in_place = find_vectors_in_place(dump, layer, hook, shape);
+        tasks.push_back({layer, hook, shape, s, &t.sums({row, 0, 0}), unrotated, in_place, {}});
     }
 }
 
@@ -136,16 +137,15 @@ void plan_row(const DumpReader& dump, const FreqNormsOptions& options, std::size
 void finish_task(const DumpReader& dump, const FreqNormsOptions& options, const LayerTask& t,
                  FreqNorms& r) {
     if (!t.in_place) {
-        accumulate_through_hdf5(dump, t.layer, t.hook, t.schedule, options.exclude_bos, t.sums,
-                                t.unrotated);
+        accumulate_through_hdf5(dump, t.layer, t.hook, t.shape, t.schedule, options.exclude_bos,
+                                t.sums, t.unrotated);
     } else if (t.bad_sequence) {
         Tensor<float> slab;
         dump.read_vectors(t.layer, t.hook, *t.bad_sequence, slab);
         throw data_error(dump.input().name(), dump.dataset(t.layer, t.hook),
                          "NaN or inf (the in-place read and HDF5 disagree)");
     }
-    const VectorShape shape = dump.vector_shape(t.layer, t.hook);
-    r.positions = shape.batch * (shape.pos - (options.exclude_bos ? 1 : 0));
+    r.positions = t.shape.batch * (t.shape.pos - (options.exclude_bos ? 1 : 0));
     ++r.datasets_read;
     if (t.in_place) ++r.datasets_read_in_place;
 }

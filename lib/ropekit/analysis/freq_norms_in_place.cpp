@@ -80,8 +80,8 @@ bool add_sequence(const unsigned char* bytes, DType dtype, const VectorShape& sh
 }  // namespace
 
 std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
-                                                    Hook hook) {
-    InPlaceVectors in{{}, dump.vector_shape(layer, hook)};
+                                                    Hook hook, const VectorShape& shape) {
+    InPlaceVectors in{{}, shape};
     for (std::size_t b = 0; b < in.shape.batch; ++b) {
         std::optional<SequenceInPlace> sequence = dump.sequence_in_place(layer, hook, b);
         const std::size_t element = sequence && sequence->dtype == DType::f32 ? 4 : 2;

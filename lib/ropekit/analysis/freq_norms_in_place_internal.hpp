@@ -19,11 +19,11 @@ struct InPlaceVectors {
     VectorShape shape;
 };
 
-// Calls HDF5, so the calling thread only. nullopt when some sequence cannot be read in place
-// (the caller then reads the dataset through HDF5), also when its offset is not aligned to its
-// element size.
+// `shape` is dump.vector_shape(layer, hook). Calls HDF5, so the calling thread only. nullopt when
+// some sequence cannot be read in place (the caller then reads the dataset through HDF5), also when
+// its offset is not aligned to its element size.
 std::optional<InPlaceVectors> find_vectors_in_place(const DumpReader& dump, std::size_t layer,
-                                                    Hook hook);
+                                                    Hook hook, const VectorShape& shape);
 
 // Adds the chunk norms of every sequence to sums [head x F] and the unrotated dims' norms to
 // unrotated [head] (partial rotary only). No HDF5 calls: safe on any thread, one call per
