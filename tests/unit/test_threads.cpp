@@ -10,7 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include <cblas.h>
+
 #include "ropekit/core/threads.hpp"
+
+// OpenBLAS's own flag for its worker pool (1 while the pool threads exist); weak, so that a
+// build against another BLAS still links.
+extern "C" int blas_server_avail __attribute__((weak));
 
 using namespace ropekit;
 
@@ -85,5 +91,14 @@ TEST_CASE("parallel_for inside a block runs that block's part on its own thread"
         });
     });
     CHECK(std::count(hits.begin(), hits.end(), 1) == 40);
+    set_thread_count(0);
+}
+
+TEST_CASE("set_thread_count leaves OpenBLAS single-threaded with its worker pool stopped") {
+    // The pool's idle workers spin in sched_yield after library load and took the second core
+    // from our threads (docs/performance.md); every BLAS call runs inside our own blocks.
+    set_thread_count(2);
+    CHECK(openblas_get_num_threads() == 1);
+    if (&blas_server_avail != nullptr) CHECK(blas_server_avail == 0);
     set_thread_count(0);
 }
