@@ -379,12 +379,18 @@ std::optional<SequenceInPlace> DumpReader::sequence_in_place(std::size_t layer, 
     if (axes_.names != batch_first && axes_.names != no_batch) return std::nullopt;
     const std::string name = dataset(layer, hook);
     const auto [in, local] = locate(name, batch);
-    const std::optional<ContiguousStorage> storage = in->contiguous_storage(name);
-    if (!storage) return std::nullopt;
-    const std::size_t stored = shard_vector_shape(*in, name).batch;
-    const std::uint64_t per_sequence = storage->bytes / std::max<std::size_t>(stored, 1);
-    return SequenceInPlace{in->path(), in->name(), storage->offset + local * per_sequence,
-                           per_sequence, storage->dtype};
+    auto [entry, added] = storage_cache_.try_emplace({in, name});
+    ShardStorage& shard = entry->second;
+    if (added) {
+        shard.storage = in->contiguous_storage(name);
+        const std::size_t stored = shard_vector_shape(*in, name).batch;
+        if (shard.storage)
+            shard.per_sequence = shard.storage->bytes / std::max<std::size_t>(stored, 1);
+    }
+    if (!shard.storage) return std::nullopt;
+    return SequenceInPlace{in->path(), in->name(),
+                           shard.storage->offset + local * shard.per_sequence, shard.per_sequence,
+                           shard.storage->dtype};
 }
 
 void DumpReader::read_vectors(std::size_t layer, Hook hook, std::size_t batch,

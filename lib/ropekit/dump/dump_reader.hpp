@@ -129,7 +129,8 @@ class DumpReader {
     // Where sequence `batch` of a vector hook sits as one contiguous [pos, head, dim] block, in
     // whichever shard holds it: stored order [batch,] pos, head, dim and
     // H5Input::contiguous_storage says yes for that shard; nullopt otherwise. Readers of the
-    // block check finiteness themselves (read_vectors names the culprit). Calls HDF5.
+    // block check finiteness themselves (read_vectors names the culprit). Calls HDF5 (once per
+    // shard and dataset), so the calling thread only.
     std::optional<SequenceInPlace> sequence_in_place(std::size_t layer, Hook hook,
                                                      std::size_t batch) const;
     // One [query_pos, key_pos] matrix of a pattern or scores hook. Non-finite values are allowed
@@ -146,6 +147,14 @@ class DumpReader {
     std::size_t restricted_batch(std::size_t batch) const;  // of the whole dump, to the share
     // Without --theta: layer_rope_inv_freq has a row for every layer in the file (data_error).
     void check_layer_table() const;
+
+    // Where each (shard, dataset) stores its sequences, as sequence_in_place found it: looked up
+    // once, not once per sequence (a dump of 20,000 short sequences spent 7 s in HDF5 on it).
+    struct ShardStorage {
+        std::optional<ContiguousStorage> storage;
+        std::uint64_t per_sequence = 0;
+    };
+    mutable std::map<std::pair<const H5Input*, std::string>, ShardStorage> storage_cache_;
 
     std::vector<const H5Input*> shards_;
     std::size_t first_sequence_ = 0, sequence_count_ = static_cast<std::size_t>(-1);
