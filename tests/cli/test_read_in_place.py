@@ -56,9 +56,13 @@ class ReadInPlace(TempDirTest):
         path = self.path("short.h5")
         write_dump(path, [{"hook_q": rng.normal(size=(3000, 4, 2, 32)),
                            "hook_k": rng.normal(size=(3000, 4, 2, 32))}])
+        one = self.path("one.h5")  # the same tool on one sequence: its own mmaps (libraries,
+        write_dump(one, [{"hook_q": rng.normal(size=(1, 4, 2, 32)),  # malloc, sanitizers)
+                          "hook_k": rng.normal(size=(1, 4, 2, 32))}])
         out = self.path("short-norms.h5")
+        base = self.syscalls("mmap", "freq-norms", one, "-o", out, "-q", "--force")
         maps = self.syscalls("mmap", "freq-norms", path, "-o", out, "-q", "--force")
-        self.assertLess(maps, 600, f"{maps} mmap calls for 2 x 3000 sequences")
+        self.assertLess(maps - base, 600, f"{maps - base} more mmap calls for 2 x 3000 sequences")
         data_bytes = 2 * 3000 * 4 * 2 * 32 * 4
         self.assertLess(self.pread_bytes("freq-norms", path, "-o", out, "-q", "--force"),
                         data_bytes // 10)
