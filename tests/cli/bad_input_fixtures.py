@@ -634,6 +634,27 @@ def hf_family_model(fx, family, **extra):
 
 
 @builder
+def hf_model_with_model_type_500000(fx):
+    """fuzz_hf_rope's finding: a number where config.json's model_type string belongs."""
+    return hf_family_model(fx, "llama", model_type=500000.0)
+
+
+@builder
+def hf_model_with_rms_norm_eps_as_text(fx):
+    return hf_family_model(fx, "llama", rms_norm_eps="1e-6")
+
+
+@builder
+def tokenizer_json_with_fuse_unk_as_text(fx):
+    """A BPE tokenizer.json whose fuse_unk is a string, not true or false."""
+    path = fx.path("tokenizer.json")
+    model = {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"],
+             "fuse_unk": "yes"}
+    write_bytes(path, json.dumps({"model": model}).encode())
+    return path
+
+
+@builder
 def hf_qwen2_model_with_per_layer_windows(fx):
     return hf_family_model(fx, "qwen2", use_sliding_window=True)
 

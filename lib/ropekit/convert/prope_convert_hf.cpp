@@ -136,6 +136,18 @@ bool inside(const fs::path& child, const fs::path& parent) {
     return true;
 }
 
+// The shards (canonical paths) that carry saved inv_freq buffers (Llama-2-era checkpoints).
+std::set<std::string> shards_with_inv_freq(const fs::path& in_dir) {
+    std::set<std::string> shards;
+    for (const std::string& file : weight_files(in_dir)) {
+        const SafetensorsFile f = SafetensorsFile::open(file);
+        for (const auto& t : f.tensors()) {
+            if (is_inv_freq(t.name)) shards.insert(fs::weakly_canonical(file).string());
+        }
+    }
+    return shards;
+}
+
 }  // namespace
 
 ConvertReport convert_hf_directory(const std::string& input, const std::string& output,
@@ -149,8 +161,10 @@ ConvertReport convert_hf_directory(const std::string& input, const std::string& 
     }
     check_output_path(output, options.force, {input});
 
-    const HfPropePlan plan =
-        plan_hf_prope(read_json_file(config_path.string()), config_path.string(), options.request);
+    const auto config = read_json_file(config_path.string());
+    const HfPropePlan plan = interpret_json(config_path.string(), [&] {
+        return plan_hf_prope(config, config_path.string(), options.request);
+    });
     ConvertReport report;
     for (const PropeLayerPlan& layer : plan.layers) {
         report.kept.push_back((layer.layer_type.empty() ? "" : layer.layer_type + ": ") +
@@ -158,14 +172,7 @@ ConvertReport convert_hf_directory(const std::string& input, const std::string& 
     }
     report.notes = plan.notes;
 
-    // Which shards carry saved inv_freq buffers (Llama-2-era checkpoints).
-    std::set<std::string> to_rewrite;
-    for (const std::string& file : weight_files(in_dir)) {
-        const SafetensorsFile f = SafetensorsFile::open(file);
-        for (const auto& t : f.tensors()) {
-            if (is_inv_freq(t.name)) to_rewrite.insert(fs::weakly_canonical(file).string());
-        }
-    }
+    const std::set<std::string> to_rewrite = shards_with_inv_freq(in_dir);
     if (!to_rewrite.empty() && plan.layers.size() > 1) {
         throw data_error(
             input, "",

@@ -178,7 +178,7 @@ Json encode_longrope(const EncodeInput& in) {
 // GPTNeoXConfig reads that instead.
 void set_v4_theta(Json& out, double theta) {
     out["rope_theta"] = theta;
-    if (out.value("model_type", std::string()) == "gpt_neox") out["rotary_emb_base"] = theta;
+    if (out.value("model_type", Json()) == "gpt_neox") out["rotary_emb_base"] = theta;
 }
 
 bool v5_output(const HfRopeConfig& in, const Json& config) {

@@ -3,6 +3,7 @@
 
 #include "ropekit/convert/prope_encoding.hpp"
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/json.hpp"
 
 namespace ropekit {
 
@@ -36,14 +37,14 @@ Json gemma3_layer_types(const Json& config, const std::string& file) {
 }
 
 // The full_attention dict of a v4 config: rope_theta with rope_scaling's type and parameters.
-Json gemma3_global_dict(const Json& config) {
+Json gemma3_global_dict(const Json& config, const std::string& file) {
     Json d = Json::object();
     const Json& scaling = config.value("rope_scaling", Json());
     if (scaling.is_object()) d = scaling;
     if (d.contains("type") && !d.contains("rope_type")) d["rope_type"] = d["type"];
     d.erase("type");
     if (!d.contains("rope_type")) d["rope_type"] = "default";
-    d["rope_theta"] = config.value("rope_theta", 1000000.0);
+    d["rope_theta"] = number_or(config, "rope_theta", 1000000.0, file);
     return d;
 }
 
@@ -51,7 +52,7 @@ Json gemma3_global_dict(const Json& config) {
 
 Json gemma3_rope_parameters(const Json& config, const std::string& file,
                             std::vector<std::string>& notes) {
-    if (!config.is_object() || config.value("model_type", std::string()) != "gemma3_text" ||
+    if (!config.is_object() || string_or(config, "model_type", "", file) != "gemma3_text" ||
         config.contains("rope_parameters")) {
         return config;
     }
@@ -59,9 +60,9 @@ Json gemma3_rope_parameters(const Json& config, const std::string& file,
     out["layer_types"] = gemma3_layer_types(config, file);
     Json local = Json::object();
     local["rope_type"] = "default";
-    local["rope_theta"] = config.value("rope_local_base_freq", 10000.0);
+    local["rope_theta"] = number_or(config, "rope_local_base_freq", 10000.0, file);
     out["rope_parameters"] = Json::object();
-    out["rope_parameters"]["full_attention"] = gemma3_global_dict(config);
+    out["rope_parameters"]["full_attention"] = gemma3_global_dict(config, file);
     out["rope_parameters"]["sliding_attention"] = local;
     for (const char* key : {"rope_scaling", "rope_theta", "rope_local_base_freq"}) out.erase(key);
     notes.push_back(

@@ -7,6 +7,14 @@
 
 namespace ropekit {
 
+std::string json_error_text(const nlohmann::json::exception& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...": keep it short.
+    std::string what = e.what();
+    const auto bracket = what.find("] ");
+    if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    return what;
+}
+
 namespace {
 
 template <class Json>
@@ -18,11 +26,7 @@ Json parse_json_file(const std::string& path) {
     try {
         return Json::parse(text.str());
     } catch (const nlohmann::json::exception& e) {
-        // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...": keep it short.
-        std::string what = e.what();
-        const auto bracket = what.find("] ");
-        if (bracket != std::string::npos) what = what.substr(bracket + 2);
-        throw data_error(path, "", "not valid JSON: " + what);
+        throw data_error(path, "", "not valid JSON: " + json_error_text(e));
     }
 }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "ropekit/core/error.hpp"
+#include "ropekit/core/json.hpp"
 #include "ropekit/formats/gguf_rope.hpp"
 #include "ropekit/model/gemma3_internal.hpp"
 
@@ -53,7 +54,7 @@ const HfRopeParameters& of_type(const HfRopeConfig& rope, const std::string& typ
 }  // namespace
 
 void refuse_multimodal(const Json& config, const std::string& file) {
-    if (config.value("model_type", std::string()) != "gemma3") return;
+    if (string_or(config, "model_type", "", file) != "gemma3") return;
     throw data_error(file, "model_type",
                      "\"gemma3\" is Gemma 3's multimodal checkpoint (its text model in "
                      "text_config, its weights under language_model), which rope-dump does not "

@@ -57,7 +57,7 @@ void require_activation(const Json& config, const Family& family, const std::str
 // The family of config.json, and a refusal by name of what rope-dump does not implement.
 const Family& require_family(const Json& config, const std::string& file) {
     gemma3::refuse_multimodal(config, file);
-    const Family& family = hf_family(config.value("model_type", std::string()), file);
+    const Family& family = hf_family(string_or(config, "model_type", "", file), file);
     require_activation(config, family, file);
     if (flag_key(config, "mlp_bias"))
         throw data_error(file, "mlp_bias", "MLP biases are not supported");
@@ -161,7 +161,7 @@ LlamaConfig read_llama_config(const Json& config, const std::string& file) {
     c.n_kv_heads = count_key(config, file, "num_key_value_heads", c.n_heads);
     c.vocab_size = count_key(config, file, "vocab_size");
     c.seq_len = count_key(config, file, "max_position_embeddings", std::size_t{0});
-    c.norm_eps = config.value("rms_norm_eps", 1e-6);
+    c.norm_eps = number_or(config, "rms_norm_eps", 1e-6, file);
     c.shared_classifier = flag_key(config, "tie_word_embeddings");
     return c;
 }
@@ -315,7 +315,7 @@ Projection load_classifier(const ShardedTensors& tensors, const LlamaConfig& c,
 // GPTNeoXConfig); its one key/value head per query head.
 void apply_neox(const Json& config, LlamaConfig& c, const std::string& file) {
     c.layer_norm = c.gelu_mlp = true;
-    c.norm_eps = config.value("layer_norm_eps", 1e-5);
+    c.norm_eps = number_or(config, "layer_norm_eps", 1e-5, file);
     c.parallel_residual = true;
     if (config.contains("use_parallel_residual")) {
         if (!config["use_parallel_residual"].is_boolean()) {
@@ -404,15 +404,15 @@ std::string model_name(const fs::path& dir) {
     return name;
 }
 
-}  // namespace
+// What config.json says: the architecture, its RoPE schedule and, for Gemma 3, its sliding layers'
+// schedule.
+struct HfModelConfig {
+    LlamaConfig config;
+    Schedule schedule;
+    std::optional<Schedule> local_schedule;
+};
 
-LlamaModel load_hf_llama(const std::string& directory) {
-    const fs::path dir(directory);
-    const std::string config_file = (dir / "config.json").string();
-    if (!fs::exists(config_file)) {
-        throw data_error(directory, "", "expected a config.json in the model directory");
-    }
-    const Json config = read_json_file(config_file);
+HfModelConfig read_hf_model_config(const Json& config, const std::string& config_file) {
     const Family& family = require_family(config, config_file);
     LlamaConfig c = read_llama_config(config, config_file);
     c.family = family.model_type;
@@ -432,14 +432,30 @@ LlamaModel load_hf_llama(const std::string& directory) {
     c.rope_scaling = rope_parameters.rope_type;
     c.max_tokens = schedule_limit(rope_parameters);
     validate_config(c, config_file);
+    std::optional<Schedule> local;
+    if (two) local = hf_schedule(two->local);
+    return {std::move(c), std::move(schedule), std::move(local)};
+}
+
+}  // namespace
+
+LlamaModel load_hf_llama(const std::string& directory) {
+    const fs::path dir(directory);
+    const std::string config_file = (dir / "config.json").string();
+    if (!fs::exists(config_file)) {
+        throw data_error(directory, "", "expected a config.json in the model directory");
+    }
+    const Json config = read_json_file(config_file);
+    HfModelConfig read =
+        interpret_json(config_file, [&] { return read_hf_model_config(config, config_file); });
 
     auto storage = std::make_shared<HfStorage>();
     storage->files = open_shards(dir);
     ShardedTensors tensors(directory, *storage);
-    LlamaWeights weights = load_weights(tensors, c, config, directory);
-    LlamaModel model(c, std::move(schedule), std::move(weights), std::move(storage),
+    LlamaWeights weights = load_weights(tensors, read.config, config, directory);
+    LlamaModel model(read.config, std::move(read.schedule), std::move(weights), std::move(storage),
                      model_name(dir));
-    if (two) model.set_local_schedule(hf_schedule(two->local));
+    if (read.local_schedule) model.set_local_schedule(std::move(*read.local_schedule));
     return model;
 }
 

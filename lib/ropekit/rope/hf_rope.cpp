@@ -510,7 +510,8 @@ HfRopeConfig parse_hf_rope_config(const Json& original, const std::string& file)
 }
 
 HfRopeConfig read_hf_rope_config(const std::string& path) {
-    return parse_hf_rope_config(read_json_file(path), path);
+    const auto config = read_json_file(path);
+    return interpret_json(path, [&] { return parse_hf_rope_config(config, path); });
 }
 
 Schedule hf_schedule(const HfRopeParameters& p, std::optional<double> seq_len) {

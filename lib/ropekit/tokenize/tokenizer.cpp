@@ -71,7 +71,8 @@ Tokenizer Tokenizer::open(const std::string& path) {
     const std::string config_path =
         (directory ? path : directory_of(path)) + "/tokenizer_config.json";
     if (exists(config_path)) {
-        apply_tokenizer_config(read_json_file_unordered(config_path), config_path, *impl);
+        const auto config = read_json_file_unordered(config_path);
+        interpret_json(config_path, [&] { apply_tokenizer_config(config, config_path, *impl); });
     }
     return Tokenizer(std::move(impl));
 }

@@ -135,10 +135,7 @@ void read_added_tokens(const Json& file, const std::string& source, AddedTokens&
     }
 }
 
-}  // namespace
-
-std::unique_ptr<TokenizerImpl> load_tokenizer_json(const std::string& path) {
-    const Json file = read_json_file_unordered(path);
+std::unique_ptr<TokenizerImpl> pipeline_of(const Json& file, const std::string& path) {
     if (!file.is_object()) throw data_error(path, "", "expected a JSON object");
     auto pipeline = std::make_unique<Pipeline>();
     const Json& model = member(file, "model", path, "", Json::value_t::object);
@@ -164,6 +161,13 @@ std::unique_ptr<TokenizerImpl> load_tokenizer_json(const std::string& path) {
                                                                                 : "",
                                         pipeline->vocab_size());
     return pipeline;
+}
+
+}  // namespace
+
+std::unique_ptr<TokenizerImpl> load_tokenizer_json(const std::string& path) {
+    const Json file = read_json_file_unordered(path);
+    return interpret_json(path, [&] { return pipeline_of(file, path); });
 }
 
 }  // namespace ropekit
