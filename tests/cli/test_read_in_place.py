@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from dump_fixtures import write_dump
-from ropekit_test import TempDirTest, tool_path
+from ropekit_test import SHARED_DATA, TempDirTest, run, tool_path
 
 PREAD = re.compile(r"pread64\(\d+, .*\) = (\d+)$")
 
@@ -119,3 +119,25 @@ class ReadInPlace(TempDirTest):
                 with h5py.File(whole) as a, h5py.File(split) as b:
                     for key in a:
                         np.testing.assert_array_equal(a[key][...], b[key][...], err_msg=key)
+
+    def test_ropekit_dumps_are_contiguous_and_read_in_place(self):
+        # rope-dump and make-demo-dump write contiguous datasets (they were chunked, which sent
+        # freq-norms and find-positional-heads on ropekit's own dumps through HDF5's copy).
+        dumps = [self.path("demo.h5")]
+        run("make-demo-dump", "--heads", "4", "--kv-heads", "2", "--tokens", "256", "--batch",
+            "2", "-o", dumps[0], "-q", check=0)
+        model = os.path.join(SHARED_DATA, "stories260K.bin")
+        if os.path.exists(model):
+            dumps.append(self.path("rope-dump.h5"))
+            run("rope-dump", model, "--ids", " ".join(["1"] * 512), "-o", dumps[1], "-q", check=0)
+        for dump in dumps:
+            with self.subTest(dump=os.path.basename(dump)), h5py.File(dump) as f:
+                names = [n for n in f if n.endswith(("hook_q", "hook_k"))]
+                self.assertTrue(names)
+                for name in names:
+                    self.assertIsNone(f[name].chunks, name)
+                    self.assertIsNotNone(f[name].id.get_offset(), name)
+                data_bytes = sum(f[n].size * f[n].dtype.itemsize for n in names)
+                copied = self.pread_bytes("freq-norms", dump, "-o", self.path("n.h5"), "-q",
+                                          "--force")
+                self.assertLess(copied, data_bytes // 10, f"pread {copied} B of {data_bytes} B")

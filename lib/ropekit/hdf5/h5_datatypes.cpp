@@ -83,10 +83,6 @@ hid_t file_type_for(DType t) {
     return -1;
 }
 
-std::size_t stored_size(DType t) {
-    return t == DType::f64 ? 8 : t == DType::f32 ? 4 : 2;
-}
-
 Hid open_object(hid_t file, const std::string& file_name, const std::string& object) {
     Hid obj(H5Oopen(file, object.c_str(), H5P_DEFAULT), H5Oclose);
     if (!obj) throw data_error(file_name, object, "cannot open object to write an attribute");
@@ -295,28 +291,12 @@ void write_attribute(hid_t file, const std::string& file_name, const std::string
         value);
 }
 
-void create_chunked_dataset(hid_t file, const std::string& file_name, const std::string& dataset,
-                            const Shape& shape, DType stored) {
+void create_output_dataset(hid_t file, const std::string& file_name, const std::string& dataset,
+                           const Shape& shape, DType stored) {
+    // Contiguous, unfiltered: every shape we write is known up front, and readers (ours in place,
+    // numpy.memmap over h5py's offset) can map a contiguous dataset's bytes instead of copying
+    // them through HDF5. Chunks bought nothing here (no compression, no growing axis).
     Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-    const bool chunkable = !shape.empty() && element_count(shape) > 0;
-    if (chunkable) {
-        // Chunks of at most 1 MiB, cut along the leading axes, so slabs stream well.
-        std::vector<hsize_t> chunk(shape.begin(), shape.end());
-        const std::size_t bytes = stored_size(stored);
-        auto chunk_bytes = [&] {
-            std::size_t n = bytes;
-            for (hsize_t c : chunk) n *= c;
-            return n;
-        };
-        for (std::size_t axis = 0; chunk_bytes() > (1u << 20) && axis < chunk.size();) {
-            if (chunk[axis] > 1) {
-                chunk[axis] = (chunk[axis] + 1) / 2;
-            } else {
-                ++axis;
-            }
-        }
-        H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data());
-    }
     Hid f16;
     hid_t type = file_type_for(stored);
     if (stored == DType::f16) {
@@ -386,13 +366,13 @@ void write_float_slab(hid_t file, const std::string& file_name, const std::strin
 
 void write_whole(hid_t file, const std::string& file_name, const std::string& dataset,
                  const Shape& shape, DType stored, const float* data) {
-    create_chunked_dataset(file, file_name, dataset, shape, stored);
+    create_output_dataset(file, file_name, dataset, shape, stored);
     write_float_slab(file, file_name, dataset, Shape(shape.size(), 0), shape, data);
 }
 
 void write_whole(hid_t file, const std::string& file_name, const std::string& dataset,
                  const Shape& shape, DType stored, const double* data) {
-    create_chunked_dataset(file, file_name, dataset, shape, stored);
+    create_output_dataset(file, file_name, dataset, shape, stored);
     Hid d = open_for_write(file, file_name, dataset);
     if (element_count(shape) > 0 &&
         H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {

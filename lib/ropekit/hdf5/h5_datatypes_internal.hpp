@@ -67,8 +67,10 @@ AttrValue read_attribute(hid_t attribute, const std::string& file, const std::st
 void write_attribute(hid_t file, const std::string& file_name, const std::string& object,
                      const std::string& name, const AttrValue& value, const Shape& shape = {});
 
-void create_chunked_dataset(hid_t file, const std::string& file_name, const std::string& dataset,
-                            const Shape& shape, DType stored);
+// A new dataset of `shape`: contiguous (mappable in place), f16 as h5py's float16, bf16 marked by
+// a dtype attribute.
+void create_output_dataset(hid_t file, const std::string& file_name, const std::string& dataset,
+                           const Shape& shape, DType stored);
 void write_float_slab(hid_t file, const std::string& file_name, const std::string& dataset,
                       const Shape& start, const Shape& count, const float* data);
 void write_whole(hid_t file, const std::string& file_name, const std::string& dataset,

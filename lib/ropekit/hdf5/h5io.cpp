@@ -547,7 +547,7 @@ H5Output H5Output::create(const std::string& path, const WriteOptions& options) 
 
 void H5Output::create_dataset(const std::string& dataset, const Shape& shape, DType stored,
                               const std::vector<std::string>& axes, const std::string& units) {
-    create_chunked_dataset(impl_->file, impl_->name, dataset, shape, stored);
+    create_output_dataset(impl_->file, impl_->name, dataset, shape, stored);
     label_dataset(impl_->file, impl_->name, dataset, axes, units);
 }
 
