@@ -168,6 +168,22 @@ class ExtremeValues(TempDirTest):
                      "overflows float32")
         self.assertFalse(os.path.exists(self.path("h.h5")))
 
+    def test_the_overflow_named_is_the_first_in_position_order_at_any_thread_count(self):
+        # Heads are packed by the thread that scores them; head 0 overflows at pos 2 and head 1
+        # at pos 1, and the message names pos 1 (a serial pass over positions meets it first).
+        q = np.ones((1, 4, 2, 8), np.float32)
+        q[0, 2, 0, 0] = q[0, 2, 0, 4] = 3e38
+        q[0, 1, 1, 0] = q[0, 1, 1, 4] = 3e38
+        dump = self.path("pre2.h5")
+        with h5py.File(dump, "w") as f:
+            f["blocks.0.attn.hook_q"], f["blocks.0.attn.hook_k"] = q, np.ones_like(q)
+            f.attrs["rope_theta"] = 10000.0
+        for threads in ("1", "2"):
+            r = run("find-positional-heads", dump, "--from", "qk", "--threads", threads,
+                    "-o", self.path("h.h5"), "-q")
+            self.refused(r, f"{dump}: blocks.0.attn.hook_q: ", "batch 0, pos 1, head 1",
+                         "overflows float32")
+
     # ------------------------------------------------------------------ rope-decay --mode file
 
     def decay_case(self, name, q, k, offsets=(0, 1, 2, 7, 40)):

@@ -1,9 +1,11 @@
 #include "ropekit/analysis/positional_heads.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/format.h>
@@ -60,10 +62,12 @@ VectorSource find_vectors(const DumpReader& dump, std::size_t layer, bool requir
 }
 
 // cos and sin of every (position, frequency) of a pre-RoPE layer, times attention_factor, as
-// rotate() computes them: packing with this table rotates bit for bit like rotate().
+// rotate() computes them, and each frequency's two dims: packing with this table rotates bit for
+// bit like rotate().
 struct RotationTable {
     std::size_t frequencies = 0;
     std::vector<double> cos, sin;  // [T x frequencies]
+    std::vector<std::pair<std::size_t, std::size_t>> dims;
 };
 
 RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
@@ -78,55 +82,62 @@ RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
             r.sin[t * r.frequencies + f] = std::sin(angle) * s.attention_factor;
         }
     }
+    for (std::size_t f = 0; f < r.frequencies; ++f) r.dims.push_back(s.chunk_dims(f));
     return r;
 }
 
-// Sequence `batch`'s [T, heads, D] vectors as [heads, T, D] (each head's rows contiguous, for
-// the score SGEMMs and the chunk logits), rotated on the way when `rotation` is given. A chunk
-// whose norm is beyond the float range (values near 3.4e38) cannot be stored rotated: that is an
-// error naming where.
-// Heads packed [heads, T, D], and each head's max|v| (for causal_attention's float-range test,
-// found here while the row is in L1 instead of by another pass per head).
-struct PackedHeads {
-    std::vector<float> values;
-    std::vector<float> max_abs;
+// One sequence's [T, heads, D] vectors of one hook, as read or mapped.
+struct SequenceSlab {
+    const float* rows = nullptr;
+    VectorShape shape{};
 };
 
-void pack_heads(const float* slab, const VectorShape& shape, const Schedule& s,
-                const RotationTable* rotation, const DumpReader& dump, std::size_t layer, Hook hook,
-                std::size_t batch, PackedHeads& packed) {
-    const std::size_t T = shape.pos, H = shape.heads, D = shape.dim;
-    packed.values.resize(T * H * D);
-    packed.max_abs.assign(H, 0.0f);
-    std::vector<std::pair<std::size_t, std::size_t>> dims;
-    for (std::size_t f = 0; rotation && f < rotation->frequencies; ++f) {
-        dims.push_back(s.chunk_dims(f));
+// Row t of head h of the slab copied to `to` [D], rotated when `rotation` is given. False when the
+// rotation leaves the float range (a chunk norm above 3.4e38): the caller reports where.
+bool pack_row(const SequenceSlab& slab, std::size_t t, std::size_t h, const RotationTable* rotation,
+              float* to) {
+    const std::size_t D = slab.shape.dim;
+    const float* from = &slab.rows[(t * slab.shape.heads + h) * D];
+    std::copy_n(from, D, to);
+    if (!rotation) return true;
+    const double* c = &rotation->cos[t * rotation->frequencies];
+    const double* sn = &rotation->sin[t * rotation->frequencies];
+    for (std::size_t f = 0; f < rotation->dims.size(); ++f) {
+        const auto [a, b] = rotation->dims[f];
+        const double x = from[a], y = from[b];
+        to[a] = static_cast<float>(x * c[f] - y * sn[f]);
+        to[b] = static_cast<float>(x * sn[f] + y * c[f]);
     }
+    return std::all_of(to, to + D, [](float v) { return std::isfinite(v); });
+}
+
+// One head's rows [T, D], contiguous for the score SGEMMs and the chunk logits, and its max|v|
+// (for causal_attention's float-range test, found while each row is in L1). The thread that
+// scores a head packs it, so its q and k are still in L2 when the GEMMs read them (packing all
+// heads first put 8 MB between the packing and the GEMMs and halved their rate).
+struct PackedHead {
+    static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+    std::vector<float> values;
+    float max_abs = 0;
+    std::size_t head = kNone;
+};
+
+// Packs head h unless `packed` holds it already (query heads of a group share their key head).
+// False when rotating overflows float32.
+bool pack_head(const SequenceSlab& slab, std::size_t h, const RotationTable* rotation,
+               PackedHead& packed) {
+    if (packed.head == h) return true;
+    const std::size_t T = slab.shape.pos, D = slab.shape.dim;
+    packed.values.resize(T * D);
+    packed.max_abs = 0;
+    packed.head = PackedHead::kNone;
     for (std::size_t t = 0; t < T; ++t) {
-        for (std::size_t h = 0; h < H; ++h) {
-            const float* from = &slab[(t * H + h) * D];
-            float* to = &packed.values[(h * T + t) * D];
-            std::copy_n(from, D, to);
-            if (rotation) {
-                const double* c = &rotation->cos[t * rotation->frequencies];
-                const double* sn = &rotation->sin[t * rotation->frequencies];
-                for (std::size_t f = 0; f < dims.size(); ++f) {
-                    const auto [a, b] = dims[f];
-                    const double x = from[a], y = from[b];
-                    to[a] = static_cast<float>(x * c[f] - y * sn[f]);
-                    to[b] = static_cast<float>(x * sn[f] + y * c[f]);
-                }
-                if (!std::all_of(to, to + D, [](float v) { return std::isfinite(v); })) {
-                    throw data_error(
-                        dump.input().name(), dump.dataset(layer, hook),
-                        fmt::format("rotating batch {}, pos {}, head {} by the schedule "
-                                    "overflows float32 (a chunk norm above 3.4e38)",
-                                    batch, t, h));
-                }
-            }
-            packed.max_abs[h] = std::max(packed.max_abs[h], max_abs(to, D, 1, D));
-        }
+        float* to = &packed.values[t * D];
+        if (!pack_row(slab, t, h, rotation, to)) return false;
+        packed.max_abs = std::max(packed.max_abs, max_abs(to, D, 1, D));
     }
+    packed.head = h;
+    return true;
 }
 
 void check_rows_sum_to_one(const Tensor<float>& a, const std::string& file,
@@ -259,15 +270,24 @@ struct LayerScan {
     bool attributed = false;
     std::size_t frequencies = 0;
     float scale = 0;                        // qk: multiplier of q.k
-    Tensor<float> q{}, k{};                 // sequence b's vectors as read: [T, heads, D]
-    PackedHeads q_heads{}, k_heads{};       // the same [heads, T, D], rotated when pre-RoPE
+    Tensor<float> q{}, k{};                 // sequence b's vectors when read (not mapped)
+    SequenceSlab q_slab{}, k_slab{};        // sequence b's [T, heads, D], read or mapped
     RotationTable rotation{};               // pre-RoPE layers only
     std::vector<HeadStatistics> acc{};      // per head
     std::vector<Tensor<float>> pictures{};  // per head, sequence 0's corner
 };
 
-// Sequence b's [T, T] pattern of head h: read from the dump, or softmax(scale q.k).
-void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float>& pattern) {
+// One thread's scratch: the head it scores, packed, and its [T, T] pattern and [D] sums.
+struct HeadScratch {
+    PackedHead q, k;
+    Tensor<float> pattern;
+    std::vector<double> dim_logit;
+};
+
+// Sequence b's [T, T] pattern of head h: read from the dump, or softmax(scale q.k) of the packed
+// head in `w`.
+void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, HeadScratch& w) {
+    Tensor<float>& pattern = w.pattern;
     const LayerGeometry& g = s.g;
     if (s.options.from == HeadSource::pattern) {
         s.dump.read_pattern(s.layer, Hook::pattern, b, h, pattern);
@@ -275,10 +295,8 @@ void head_pattern(const LayerScan& s, std::size_t b, std::size_t h, Tensor<float
                               s.dump.dataset(s.layer, Hook::pattern), b, h);
         return;
     }
-    const std::size_t T = g.tokens, D = g.dim;
-    const std::size_t kv = h / g.group;
-    causal_attention(&s.q_heads.values[h * T * D], D, &s.k_heads.values[kv * T * D], D, T, D,
-                     s.scale, pattern.ptr(), s.q_heads.max_abs[h], s.k_heads.max_abs[kv]);
+    causal_attention(w.q.values.data(), g.dim, w.k.values.data(), g.dim, g.tokens, g.dim, s.scale,
+                     pattern.ptr(), w.q.max_abs, w.k.max_abs);
 }
 
 void add_sequence_stats(HeadStatistics& a, const SequenceStats& s) {
@@ -300,13 +318,13 @@ Tensor<float> pattern_corner(const Tensor<float>& pattern, std::size_t n) {
 
 // Logit of query i at key i - o, chunk by chunk: (R^i q_i)^(c) . (R^j k_j)^(c). Summed over
 // queries per dimension first (a loop over d that vectorises), then per chunk (its two dims)
-// and in whole (every dim, unrotated ones included). dim_logit [D] is the caller's scratch.
-void add_chunk_logits(const LayerScan& s, std::size_t h, HeadStatistics& a,
-                      std::vector<double>& dim_logit) {
+// and in whole (every dim, unrotated ones included), from the head packed in `w`.
+void add_chunk_logits(const LayerScan& s, HeadScratch& w, HeadStatistics& a) {
     const LayerGeometry& g = s.g;
     const std::size_t T = g.tokens, D = g.dim;
-    const float* qh = &s.q_heads.values[h * T * D];
-    const float* kh = &s.k_heads.values[(h / g.group) * T * D];
+    const float* qh = w.q.values.data();
+    const float* kh = w.k.values.data();
+    std::vector<double>& dim_logit = w.dim_logit;
     for (std::size_t o = 0; o < a.logit.size(); ++o) {
         std::fill(dim_logit.begin(), dim_logit.end(), 0.0);
         for (std::size_t i = first_query(o, s.options.exclude_bos); i < T; ++i) {
@@ -348,17 +366,45 @@ class SequenceVectors {
     const float* data_ = nullptr;
 };
 
-// Heads [begin, end) of sequence b, each thread with its own [T, T] and [D] scratch.
-void scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end) {
+// Heads [begin, end) of sequence b, each thread with its own scratch. False when rotating a
+// head's vectors overflows float32 (report_rotation_overflow then names where).
+bool scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end) {
     const std::size_t T = s.g.tokens;
-    Tensor<float> pattern({T, T});
-    std::vector<double> dim_logit(s.g.dim);
+    const RotationTable* rotation = s.g.vectors.rotate ? &s.rotation : nullptr;
+    HeadScratch w{{}, {}, Tensor<float>({T, T}), std::vector<double>(s.g.dim)};
     for (std::size_t h = begin; h < end; ++h) {
-        head_pattern(s, b, h, pattern);
-        add_sequence_stats(s.acc[h], sequence_stats(pattern.ptr(), T, s.options));
-        if (b == 0) s.pictures[h] = pattern_corner(pattern, std::min(T, s.options.picture_tokens));
-        if (s.attributed) add_chunk_logits(s, h, s.acc[h], dim_logit);
+        if (s.g.vectors.available && (!pack_head(s.q_slab, h, rotation, w.q) ||
+                                      !pack_head(s.k_slab, h / s.g.group, rotation, w.k))) {
+            return false;
+        }
+        head_pattern(s, b, h, w);
+        add_sequence_stats(s.acc[h], sequence_stats(w.pattern.ptr(), T, s.options));
+        if (b == 0) {
+            s.pictures[h] = pattern_corner(w.pattern, std::min(T, s.options.picture_tokens));
+        }
+        if (s.attributed) add_chunk_logits(s, w, s.acc[h]);
     }
+    return true;
+}
+
+// The first (hook, position, head) whose rotation overflows float32, queries before keys, as one
+// serial pass over the sequence would meet it, so the message does not depend on --threads.
+[[noreturn]] void report_rotation_overflow(const LayerScan& s, std::size_t b) {
+    std::vector<float> row(s.g.dim);
+    for (const bool queries : {true, false}) {
+        const SequenceSlab& slab = queries ? s.q_slab : s.k_slab;
+        for (std::size_t t = 0; t < slab.shape.pos; ++t) {
+            for (std::size_t h = 0; h < slab.shape.heads; ++h) {
+                if (pack_row(slab, t, h, &s.rotation, row.data())) continue;
+                const Hook hook = queries ? s.g.vectors.q : s.g.vectors.k;
+                throw data_error(s.dump.input().name(), s.dump.dataset(s.layer, hook),
+                                 fmt::format("rotating batch {}, pos {}, head {} by the schedule "
+                                             "overflows float32 (a chunk norm above 3.4e38)",
+                                             b, t, h));
+            }
+        }
+    }
+    throw std::logic_error("report_rotation_overflow: no row overflows");
 }
 
 // Heads of a sequence run in parallel from q and k (OpenBLAS single-threaded inside, so
@@ -366,23 +412,23 @@ void scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end)
 // is not thread-safe).
 void scan_sequence(LayerScan& s, std::size_t b) {
     const VectorSource& v = s.g.vectors;
+    std::optional<SequenceVectors> q, k;
     if (v.available) {
-        const RotationTable* rotation = v.rotate ? &s.rotation : nullptr;
-        for (const bool queries : {true, false}) {
-            const Hook hook = queries ? v.q : v.k;
-            const VectorShape shape = s.dump.vector_shape(s.layer, hook);
-            const SequenceVectors vectors(s.dump, s.layer, hook, b, queries ? s.q : s.k);
-            pack_heads(vectors.data(), shape, v.schedule, rotation, s.dump, s.layer, hook, b,
-                       queries ? s.q_heads : s.k_heads);
-        }
+        q.emplace(s.dump, s.layer, v.q, b, s.q);
+        k.emplace(s.dump, s.layer, v.k, b, s.k);
+        s.q_slab = {q->data(), s.dump.vector_shape(s.layer, v.q)};
+        s.k_slab = {k->data(), s.dump.vector_shape(s.layer, v.k)};
     }
+    std::atomic<bool> overflow{false};
     if (s.options.from == HeadSource::pattern) {
-        scan_heads(s, b, 0, s.g.heads);
+        overflow = !scan_heads(s, b, 0, s.g.heads);
     } else {
         use_single_threaded_blas();
-        parallel_for(s.g.heads,
-                     [&](std::size_t begin, std::size_t end) { scan_heads(s, b, begin, end); });
+        parallel_for(s.g.heads, [&](std::size_t begin, std::size_t end) {
+            if (!scan_heads(s, b, begin, end)) overflow = true;
+        });
     }
+    if (overflow) report_rotation_overflow(s, b);
 }
 
 // The offset with the most mass: NaN never wins, ties keep the smaller offset.
