@@ -68,6 +68,8 @@ struct RotationTable {
     std::size_t frequencies = 0;
     std::vector<double> cos, sin;  // [T x frequencies]
     std::vector<std::pair<std::size_t, std::size_t>> dims;
+    bool half = false;       // dims are (f, f + frequencies): contiguous loops
+    bool every_dim = false;  // the rotation writes all D dims: nothing to copy first
 };
 
 RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
@@ -82,7 +84,12 @@ RotationTable rotation_table(const Schedule& s, std::size_t tokens) {
             r.sin[t * r.frequencies + f] = std::sin(angle) * s.attention_factor;
         }
     }
-    for (std::size_t f = 0; f < r.frequencies; ++f) r.dims.push_back(s.chunk_dims(f));
+    r.half = true;
+    for (std::size_t f = 0; f < r.frequencies; ++f) {
+        r.dims.push_back(s.chunk_dims(f));
+        r.half = r.half && r.dims[f] == std::pair{f, f + r.frequencies};
+    }
+    r.every_dim = 2 * r.frequencies == s.head_dim;
     return r;
 }
 
@@ -92,23 +99,37 @@ struct SequenceSlab {
     VectorShape shape{};
 };
 
-// Row t of head h of the slab copied to `to` [D], rotated when `rotation` is given. False when the
-// rotation leaves the float range (a chunk norm above 3.4e38): the caller reports where.
-bool pack_row(const SequenceSlab& slab, std::size_t t, std::size_t h, const RotationTable* rotation,
-              float* to) {
-    const std::size_t D = slab.shape.dim;
-    const float* from = &slab.rows[(t * slab.shape.heads + h) * D];
-    std::copy_n(from, D, to);
-    if (!rotation) return true;
-    const double* c = &rotation->cos[t * rotation->frequencies];
-    const double* sn = &rotation->sin[t * rotation->frequencies];
-    for (std::size_t f = 0; f < rotation->dims.size(); ++f) {
-        const auto [a, b] = rotation->dims[f];
+// x' = x cos - y sin, y' = x sin + y cos in double, rounded once: the arithmetic of rotate().
+void rotate_row(const float* from, std::size_t t, const RotationTable& r, float* to) {
+    const double* c = &r.cos[t * r.frequencies];
+    const double* sn = &r.sin[t * r.frequencies];
+    if (r.half) {  // the same arithmetic over contiguous halves, which vectorises
+        const std::size_t F = r.frequencies;
+        for (std::size_t f = 0; f < F; ++f) {
+            const double x = from[f], y = from[f + F];
+            to[f] = static_cast<float>(x * c[f] - y * sn[f]);
+            to[f + F] = static_cast<float>(x * sn[f] + y * c[f]);
+        }
+        return;
+    }
+    for (std::size_t f = 0; f < r.dims.size(); ++f) {
+        const auto [a, b] = r.dims[f];
         const double x = from[a], y = from[b];
         to[a] = static_cast<float>(x * c[f] - y * sn[f]);
         to[b] = static_cast<float>(x * sn[f] + y * c[f]);
     }
-    return std::all_of(to, to + D, [](float v) { return std::isfinite(v); });
+}
+
+// Row t of head h of the slab copied to `to` [D], rotated when `rotation` is given. False when
+// the row is not finite: a NaN/inf in the dump (mapped sequences are not checked before) or a
+// rotation past the float range (a chunk norm above 3.4e38); report_bad_row says which, where.
+bool pack_row(const SequenceSlab& slab, std::size_t t, std::size_t h, const RotationTable* rotation,
+              float* to) {
+    const std::size_t D = slab.shape.dim;
+    const float* from = &slab.rows[(t * slab.shape.heads + h) * D];
+    if (!rotation || !rotation->every_dim) std::copy_n(from, D, to);
+    if (rotation) rotate_row(from, t, *rotation, to);
+    return all_finite(to, D);
 }
 
 // One head's rows [T, D], contiguous for the score SGEMMs and the chunk logits, and its max|v|
@@ -342,8 +363,8 @@ void add_chunk_logits(const LayerScan& s, HeadScratch& w, HeadStatistics& a) {
 
 // Sequence b's [T, heads, D] floats of one hook. Contiguous f32 datasets (h5py's default) are
 // mapped straight from the file, as freq-norms reads them: no copy out of the page cache (that
-// copy was 14% of the run). Everything else, and any sequence holding a NaN/inf (whose message
-// names the element), goes through DumpReader::read_vectors into `slab`.
+// copy was 14% of the run), and no pass of its own for NaN/inf (packing checks every row).
+// Everything else goes through DumpReader::read_vectors into `slab`, which checks as it reads.
 class SequenceVectors {
   public:
     SequenceVectors(const DumpReader& dump, std::size_t layer, Hook hook, std::size_t b,
@@ -353,8 +374,7 @@ class SequenceVectors {
             const ReadOnlyFd fd(sequence->path);
             region_.emplace(fd.get(), sequence->file_name, sequence->offset, sequence->bytes);
             data_ = reinterpret_cast<const float*>(region_->data());
-            if (all_finite(data_, sequence->bytes / sizeof(float))) return;
-            region_.reset();
+            return;
         }
         dump.read_vectors(layer, hook, b, slab);
         data_ = slab.data.data();
@@ -366,8 +386,8 @@ class SequenceVectors {
     const float* data_ = nullptr;
 };
 
-// Heads [begin, end) of sequence b, each thread with its own scratch. False when rotating a
-// head's vectors overflows float32 (report_rotation_overflow then names where).
+// Heads [begin, end) of sequence b, each thread with its own scratch. False when a row of a
+// head's vectors is not finite (report_bad_row then names where).
 bool scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end) {
     const std::size_t T = s.g.tokens;
     const RotationTable* rotation = s.g.vectors.rotate ? &s.rotation : nullptr;
@@ -387,16 +407,19 @@ bool scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end)
     return true;
 }
 
-// The first (hook, position, head) whose rotation overflows float32, queries before keys, as one
-// serial pass over the sequence would meet it, so the message does not depend on --threads.
-[[noreturn]] void report_rotation_overflow(const LayerScan& s, std::size_t b) {
+// Why packing sequence b failed, named as one serial pass would meet it (so the message does not
+// depend on --threads): per hook, queries first, a NaN/inf in the dump (HDF5's reader names the
+// element), else the first (position, head) whose rotation overflows float32.
+[[noreturn]] void report_bad_row(LayerScan& s, std::size_t b) {
     std::vector<float> row(s.g.dim);
+    const RotationTable* rotation = s.g.vectors.rotate ? &s.rotation : nullptr;
     for (const bool queries : {true, false}) {
+        const Hook hook = queries ? s.g.vectors.q : s.g.vectors.k;
+        s.dump.read_vectors(s.layer, hook, b, queries ? s.q : s.k);
         const SequenceSlab& slab = queries ? s.q_slab : s.k_slab;
         for (std::size_t t = 0; t < slab.shape.pos; ++t) {
             for (std::size_t h = 0; h < slab.shape.heads; ++h) {
-                if (pack_row(slab, t, h, &s.rotation, row.data())) continue;
-                const Hook hook = queries ? s.g.vectors.q : s.g.vectors.k;
+                if (pack_row(slab, t, h, rotation, row.data())) continue;
                 throw data_error(s.dump.input().name(), s.dump.dataset(s.layer, hook),
                                  fmt::format("rotating batch {}, pos {}, head {} by the schedule "
                                              "overflows float32 (a chunk norm above 3.4e38)",
@@ -404,7 +427,7 @@ bool scan_heads(LayerScan& s, std::size_t b, std::size_t begin, std::size_t end)
             }
         }
     }
-    throw std::logic_error("report_rotation_overflow: no row overflows");
+    throw std::logic_error("report_bad_row: every row packs");
 }
 
 // Heads of a sequence run in parallel from q and k (OpenBLAS single-threaded inside, so
@@ -419,16 +442,16 @@ void scan_sequence(LayerScan& s, std::size_t b) {
         s.q_slab = {q->data(), s.dump.vector_shape(s.layer, v.q)};
         s.k_slab = {k->data(), s.dump.vector_shape(s.layer, v.k)};
     }
-    std::atomic<bool> overflow{false};
+    std::atomic<bool> bad_row{false};
     if (s.options.from == HeadSource::pattern) {
-        overflow = !scan_heads(s, b, 0, s.g.heads);
+        bad_row = !scan_heads(s, b, 0, s.g.heads);
     } else {
         use_single_threaded_blas();
         parallel_for(s.g.heads, [&](std::size_t begin, std::size_t end) {
-            if (!scan_heads(s, b, begin, end)) overflow = true;
+            if (!scan_heads(s, b, begin, end)) bad_row = true;
         });
     }
-    if (overflow) report_rotation_overflow(s, b);
+    if (bad_row) report_bad_row(s, b);
 }
 
 // The offset with the most mass: NaN never wins, ties keep the smaller offset.
