@@ -113,12 +113,13 @@ Hid open_for_write(hid_t file, const std::string& file_name, const std::string& 
 }
 
 Hid create_plain(hid_t file, const std::string& file_name, const std::string& dataset,
-                 const Shape& shape, hid_t type, hid_t dcpl) {
+                 const Shape& shape, hid_t type) {
     Hid lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     H5Pset_create_intermediate_group(lcpl.get(), 1);
     Hid space = create_space(shape);
-    Hid d(H5Dcreate2(file, dataset.c_str(), type, space.get(), lcpl.get(), dcpl, H5P_DEFAULT),
-          H5Dclose);
+    Hid d(
+        H5Dcreate2(file, dataset.c_str(), type, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+        H5Dclose);
     if (!d)
         throw data_error(file_name, dataset, "cannot create dataset (name taken or disk full?)");
     return d;
@@ -296,14 +297,13 @@ void create_output_dataset(hid_t file, const std::string& file_name, const std::
     // Contiguous, unfiltered: every shape we write is known up front, and readers (ours in place,
     // numpy.memmap over h5py's offset) can map a contiguous dataset's bytes instead of copying
     // them through HDF5. Chunks bought nothing here (no compression, no growing axis).
-    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     Hid f16;
     hid_t type = file_type_for(stored);
     if (stored == DType::f16) {
         f16 = make_f16_type();
         type = f16.get();
     }
-    Hid d = create_plain(file, file_name, dataset, shape, type, dcpl.get());
+    Hid d = create_plain(file, file_name, dataset, shape, type);
     if (stored == DType::bf16)
         write_attribute(file, file_name, dataset, "dtype", std::string("bfloat16"));
 }
@@ -382,7 +382,7 @@ void write_whole(hid_t file, const std::string& file_name, const std::string& da
 
 void write_int64(hid_t file, const std::string& file_name, const std::string& dataset,
                  const Shape& shape, const std::int64_t* data) {
-    Hid d = create_plain(file, file_name, dataset, shape, H5T_STD_I64LE, H5P_DEFAULT);
+    Hid d = create_plain(file, file_name, dataset, shape, H5T_STD_I64LE);
     if (element_count(shape) > 0 &&
         H5Dwrite(d.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         fail_write(file_name, dataset);
