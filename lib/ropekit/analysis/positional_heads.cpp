@@ -144,7 +144,7 @@ struct PackedHead {
 };
 
 // Packs head h unless `packed` holds it already (query heads of a group share their key head).
-// False when rotating overflows float32.
+// False when a packed row is not finite (see pack_row).
 bool pack_head(const SequenceSlab& slab, std::size_t h, const RotationTable* rotation,
                PackedHead& packed) {
     if (packed.head == h) return true;
