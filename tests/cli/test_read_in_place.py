@@ -35,19 +35,25 @@ class ReadInPlace(TempDirTest):
         data_bytes = 4 * int(np.prod(shape)) * 4  # four f32 tensors
         return contiguous, chunked, data_bytes
 
-    def syscalls(self, name, *command):
-        """The (count, total return value) of one system call during the command, under strace."""
+    def traced(self, name, *command):
+        """The strace lines of one system call made while the command ran."""
         log = self.path("strace.txt")
-        env = dict(os.environ)  # LeakSanitizer cannot run under ptrace: see pread_bytes
+        # LeakSanitizer cannot run under ptrace (the sanitizer build): leaks are checked by
+        # every other test; here only the system calls matter.
+        env = dict(os.environ)
         env["ASAN_OPTIONS"] = ":".join(o for o in (env.get("ASAN_OPTIONS"), "detect_leaks=0") if o)
         r = subprocess.run(["strace", "-f", "-qq", "-e", f"trace={name}", "-o", log,
                             tool_path(command[0])] + list(command[1:]),
                            capture_output=True, text=True, timeout=300, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(log) as f:
-            calls = [line for line in f if f"{name}(" in line]
+            lines = [line.strip() for line in f if f"{name}(" in line]
         os.remove(log)
-        return len(calls)
+        return lines
+
+    def syscalls(self, name, *command):
+        """How many times the command made one system call."""
+        return len(self.traced(name, *command))
 
     def test_short_sequences_are_mapped_in_runs(self):
         # 3000 sequences of 2 KB: mapped a run at a time, not one mmap per sequence (which, with
@@ -68,19 +74,9 @@ class ReadInPlace(TempDirTest):
                         data_bytes // 10)
 
     def pread_bytes(self, *command):
-        log = self.path("strace.txt")
-        # LeakSanitizer cannot run under ptrace (the sanitizer build): leaks are checked by
-        # every other test; here only the system calls matter.
-        env = dict(os.environ)
-        env["ASAN_OPTIONS"] = ":".join(o for o in (env.get("ASAN_OPTIONS"), "detect_leaks=0") if o)
-        r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=pread64", "-o", log,
-                            tool_path(command[0])] + list(command[1:]),
-                           capture_output=True, text=True, timeout=300, env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        with open(log) as f:
-            total = sum(int(m.group(1)) for line in f if (m := PREAD.search(line.strip())))
-        os.remove(log)
-        return total
+        """The bytes the command read with pread()."""
+        return sum(int(m.group(1)) for line in self.traced("pread64", *command)
+                   if (m := PREAD.search(line)))
 
     def check_tool(self, tool, *flags):
         contiguous, chunked, data_bytes = self.dumps()
